@@ -1,0 +1,75 @@
+"""The Backend interface: array creation, random numbers and host transfer for one array module."""
+from __future__ import annotations
+
+
+class Backend:
+    r"""One array backend.
+
+    Attributes
+    ----------
+    name : str
+        ``"numpy"``, ``"cupy"`` or ``"strict"``.
+    xp : module
+        The array module used for *creation* (``zeros``, ``eye``, ``asarray``...). Arithmetic in
+        refscore goes through ``autograd.numpy`` so that it stays differentiable.
+    array_type : type
+        The array class this backend owns.
+    """
+
+    name: str = "?"
+    xp = None
+    array_type: type = object
+
+    def __repr__(self):
+        return f"<refscore backend {self.name!r}>"
+
+    # --- creation -------------------------------------------------------------------------
+    def asarray(self, a, dtype=None):
+        """Host/list/device data -> an array of this backend (a copy only when needed)."""
+        raise NotImplementedError
+
+    def to_numpy(self, a):
+        """This backend's array -> ``numpy.ndarray`` (a device-to-host copy on GPUs)."""
+        raise NotImplementedError
+
+    def rng(self, seed=None):
+        """A random Generator of this backend, seeded with ``seed``."""
+        raise NotImplementedError
+
+    # --- random numbers: the only place backends differ in how they draw ---------------------
+    def normal(self, rng, shape, dtype="float64"):
+        """Standard normal draws of the given shape and dtype."""
+        self._check_rng(rng)
+        return rng.standard_normal(size=tuple(shape), dtype=dtype)
+
+    def uniform(self, rng, shape, dtype="float64"):
+        """Uniform draws on [0, 1)."""
+        self._check_rng(rng)
+        return rng.random(size=tuple(shape), dtype=dtype)
+
+    def rademacher(self, rng, shape, dtype="float64"):
+        """Independent ±1 signs with probability ½ each."""
+        u = self.uniform(rng, shape, dtype)
+        return self.xp.where(u < 0.5, -1.0, 1.0).astype(dtype)
+
+    def choice(self, rng, k, size, p):
+        """Indices in ``range(k)`` drawn with probabilities ``p`` (an array of this backend)."""
+        u = self.uniform(rng, (size,), p.dtype)
+        cdf = self.xp.cumsum(p)
+        idx = self.xp.searchsorted(cdf / cdf[-1], u, side="right")
+        return self.xp.minimum(idx, k - 1)
+
+    def _check_rng(self, rng):
+        if not isinstance(rng, self.generator_type):
+            raise TypeError(
+                f"rng must be a {self.generator_type.__module__}.{self.generator_type.__name__} "
+                f"for the {self.name} backend (make one with backends.get({self.name!r}).rng(seed)), "
+                f"got {type(rng).__module__}.{type(rng).__name__}"
+            )
+
+    generator_type: type = object
+
+    # --- synchronisation helpers ------------------------------------------------------------
+    def isfinite_all(self, a) -> bool:
+        """True if every entry of ``a`` is finite (one host sync on device backends)."""
+        return bool(self.xp.all(self.xp.isfinite(a)))

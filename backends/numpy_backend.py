@@ -1,0 +1,26 @@
+"""The NumPy backend: the reference. HIPS autograd differentiates it natively."""
+from __future__ import annotations
+
+import numpy
+
+from ._base import Backend
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    xp = numpy
+    array_type = numpy.ndarray
+    generator_type = numpy.random.Generator
+
+    def asarray(self, a, dtype=None):
+        if type(a).__module__.split(".")[0] == "cupy":
+            a = a.get()
+        elif hasattr(a, "_strict_unwrap"):
+            a = a._strict_unwrap()
+        return numpy.asarray(a, dtype=dtype)
+
+    def to_numpy(self, a):
+        return self.asarray(a)
+
+    def rng(self, seed=None):
+        return numpy.random.default_rng(seed)

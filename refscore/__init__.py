@@ -1,0 +1,20 @@
+r"""refscore: the reference implementation of score matching and energy-based models.
+
+Conventions (``API.md``): :math:`p(x)=e^{-E(x)}/Z`, score :math:`s(x)=\nabla_x\log p(x)=-\nabla_xE(x)`,
+points are rows ``(n, d)``, losses use the ½ convention and return batch means, and every
+Langevin-type step is :math:`x' = x + h\,s(x) + \sqrt{2h}\,z`.
+"""
+from . import backends  # noqa: F401  (refscore.backends is the top-level backends/ folder)
+
+__version__ = "0.1.0"
+
+__all__ = ["backends", "energies", "partition", "losses", "tweedie", "samplers", "diagnostics",
+           "sde", "nn", "train", "datasets", "experiments"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'refscore' has no attribute {name!r}")

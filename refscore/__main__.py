@@ -1,0 +1,3 @@
+from refscore.cli import main
+
+raise SystemExit(main())
