@@ -1,0 +1,1 @@
+"""Samplers (filled by issue 4)."""
