@@ -1,0 +1,247 @@
+"""Samplers (issue 4). Statistical assertions: fixed seeds, 5 standard errors."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from refscore import diagnostics, samplers
+from refscore.energies import Gaussian, GaussianBernoulliRBM, GaussianMixture
+from refscore.losses import geometric_sigmas
+from refscore.samplers._common import langevin_log_q, langevin_move, mh_accept, rows_finite, select_rows
+
+from conftest import to_np
+
+N_SE = 5.0
+STD = Gaussian([0.0], [[1.0]])
+
+
+def var_within_se(x, target):
+    n = x.size
+    se = target * math.sqrt(2.0 / n)  # SE of a Gaussian sample variance
+    assert abs(x.var() - target) < N_SE * se, (x.var(), target, se)
+
+
+def test_ula_is_biased_and_mala_is_not():
+    rng = np.random.default_rng(0)
+    h = 0.5
+    x0 = rng.standard_normal((20000, 1))
+    x, info = samplers.langevin(STD.score, x0, h, 60, rng)
+    var_within_se(x, 1.0 / (1.0 - h / 2))  # ULA: x' = (1-h)x + √(2h)z
+    x, info = samplers.mala(STD.unnormalized_log_prob, x0, h, 60, rng, score_fn=STD.score)
+    var_within_se(x, 1.0)
+    assert info["acceptance_rate"].shape == (20000,)
+
+
+def test_notes_proposal_without_and_with_mh():
+    """Seed 003_…, §11.2.1: y = x + η s + √η ε. Unadjusted on N(0,1): variance 1/(2-η); with MH: exact."""
+    rng = np.random.default_rng(1)
+    eta = 0.6
+    x0 = rng.standard_normal((20000, 1))
+    x, _ = samplers.langevin(STD.score, x0, eta, 60, rng, noise_var=eta)
+    var_within_se(x, 1.0 / (2.0 - eta))
+    x, _ = samplers.mala(STD.unnormalized_log_prob, x0, eta, 60, rng, score_fn=STD.score, noise_var=eta)
+    var_within_se(x, 1.0)
+
+
+def test_mala_acceptance_limits():
+    rng = np.random.default_rng(2)
+    g = GaussianMixture([0.5, 0.5], [[-1.0, 0.0], [1.5, 0.5]], [0.5, 1.0])
+    x0 = g.sample(2000, rng)
+    rates = [float(samplers.mala(g.unnormalized_log_prob, x0, h, 20, rng, score_fn=g.score)[1]["acceptance_rate"].mean())
+             for h in (1e-5, 0.1, 1.0)]
+    assert rates[0] > 0.999 and rates[0] > rates[1] > rates[2]
+
+
+def test_proposal_log_density_is_the_gaussian_closed_form():
+    rng = np.random.default_rng(3)
+    x, s, h = rng.normal(size=(5, 3)), rng.normal(size=(5, 3)), 0.3
+    y1, y2 = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    ref = lambda y: np.array([stats.multivariate_normal(x[i] + h * s[i], 2 * h * np.eye(3)).logpdf(y[i]) for i in range(5)])
+    np.testing.assert_allclose(langevin_log_q(y1, x, s, h) - langevin_log_q(y2, x, s, h), ref(y1) - ref(y2), rtol=1e-10)
+    z = rng.normal(size=(5, 3))
+    np.testing.assert_allclose(langevin_move(x, s, h, z), x + h * s + math.sqrt(2 * h) * z)
+
+
+BIMODAL = GaussianMixture([0.3, 0.7], [[-2.0], [1.5]], [0.3, 1.0])
+
+
+def _bimodal_cdf(t):
+    h = BIMODAL._host
+    return sum(w * stats.norm(m[0], math.sqrt(c[0, 0])).cdf(t) for w, m, c in zip(h["weights"], h["means"], h["covs"]))
+
+
+def _swapped_mala(log_prob, score, x0, h, n_steps, rng):
+    """blackjax #653: forward and reverse proposal densities swapped."""
+    x, lp, s = x0, log_prob(x0), score(x0)
+    for _ in range(n_steps):
+        y = langevin_move(x, s, h, rng.standard_normal(x.shape))
+        lpy, sy = log_prob(y), score(y)
+        wrong = lpy - lp + langevin_log_q(y, x, s, h) - langevin_log_q(x, y, sy, h)
+        acc = mh_accept(wrong, rng.random(x.shape[0]), rows_finite(y))
+        x, lp, s = select_rows(acc, y, x), np.where(acc, lpy, lp), select_rows(acc, sy, s)
+    return x
+
+
+def test_mala_leaves_a_non_gaussian_target_invariant_and_the_swap_does_not():
+    rng = np.random.default_rng(4)
+    x0 = BIMODAL.sample(20000, rng)
+    x, _ = samplers.mala(BIMODAL.unnormalized_log_prob, x0, 0.4, 30, rng, score_fn=BIMODAL.score)
+    assert stats.kstest(x[:, 0], _bimodal_cdf).pvalue > 1e-3
+    bad = _swapped_mala(BIMODAL.unnormalized_log_prob, BIMODAL.score, x0, 0.4, 30, rng)
+    assert stats.kstest(bad[:, 0], _bimodal_cdf).pvalue < 1e-6
+
+
+@pytest.mark.slow
+def test_mala_acceptance_flat_with_h_proportional_to_d_to_minus_one_third():
+    rng = np.random.default_rng(5)
+    rates = {}
+    for d in (10, 100, 1000):
+        g = Gaussian(np.zeros(d), np.eye(d))
+        x0 = rng.standard_normal((500, d))
+        _, info = samplers.mala(g.unnormalized_log_prob, x0, 1.2 * d ** (-1 / 3), 20, rng, score_fn=g.score)
+        rates[d] = float(info["acceptance_rate"].mean())
+    assert max(rates.values()) - min(rates.values()) < 0.1, rates
+
+
+def test_mala_acceptance_roughly_flat_fast():
+    """Fast version of the d^(-1/3) scaling check (d = 10, 100, 1000, fewer chains)."""
+    rng = np.random.default_rng(5)
+    rates, fixed = [], []
+    for d in (10, 100, 1000):
+        x0 = rng.standard_normal((200, d))
+        lp = lambda x: -0.5 * np.sum(x * x, 1)
+        sc = lambda x: -x
+        rates.append(float(samplers.mala(lp, x0, 1.2 * d ** (-1 / 3), 10, rng, score_fn=sc)[1]["acceptance_rate"].mean()))
+        fixed.append(float(samplers.mala(lp, x0, 0.6, 10, rng, score_fn=sc)[1]["acceptance_rate"].mean()))
+    assert max(rates) - min(rates) < 0.12, rates
+    assert fixed[0] - fixed[2] > 0.5, fixed  # a fixed h collapses
+
+
+def test_annealed_langevin_recovers_mixture_weights_plain_langevin_does_not():
+    """NCSN two-mode experiment (Song & Ermon 2019, §3.2.2 / Fig. 3)."""
+    rng = np.random.default_rng(6)
+    g = GaussianMixture([0.2, 0.8], [[-5.0, -5.0], [5.0, 5.0]], [1.0, 1.0])
+    n = 4000
+    x0 = rng.uniform(-8, 8, (n, 2))
+    sig = geometric_sigmas(20.0, 0.5, 10)
+    scores = {float(s): g.perturbed(float(s)).score for s in sig}
+    x, info = samplers.annealed_langevin(lambda y, s: scores[s](y), x0, sig, 0.05, 100, rng)
+    frac = float(np.mean(x[:, 0] > 0))
+    se = math.sqrt(0.8 * 0.2 / n)
+    assert abs(frac - 0.8) < N_SE * se, frac
+    assert info["n_steps"] == 1000 and np.isclose(info["step_sizes"][0], 0.05 * 1600)
+    y, _ = samplers.langevin(g.score, x0, 0.05, 1000, rng)
+    frac_plain = float(np.mean(y[:, 0] > 0))
+    assert abs(frac_plain - 0.8) > 10 * se, frac_plain  # stuck near the initial 50/50 split
+
+
+def test_rwmh_targets_the_density():
+    rng = np.random.default_rng(7)
+    x0 = BIMODAL.sample(10000, rng)
+    x, info = samplers.rwmh(BIMODAL.unnormalized_log_prob, x0, 1.0, 30, rng)
+    assert stats.kstest(x[:, 0], _bimodal_cdf).pvalue > 1e-3
+    assert 0.2 < info["acceptance_rate"].mean() < 0.9
+
+
+def test_gibbs_on_tiny_rbm_matches_exact_marginals():
+    rng = np.random.default_rng(8)
+    W, b, c = rng.normal(0, 0.8, (2, 3)), rng.normal(size=2), rng.normal(size=3)
+    rbm = GaussianBernoulliRBM(W, b, c)
+    # exact marginal: mixture over the 2^3 hidden states with weights ∝ exp(cᵀh + ½||b+Wh||²)
+    hs = np.array([[(k >> j) & 1 for j in range(3)] for k in range(8)], float)
+    means = b + hs @ W.T
+    logw = hs @ c + 0.5 * np.sum(means**2, 1)
+    w = np.exp(logw - logw.max())
+    w /= w.sum()
+    exact = GaussianMixture(w, means, np.ones(8))
+    x, info = samplers.rbm_gibbs(rbm, rng.normal(size=(20000, 2)), 50, rng)
+    m = w @ means
+    cov = np.einsum("k,ki,kj->ij", w, means, means) + np.eye(2) - np.outer(m, m)
+    se = np.sqrt(np.diag(cov) / x.shape[0])
+    assert np.all(np.abs(x.mean(0) - m) < N_SE * se)
+    for j in range(2):  # each marginal, by KS against the exact mixture's CDF
+        cdf = lambda t, j=j: sum(wk * stats.norm(mk[j], 1.0).cdf(t) for wk, mk in zip(w, means))
+        assert stats.kstest(x[:, j], cdf).pvalue > 1e-3
+    # the free energy is the mixture's energy up to a constant
+    pts = rng.normal(size=(5, 2))
+    d = rbm.energy(pts) - exact.energy(pts)
+    np.testing.assert_allclose(d, d[0], rtol=1e-10)
+
+
+def test_non_finite_proposals_are_rejected_and_counted():
+    rng = np.random.default_rng(9)
+    lp = lambda x: np.where(x[:, 0] > 1.0, np.nan, -0.5 * np.sum(x * x, 1))
+    x, info = samplers.mala(lp, np.zeros((500, 1)), 0.5, 50, rng, score_fn=lambda x: -x)
+    assert np.all(x[:, 0] <= 1.0) and info["n_nonfinite"].sum() > 0
+    x, info = samplers.rwmh(lp, np.zeros((500, 1)), 1.0, 50, rng)
+    assert np.all(np.isfinite(x)) and info["n_nonfinite"].sum() > 0
+
+
+def test_ula_divergence_is_reported_never_silent():
+    rng = np.random.default_rng(10)
+    with pytest.raises(FloatingPointError, match="every one of the 50 ULA chains diverged"):
+        with np.errstate(all="ignore"):
+            samplers.langevin(lambda x: -x**3, np.full((50, 1), 10.0), 1.0, 50, rng)
+    x0 = np.concatenate([np.full((5, 1), 10.0), np.zeros((45, 1))])
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="5 of 50 ULA chains diverged"):
+        _, info = samplers.langevin(lambda x: -x**3, x0, 0.05, 30, rng)
+    assert info["n_diverged"] == 5 and info["diverged"][:5].all()
+
+
+def test_samplers_agree_across_backends_with_the_same_seed(bk):
+    g = GaussianMixture([0.4, 0.6], [[-1.0, 0.0], [1.0, 1.0]], [0.5, 1.0], backend=bk.name)
+    gn = GaussianMixture([0.4, 0.6], [[-1.0, 0.0], [1.0, 1.0]], [0.5, 1.0])
+    x0 = np.random.default_rng(0).normal(size=(64, 2))
+    np_bk = type(bk)  # noqa: F841
+    from refscore import backends
+
+    nb = backends.get("numpy")
+    runs = [
+        (lambda B, G, r: samplers.langevin(G.score, B.asarray(x0), 0.1, 5, r)[0]),
+        (lambda B, G, r: samplers.mala(G.unnormalized_log_prob, B.asarray(x0), 0.1, 5, r, score_fn=G.score)[0]),
+        (lambda B, G, r: samplers.rwmh(G.unnormalized_log_prob, B.asarray(x0), 0.5, 5, r)[0]),
+        (lambda B, G, r: samplers.annealed_langevin(lambda y, s: G.perturbed(s).score(y), B.asarray(x0),
+                                                    [1.0, 0.5], 0.05, 3, r)[0]),
+    ]
+    if bk.name == "cupy":
+        pytest.skip("cupy draws different random numbers: its parity is checked statistically (test_gpu.py)")
+    for run in runs:
+        np.testing.assert_allclose(to_np(run(bk, g, bk.rng(3))), run(nb, gn, nb.rng(3)), rtol=1e-10, atol=1e-12)
+
+
+def test_keep_every_and_argument_errors():
+    rng = np.random.default_rng(0)
+    x, info = samplers.langevin(STD.score, np.zeros((3, 1)), 0.1, 10, rng, keep_every=5)
+    assert info["trajectory"].shape == (2, 3, 1) and np.array_equal(info["trajectory"][-1], x)
+    with pytest.raises(ValueError, match="step_size must be positive"):
+        samplers.mala(STD.unnormalized_log_prob, np.zeros((3, 1)), -0.1, 10, rng)
+    with pytest.raises(ValueError, match="x0 must be a 2-D array"):
+        samplers.langevin(STD.score, np.zeros(3), 0.1, 10, rng)
+    with pytest.raises(ValueError, match="sigmas must be strictly decreasing"):
+        samplers.annealed_langevin(lambda x, s: -x, np.zeros((3, 1)), [0.1, 1.0], 0.1, 2, rng)
+    with pytest.raises(TypeError, match="rng must be"):
+        samplers.langevin(STD.score, np.zeros((3, 1)), 0.1, 10, 42)
+
+
+# ---------------------------------------------------------------------------------------
+# diagnostics
+# ---------------------------------------------------------------------------------------
+def test_ess_of_ar1_matches_theory_and_rhat_flags_stuck_chains():
+    rng = np.random.default_rng(11)
+    rho, n, m = 0.8, 4000, 8
+    x = np.zeros((n, m))
+    x[0] = rng.standard_normal(m) / math.sqrt(1 - rho**2)
+    for t in range(1, n):
+        x[t] = rho * x[t - 1] + rng.standard_normal(m)
+    ess = diagnostics.effective_sample_size(x)[0]
+    theory = n * m * (1 - rho) / (1 + rho)
+    assert abs(ess / theory - 1) < 0.15, (ess, theory)
+    assert abs(diagnostics.split_rhat(x)[0] - 1) < 0.01
+    stuck = x + np.arange(m) * 3.0
+    assert diagnostics.split_rhat(stuck)[0] > 1.5
+    s = diagnostics.acceptance_summary({"acceptance_rate": np.array([0.5, 0.7])})
+    assert s["mean"] == pytest.approx(0.6) and s["n_chains"] == 2
+    with pytest.raises(ValueError, match="chains must be"):
+        diagnostics.effective_sample_size(np.zeros(3))
