@@ -10,7 +10,7 @@ import numpy as onp
 
 from . import backends
 
-__all__ = ["effective_sample_size", "split_rhat", "acceptance_summary"]
+__all__ = ["effective_sample_size", "split_rhat", "acceptance_summary", "sliced_wasserstein"]
 
 
 def _host(a):
@@ -81,3 +81,22 @@ def acceptance_summary(info):
     """Mean, min and max per-chain acceptance rate from a Metropolis sampler's ``info``."""
     a = _host(info["acceptance_rate"])
     return {"mean": float(a.mean()), "min": float(a.min()), "max": float(a.max()), "n_chains": int(a.size)}
+
+
+def sliced_wasserstein(x, y, rng=None, n_projections=128):
+    r"""Sliced 2-Wasserstein distance between two samples (Bonneel et al. 2015):
+
+    .. math:: SW_2(x,y)^2 = \mathbb E_{\theta\sim U(S^{d-1})}\,W_2^2(\theta^\top x,\theta^\top y)
+
+    with 1-D :math:`W_2` from sorted projections (equal sizes: the sample quantiles).
+    Computed on the host; ``rng`` a NumPy Generator (default seed 0) for the directions.
+    """
+    x, y = _host(x), _host(y)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must be (n, d) and (m, d), got {x.shape} and {y.shape}")
+    rng = onp.random.default_rng(0) if rng is None else rng
+    th = rng.standard_normal((x.shape[1], n_projections))
+    th /= onp.linalg.norm(th, axis=0)
+    qs = onp.linspace(0, 1, min(x.shape[0], y.shape[0]) + 2)[1:-1]
+    px, py = onp.quantile(x @ th, qs, axis=0), onp.quantile(y @ th, qs, axis=0)
+    return float(onp.sqrt(onp.mean((px - py) ** 2)))

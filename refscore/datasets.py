@@ -1,0 +1,52 @@
+r"""Two-dimensional toy data sets, drawn with a backend ``rng`` (no global state).
+
+``make(name, n, rng)`` with name in ``gaussian_mixture`` (8 Gaussians on a circle),
+``two_moons``, ``rings``, ``spirals``, ``checkerboard``. Returns ``(n, 2)`` arrays of the rng's
+backend, scaled to roughly unit spread (the conventions of Grathwohl et al. 2019, FFJORD toys).
+"""
+from __future__ import annotations
+
+import math
+
+from .energies import _backend_of_rng
+from ._validation import check_positive_int
+
+__all__ = ["make", "NAMES"]
+
+NAMES = ("gaussian_mixture", "two_moons", "rings", "spirals", "checkerboard")
+
+
+def make(name, n, rng, noise=None):
+    """Draw ``n`` points of the named toy set; see module docstring."""
+    if name not in NAMES:
+        raise ValueError(f"unknown data set {name!r}; choose from {', '.join(NAMES)}")
+    n = check_positive_int(n, "n")
+    bk = _backend_of_rng(rng)
+    xp = bk.xp
+    u = lambda *s: bk.uniform(rng, s)
+    z = lambda *s: bk.normal(rng, s)
+    if name == "gaussian_mixture":
+        k = xp.floor(u(n) * 8)
+        ang = 2 * math.pi * k / 8
+        centers = xp.stack([xp.cos(ang), xp.sin(ang)], axis=1) * 2.0
+        return centers + (0.15 if noise is None else noise) * z(n, 2)
+    if name == "two_moons":
+        t = u(n) * math.pi
+        upper = u(n) < 0.5
+        x = xp.where(upper, xp.cos(t), 1.0 - xp.cos(t))
+        y = xp.where(upper, xp.sin(t), 0.5 - xp.sin(t))
+        return (xp.stack([x, y], axis=1) - xp.asarray([0.5, 0.25])) * 1.5 + (0.08 if noise is None else noise) * z(n, 2)
+    if name == "rings":
+        r = 0.75 * (1 + xp.floor(u(n) * 3))
+        ang = 2 * math.pi * u(n)
+        return xp.stack([r * xp.cos(ang), r * xp.sin(ang)], axis=1) + (0.06 if noise is None else noise) * z(n, 2)
+    if name == "spirals":
+        t = xp.sqrt(u(n)) * 3 * math.pi
+        sign = xp.where(u(n) < 0.5, -1.0, 1.0)
+        pts = xp.stack([t * xp.cos(t), t * xp.sin(t)], axis=1) * sign[:, None] / (3 * math.pi) * 2.5
+        return pts + (0.08 if noise is None else noise) * z(n, 2)
+    # checkerboard on [-2, 2]²: x uniform, y in alternating cells
+    x1 = u(n) * 4 - 2
+    y0 = u(n) * 2 - 2 + 2 * xp.floor(u(n) * 2)
+    x2 = y0 + (xp.floor(x1) % 2)
+    return xp.stack([x1, x2], axis=1)
