@@ -103,7 +103,8 @@ def _install_rules():
     if _registered:
         return
     numpy_vjps.repeat_to_match_shape = _repeat_to_match_shape
-    defvjp(anp.where, None, _where_x, _where_y)
+    # autograd.numpy.where is a Python wrapper; the primitive it calls is `_original_where`
+    defvjp(getattr(anp, "_original_where", anp.where), None, _where_x, _where_y)
     defvjp(_untake, lambda ans, x, idx, _: lambda g: g[idx])
     from autograd.extend import vspace
     from autograd.util import func

@@ -152,7 +152,7 @@ def run_tour(backend=None, seed=0, out="tour-output", quick=False):
         a.set_xlim(-3.2, 3.2)
         a.set_ylim(-3.2, 3.2)
         a.set_aspect("equal")
-    R.figure(fig, "05_samples.png", "Samples over the data density, chains started uniform on [-3, 3]²")
+    R.figure(fig, "05_samples.png", "Samples over the data density, chains started uniformly on the square of side 6")
     swt = experiments.Table("Sliced Wasserstein distance to exact samples (lower is better)", ["sampler / model", "SW2"],
                             [(k, diagnostics.sliced_wasserstein(v, x_eval)) for k, v in
                              [("ULA exact score", xu), ("MALA exact", xm), ("annealed Langevin, NCSN net", xa),

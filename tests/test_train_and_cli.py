@@ -1,0 +1,141 @@
+"""Training, checkpoints, the NaN guard, CD/DSM learning, and the command line (issue 5)."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from refscore import datasets, diagnostics, losses, nn, samplers, train
+from refscore.energies import MLPEnergy
+
+
+def _dsm_setup(seed=0):
+    rng = np.random.default_rng(seed)
+    data = datasets.make("gaussian_mixture", 1000, rng)
+    model = MLPEnergy(2, (16, 16), rng=np.random.default_rng(1))
+    loss = lambda p, b, r: losses.dsm(model.score_fn(p), b, 0.2, r)
+    return rng, data, model, loss
+
+
+def test_checkpoint_resume_is_bit_for_bit(tmp_path):
+    rng, data, model, loss = _dsm_setup()
+    full, h_full = train.fit(loss, model.params, data, np.random.default_rng(7), n_steps=40, batch_size=32,
+                             progress_bar=False)
+    ck = tmp_path / "ck"
+    # an interrupted run: stops after 20 steps (checkpoint at 20), then resumes to 40
+    train.fit(loss, model.params, data, np.random.default_rng(7), n_steps=20, batch_size=32, checkpoint_dir=ck,
+              checkpoint_every=10, progress_bar=False)
+    assert (ck / "checkpoint.npz").exists() and json.load(open(ck / "checkpoint.json"))["step"] == 20
+    resumed, h_res = train.fit(loss, model.params, data, np.random.default_rng(999), n_steps=40, batch_size=32,
+                               checkpoint_dir=ck, checkpoint_every=10, progress_bar=False)
+    for a, b in zip(train.tree_leaves(full), train.tree_leaves(resumed)):
+        assert np.array_equal(a[1], b[1])  # bit for bit
+    assert h_full["loss"] == h_res["loss"]
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    rng, data, model, _ = _dsm_setup()
+    calls = {"n": 0}
+
+    def loss(p, b, r):
+        calls["n"] += 1
+        val = losses.dsm(model.score_fn(p), b, 0.2, r)
+        return val * (np.nan if calls["n"] > 25 else 1.0)
+
+    ck = tmp_path / "ck"
+    with pytest.raises(FloatingPointError, match=r"non-finite loss .* at step 26; the last good checkpoint is kept"):
+        train.fit(loss, model.params, data, rng, n_steps=60, batch_size=16, checkpoint_dir=ck, checkpoint_every=10,
+                  log_every=5, progress_bar=False)
+    meta = json.load(open(ck / "checkpoint.json"))
+    assert meta["step"] == 20
+    z = np.load(ck / "checkpoint.npz")
+    assert all(np.all(np.isfinite(z[k])) for k in z.files)
+
+
+def test_dsm_training_reduces_loss_and_moves_samples_to_the_data():
+    rng, data, model, loss = _dsm_setup()
+    x0 = rng.uniform(-3, 3, (400, 2))
+    before, _ = samplers.langevin(model.score, x0, 0.01, 200, np.random.default_rng(3))
+    params, h = train.fit(loss, model.params, data, rng, n_steps=400, batch_size=128, progress_bar=False,
+                          optimizer=train.adam(3e-3))
+    model.params = params
+    after, _ = samplers.langevin(model.score, x0, 0.01, 200, np.random.default_rng(3))
+    # the DSM loss on a fixed evaluation set with fixed noise falls (paired, 5 standard errors)
+    xe, ze = data[:1000], np.random.default_rng(5).standard_normal((1000, 2))
+    init = MLPEnergy(2, (16, 16), rng=np.random.default_rng(1))
+    d = (losses.dsm(model.score, xe, 0.2, z=ze, reduction="none")
+         - losses.dsm(init.score, xe, 0.2, z=ze, reduction="none"))
+    assert d.mean() < -5 * d.std() / np.sqrt(d.size)
+    assert len(h["loss"]) == 400
+    ref = data[:400]
+    assert diagnostics.sliced_wasserstein(after, ref) < 0.7 * diagnostics.sliced_wasserstein(before, ref)
+
+
+def test_cd_training_reduces_the_distance_to_the_data():
+    rng = np.random.default_rng(0)
+    data = datasets.make("two_moons", 1000, rng)
+    model = MLPEnergy(2, (32, 32), rng=np.random.default_rng(1))
+    x0 = rng.uniform(-3, 3, (400, 2))
+    before, _ = samplers.langevin(model.score, x0, 0.01, 100, np.random.default_rng(3))
+    params, h = train.fit_cd(model, data, rng, k=20, step_size=0.005, persistent=True, n_steps=200,
+                             batch_size=128, progress_bar=False, optimizer=train.adam(3e-3))
+    model.params = params
+    after, _ = samplers.langevin(model.score, x0, 0.01, 100, np.random.default_rng(3))
+    ref = data[:400]
+    assert diagnostics.sliced_wasserstein(after, ref) < 0.7 * diagnostics.sliced_wasserstein(before, ref)
+
+
+def test_optimisers_and_score_net():
+    # Adam and SGD minimise a quadratic
+    for opt in (train.adam(0.1), train.sgd(0.1, momentum=0.5)):
+        p = {"a": np.array([3.0, -2.0])}
+        st = opt.init(p)
+        for _ in range(200):
+            p, st = opt.update({"a": 2 * p["a"]}, st, p)
+        assert np.abs(p["a"]).max() < 1e-2
+    net = nn.NoiseConditionalScoreNet(2, (16, 16), rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).normal(size=(5, 2))
+    s1 = net.score_fn()(x, 0.5)
+    s_arr = net.score_fn()(x, np.full(5, 0.5))
+    np.testing.assert_allclose(s1, s_arr, rtol=1e-12)
+    np.testing.assert_allclose(net.score_fn()(x, 0.25) * 0.25, net.apply(net.params, x, 0.25) * 0.25)
+    with pytest.raises(ValueError, match="unknown data set"):
+        datasets.make("moons", 3, np.random.default_rng(0))
+
+
+def test_cli_tour_quick_writes_a_report(tmp_path):
+    out = tmp_path / "tour"
+    r = subprocess.run([sys.executable, "-m", "refscore", "tour", "--quick", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    md = (out / "report.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) >= 7
+    for name in links:
+        f = out / name
+        assert f.exists() and f.stat().st_size > 5000, name
+        assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(links) and "<table>" in html
+    for section in range(1, 9):
+        assert f"## {section}." in md
+
+
+def test_cli_check_passes_and_bad_arguments_fail(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "refscore", "check", "--out", str(tmp_path)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "identities hold" in r.stdout and (tmp_path / "check.json").exists()
+    r = subprocess.run([sys.executable, "-m", "refscore", "tour", "--backend", "nope"], capture_output=True, text=True)
+    assert r.returncode != 0 and "unknown backend 'nope'" in r.stderr
+
+
+def test_cli_bench_quick_writes_json(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "refscore", "bench", "--quick", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.load(open(tmp_path / "bench.json"))
+    assert len(res["rows"]) >= 4 and all(row[-1] > 0 for row in res["rows"])
