@@ -24,7 +24,7 @@ import os
 
 from ._base import Backend
 
-__all__ = ["Backend", "get", "of", "available", "KNOWN"]
+__all__ = ["Backend", "get", "of", "of_rng", "available", "KNOWN"]
 
 KNOWN = ("numpy", "cupy", "strict")
 _cache: dict[str, Backend] = {}
@@ -131,3 +131,16 @@ def of(*arrays) -> Backend:
                 f"move them to one backend first (backends.get({found.name!r}).asarray(...))"
             )
     return found if found is not None else get("numpy")
+
+
+def of_rng(rng) -> Backend:
+    """The backend whose Generator ``rng`` is (TypeError for anything else)."""
+    for name in KNOWN:
+        try:
+            bk = get(name)
+        except (ImportError, RuntimeError):
+            continue
+        if isinstance(rng, bk.generator_type):
+            return bk
+    raise TypeError(f"rng must be a Generator of a refscore backend (backends.get(name).rng(seed)), "
+                    f"got {type(rng).__name__}")

@@ -388,14 +388,7 @@ def mlp_apply(params, h, activation="softplus"):
 
 
 def _backend_of_rng(rng):
-    for name in ("numpy", "strict", "cupy"):
-        try:
-            bk = backends.get(name)
-        except (ImportError, RuntimeError):
-            continue
-        if isinstance(rng, bk.generator_type):
-            return bk
-    raise TypeError(f"rng must be a Generator of a refscore backend, got {type(rng).__name__}")
+    return backends.of_rng(rng)
 
 
 class MLPEnergy(Energy):

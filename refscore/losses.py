@@ -117,17 +117,7 @@ def projections(rng, shape, kind="gaussian", dtype="float64"):
     the trace term by :math:`1/d` (the bug of the original SSM code).
     """
     check_choice(kind, "projection", ("gaussian", "rademacher"))
-    bk = backends.get("numpy") if rng is None else None
-    for name in ("numpy", "strict", "cupy"):
-        try:
-            cand = backends.get(name)
-        except (ImportError, RuntimeError):
-            continue
-        if isinstance(rng, cand.generator_type):
-            bk = cand
-            break
-    if bk is None:
-        raise TypeError(f"rng must be a Generator of a refscore backend, got {type(rng).__name__}")
+    bk = backends.of_rng(rng)
     return bk.normal(rng, shape, dtype) if kind == "gaussian" else bk.rademacher(rng, shape, dtype)
 
 
