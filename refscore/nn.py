@@ -10,10 +10,7 @@ from __future__ import annotations
 import math
 
 import autograd.numpy as anp
-from autograd.tracer import getval
-
-from . import backends
-from .energies import MLPEnergy, _backend_of_rng, mlp_apply, mlp_init
+from .energies import _ACTIVATIONS, MLPEnergy, _backend_of_rng, mlp_apply, mlp_init
 
 __all__ = ["mlp_init", "mlp_apply", "MLP", "NoiseConditionalScoreNet", "MLPEnergy"]
 
@@ -64,7 +61,7 @@ class NoiseConditionalScoreNet:
         ls = math.log(sigma) if isinstance(sigma, (int, float)) else anp.reshape(anp.log(sigma), (-1, 1))
         ang = anp.reshape(ls * self.freqs, (-1, F))  # (n or 1, F)
         emb = anp.sin(ang) @ params["in_s"][:F] + anp.cos(ang) @ params["in_s"][F:]  # (n or 1, H)
-        act = {"softplus": lambda h: anp.logaddexp(0.0, h), "tanh": anp.tanh}[self.activation]
+        act = _ACTIVATIONS[self.activation]
         h = act(x @ params["in_x"] + emb + params["b"])
         out = mlp_apply(params["mlp"], h, self.activation) if len(params["mlp"]) > 0 else h
         scale = sigma if isinstance(sigma, (int, float)) else anp.reshape(sigma, (-1, 1))

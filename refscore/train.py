@@ -156,7 +156,7 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     params, history : ``history["loss"]`` is the per-step loss (host floats).
     """
     check_points(data, name="data")
-    n_steps = check_positive_int(n_steps, "n_steps", minimum=0) if n_steps == 0 else check_positive_int(n_steps, "n_steps")
+    n_steps = check_positive_int(n_steps, "n_steps", minimum=0)
     batch_size = check_positive_int(batch_size, "batch_size")
     bk = backends.of(data)
     bk._check_rng(rng)

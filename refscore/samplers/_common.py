@@ -69,7 +69,7 @@ def select_rows(mask, a, b):
 def check_sampler_args(x0, step_size, n_steps, rng):
     check_points(x0, name="x0")
     h = check_positive(step_size, "step_size")
-    n_steps = check_positive_int(n_steps, "n_steps", minimum=0) if n_steps == 0 else check_positive_int(n_steps, "n_steps")
+    n_steps = check_positive_int(n_steps, "n_steps", minimum=0)
     bk = backends.of(x0)
     bk._check_rng(rng)
     return bk, h, n_steps
