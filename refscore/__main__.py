@@ -1,3 +1,3 @@
-from refscore.cli import main
+from refscore.apps.cli import main
 
 raise SystemExit(main())

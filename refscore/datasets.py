@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .energies import _backend_of_rng
+from . import backends
 from ._validation import check_positive_int
 
 __all__ = ["make", "NAMES"]
@@ -21,7 +21,7 @@ def make(name, n, rng, noise=None):
     if name not in NAMES:
         raise ValueError(f"unknown data set {name!r}; choose from {', '.join(NAMES)}")
     n = check_positive_int(n, "n")
-    bk = _backend_of_rng(rng)
+    bk = backends.of_rng(rng)
     xp = bk.xp
     u = lambda *s: bk.uniform(rng, s)
     z = lambda *s: bk.normal(rng, s)

@@ -20,35 +20,11 @@ import time
 import numpy as onp
 
 from . import backends, losses
+from .apps.report import Table
 from .energies import Gaussian
 
 __all__ = ["Table", "dsm_variance_vs_sigma", "dsm_bias_vs_sigma", "ssm_variance_vs_projections",
            "ism_vs_ssm_cost"]
-
-
-class Table:
-    """A small table: ``columns`` (names) and ``rows`` (tuples of numbers/strings)."""
-
-    def __init__(self, title, columns, rows, note=""):
-        self.title, self.columns, self.rows, self.note = title, list(columns), [tuple(r) for r in rows], note
-
-    def column(self, name):
-        i = self.columns.index(name)
-        return onp.array([r[i] for r in self.rows])
-
-    def markdown(self):
-        fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
-        lines = [f"**{self.title}**", "", "| " + " | ".join(self.columns) + " |",
-                 "|" + "---|" * len(self.columns)]
-        lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in self.rows]
-        if self.note:
-            lines += ["", self.note]
-        return "\n".join(lines)
-
-    def as_dict(self):
-        return {"title": self.title, "columns": self.columns, "rows": [list(r) for r in self.rows]}
-
-    __str__ = markdown
 
 
 def _linear_score(P):

@@ -10,9 +10,89 @@ from __future__ import annotations
 import math
 
 import autograd.numpy as anp
-from .energies import _ACTIVATIONS, MLPEnergy, _backend_of_rng, mlp_apply, mlp_init
+from autograd import elementwise_grad
+from autograd.tracer import getval
+
+from . import backends
+from ._math import softplus
+from ._validation import check_positive_int
+from .energies.base import Energy
 
 __all__ = ["mlp_init", "mlp_apply", "MLP", "NoiseConditionalScoreNet", "MLPEnergy"]
+
+
+
+_ACTIVATIONS = {
+    "softplus": softplus,
+    "tanh": anp.tanh,
+    "swish": lambda h: h * (0.5 * (anp.tanh(0.5 * h) + 1.0)),
+}
+
+
+def mlp_init(sizes, rng, backend=None, dtype="float64"):
+    """Parameters of an MLP with layer ``sizes`` as a list of ``{"W", "b"}`` dicts (a pytree);
+    weights :math:`\\sim\\mathcal N(0, 1/\\text{fan\\_in})`, biases 0."""
+    bk = backends.get(backend) if backend is not None else backends.of_rng(rng)
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        W = bk.normal(rng, (fan_in, fan_out), dtype) / math.sqrt(fan_in)
+        params.append({"W": W, "b": bk.xp.zeros((fan_out,), dtype=dtype)})
+    return params
+
+
+def mlp_apply(params, h, activation="softplus"):
+    """Forward pass of :func:`mlp_init`'s MLP: activations between layers, linear output."""
+    act = _ACTIVATIONS[activation]
+    for layer in params[:-1]:
+        h = act(h @ layer["W"] + layer["b"])
+    return h @ params[-1]["W"] + params[-1]["b"]
+
+
+class MLPEnergy(Energy):
+    r"""A neural energy :math:`E_\theta(x)=\mathrm{MLP}_\theta(x)\in\mathbb R` (seed 001_…,
+    "Neural net predicts energy of a given state"), parameters a pytree ``self.params``.
+
+    The score :math:`s_\theta(x)=-\nabla_x E_\theta(x)` is autograd of the energy; use
+    :meth:`score_fn` to get it as a function of ``x`` for given parameters, which every loss
+    in :mod:`refscore.losses` can differentiate w.r.t. ``params`` (to third order).
+
+    Parameters
+    ----------
+    dim : int
+    hidden : tuple of int
+    rng : Generator of the backend that will hold the parameters
+    activation : "softplus" (default, smooth), "tanh" or "swish"
+    """
+
+    def __init__(self, dim, hidden=(64, 64), rng=None, activation="softplus", params=None, dtype="float64"):
+        self.dim = check_positive_int(dim, "dim")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
+        if params is None:
+            if rng is None:
+                raise ValueError("MLPEnergy needs rng (a backend Generator) to initialise its parameters")
+            params = mlp_init((self.dim, *hidden, 1), rng, dtype=dtype)
+        self.params = params
+        self.backend = backends.of(params[0]["W"])
+
+    def _param_probe(self):
+        return getval(self.params[0]["W"])
+
+    def apply(self, params, x):
+        """Energy for explicit parameters: (n, d) -> (n,)."""
+        return mlp_apply(params, x, self.activation)[:, 0]
+
+    def _energy(self, x):
+        return self.apply(self.params, x)
+
+    def score_fn(self, params=None):
+        r"""The function :math:`x\mapsto s_\theta(x) = -\nabla_x E_\theta(x)` for ``params``."""
+        params = self.params if params is None else params
+        return elementwise_grad(lambda x: -anp.sum(self.apply(params, x)))
+
+    def _score(self, x):
+        return self.score_fn()(x)
 
 
 class MLP:
@@ -46,7 +126,7 @@ class NoiseConditionalScoreNet:
         if rng is None:
             raise ValueError("NoiseConditionalScoreNet needs rng (a backend Generator)")
         self.dim, self.activation, self.n_freq = dim, activation, n_freq
-        bk = _backend_of_rng(rng)
+        bk = backends.of_rng(rng)
         H = hidden[0]
         self.freqs = bk.asarray([2.0 ** (k - n_freq // 2) for k in range(n_freq)], dtype=dtype)  # (F,)
         self.params = {

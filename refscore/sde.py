@@ -76,7 +76,7 @@ class VESDE(_SDE):
         return 1.0, self.sigma(t) ** 2 - self.sigma_min**2
 
     def prior_sample(self, n, d, rng, backend=None):
-        bk = backends.get(backend) if backend is not None else _bk_of_rng(rng)
+        bk = backends.get(backend) if backend is not None else backends.of_rng(rng)
         return self.sigma_max * bk.normal(rng, (n, d))
 
     def prior_log_prob(self, x):
@@ -120,17 +120,11 @@ class VPSDE(_SDE):
         return math.exp(-0.5 * B), -math.expm1(-B)
 
     def prior_sample(self, n, d, rng, backend=None):
-        bk = backends.get(backend) if backend is not None else _bk_of_rng(rng)
+        bk = backends.get(backend) if backend is not None else backends.of_rng(rng)
         return bk.normal(rng, (n, d))
 
     def prior_log_prob(self, x):
         return -0.5 * x.shape[1] * LOG_2PI - 0.5 * sqnorm(x)
-
-
-def _bk_of_rng(rng):
-    from .energies import _backend_of_rng
-
-    return _backend_of_rng(rng)
 
 
 def reverse_sde_sample(sde, score_fn, x1, rng, n_steps=1000, t_min=1e-3, corrector_steps=0, snr=0.16,

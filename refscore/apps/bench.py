@@ -84,8 +84,8 @@ def _torch_ula(torch, dev, dtype, n, K, d, steps, seed):
 
 
 def run_bench(backend=None, seed=0, out="bench-output", quick=False, torch=False, dtypes=("float64", "float32")):
-    from . import backends, losses, samplers
-    from .energies import GaussianMixture, MLPEnergy
+    from .. import backends, losses, samplers
+    from ..energies import GaussianMixture, MLPEnergy
 
     bk = backends.get(backend)
     xp = bk.xp
@@ -142,7 +142,7 @@ def run_bench(backend=None, seed=0, out="bench-output", quick=False, torch=False
                          sync if not gpu else tmod.cuda.synchronize, repeats=2)
             rows.append((f"ULA on GMM K={K} d={d}, {steps} steps", dt, n_ula, t_ula * 1e3, n_ula * steps / t_ula,
                          "PyTorch eager", t_tu * 1e3, t_tu / t_ula))
-    from .experiments import Table
+    from .report import Table
 
     device = f"{bk.name} on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     if gpu:

@@ -9,10 +9,10 @@ import os
 
 import numpy as onp
 
-from . import backends, losses, samplers, sde as sdelib, tweedie
-from .energies import Gaussian, GaussianMixture, MLPEnergy
-from .experiments import Table
-from .partition import log_partition_quadrature
+from .. import backends, losses, samplers, sde as sdelib, tweedie
+from ..energies import Gaussian, GaussianMixture, MLPEnergy
+from .report import Table
+from ..partition import log_partition_quadrature
 
 N_SE = 5.0
 
@@ -30,7 +30,7 @@ def _det_row(name, value, expected, tol, source):
 
 
 def equivalence_table(backend=None, seed=0, n=20000):
-    """Compute the table (a :class:`~refscore.experiments.Table`)."""
+    """Compute the table (a :class:`~refscore.apps.report.Table`)."""
     bk = backends.get(backend)
     rng = bk.rng(seed)
     hr = onp.random.default_rng(seed)

@@ -27,11 +27,11 @@ def run_tour(backend=None, seed=0, out="tour-output", quick=False):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import backends, datasets, diagnostics, experiments, losses, nn, samplers, sde as sdelib, train, tweedie
+    from .. import backends, datasets, diagnostics, experiments, losses, nn, samplers, sde as sdelib, train, tweedie
     from .check import equivalence_table
-    from .energies import DoubleWell, GaussianMixture, MLPEnergy, Ring, SumOfEnergies
-    from .partition import log_partition_quadrature
-    from .report import Report
+    from ..energies import DoubleWell, GaussianMixture, MLPEnergy, Ring, SumOfEnergies
+    from ..partition import log_partition_quadrature
+    from .report import Report, Table
 
     t_start = time.perf_counter()
     bk = backends.get(backend)
@@ -153,7 +153,7 @@ def run_tour(backend=None, seed=0, out="tour-output", quick=False):
         a.set_ylim(-3.2, 3.2)
         a.set_aspect("equal")
     R.figure(fig, "05_samples.png", "Samples over the data density, chains started uniformly on the square of side 6")
-    swt = experiments.Table("Sliced Wasserstein distance to exact samples (lower is better)", ["sampler / model", "SW2"],
+    swt = Table("Sliced Wasserstein distance to exact samples (lower is better)", ["sampler / model", "SW2"],
                             [(k, diagnostics.sliced_wasserstein(v, x_eval)) for k, v in
                              [("ULA exact score", xu), ("MALA exact", xm), ("annealed Langevin, NCSN net", xa),
                               ("ULA on DSM-trained energy", xd), ("initial uniform", x0)]])
@@ -167,7 +167,7 @@ def run_tour(backend=None, seed=0, out="tour-output", quick=False):
     yl, _ = samplers.langevin(g2.score, z0, 0.05, 1000, rng)
     n2 = S["n_chains"]
     se = math.sqrt(0.16 / n2)
-    R.table(experiments.Table("NCSN two-mode experiment: weight of the mode at (5, 5) (true 0.8)",
+    R.table(Table("NCSN two-mode experiment: weight of the mode at (5, 5) (true 0.8)",
                               ["sampler", "weight", "MC s.e."],
                               [("plain Langevin, 1000 steps", float(onp.mean(H(yl)[:, 0] > 0)), se),
                                ("annealed Langevin, 10 levels x 100", float(onp.mean(H(ya)[:, 0] > 0)), se)],
@@ -259,7 +259,7 @@ def run_tour(backend=None, seed=0, out="tour-output", quick=False):
     xt8 = target.sample(8 if quick else 16, rng)
     ll = H(sdelib.log_likelihood(sde, score_t, xt8, t_min=1e-5))
     exact = H(target.log_prob(xt8))
-    R.table(experiments.Table("Exact log-likelihood by the probability-flow ODE (prior N(0, I) at t = 1)",
+    R.table(Table("Exact log-likelihood by the probability-flow ODE (prior N(0, I) at t = 1)",
                               ["point", "PF-ODE log p", "true log p", "difference"],
                               [(i, float(a), float(b), float(a - b)) for i, (a, b) in enumerate(zip(ll, exact))]))
 

@@ -6,6 +6,8 @@ import base64
 import html
 import os
 
+import numpy as onp
+
 
 class Report:
     def __init__(self, out, title):
@@ -62,3 +64,28 @@ class Report:
         with open(os.path.join(self.out, "report.html"), "w") as f:
             f.write(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
                     f"<style>{style}</style></head><body><h1>{html.escape(self.title)}</h1>{''.join(body)}</body></html>")
+
+
+class Table:
+    """A small table: ``columns`` (names) and ``rows`` (tuples of numbers/strings)."""
+
+    def __init__(self, title, columns, rows, note=""):
+        self.title, self.columns, self.rows, self.note = title, list(columns), [tuple(r) for r in rows], note
+
+    def column(self, name):
+        i = self.columns.index(name)
+        return onp.array([r[i] for r in self.rows])
+
+    def markdown(self):
+        fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+        lines = [f"**{self.title}**", "", "| " + " | ".join(self.columns) + " |",
+                 "|" + "---|" * len(self.columns)]
+        lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in self.rows]
+        if self.note:
+            lines += ["", self.note]
+        return "\n".join(lines)
+
+    def as_dict(self):
+        return {"title": self.title, "columns": self.columns, "rows": [list(r) for r in self.rows]}
+
+    __str__ = markdown

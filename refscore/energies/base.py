@@ -1,0 +1,122 @@
+r"""The energy base class and parameter helpers shared by every energy: :math:`p(x) = e^{-E(x)}/Z` and the toy targets of the notes.
+
+Sign convention (API.md; ``docs/conventions.md`` maps the notes' three signs onto it):
+:math:`E` is the **energy**, low energy is likely, the score is
+:math:`s(x)=\nabla_x\log p(x) = -\nabla_x E(x)` and never depends on :math:`Z`
+(``001_…``: :math:`\nabla_x\log Z_\theta = 0`). Points are rows: ``x.shape == (n, d)``.
+
+Every energy has ``dim``, ``energy(x)`` -> ``(n,)``, ``unnormalized_log_prob(x)`` (= ``-energy``),
+and ``score(x)`` -> ``(n, d)`` (closed form where one exists, else autograd of ``-energy``).
+Where known: ``log_partition()``, ``log_prob(x)``, ``sample(n, rng)``.
+"""
+from __future__ import annotations
+
+
+import autograd.numpy as anp
+import numpy as onp
+from autograd import elementwise_grad
+from autograd.tracer import getval
+
+from .. import backends
+from .._validation import check_points, check_positive_int
+
+__all__ = ["Energy"]
+
+
+class Energy:
+    r"""Base class: subclasses implement ``_energy`` (and ``_score`` where closed form exists).
+
+    .. math:: p(x) = \frac{e^{-E(x)}}{Z},\qquad Z=\int e^{-E(x)}\,dx
+              \qquad\text{(seed 002\_…, "What is an EBM?", with } E\to -E)
+    """
+
+    dim: int
+    backend = None  # the Backend holding this energy's parameters
+
+    # --- public, validated ---------------------------------------------------------------
+    def energy(self, x):
+        r"""Energy :math:`E(x)` of each row of ``x`` (n, d) -> (n,)."""
+        self._check(x)
+        return self._energy(x)
+
+    def unnormalized_log_prob(self, x):
+        r""":math:`\log\tilde p(x) = -E(x)`, the log-density up to :math:`\log Z`: (n, d) -> (n,)."""
+        return -self.energy(x)
+
+    def score(self, x):
+        r"""Stein score :math:`s(x)=\nabla_x\log p(x) = -\nabla_x E(x)`: (n, d) -> (n, d).
+
+        Seed ``001_…`` ("(Stein) score function"): :math:`\nabla_x \log p_\theta(x) =
+        -\nabla_x f_\theta(x)`, the :math:`\nabla_x\log Z_\theta` term being 0.
+        """
+        self._check(x)
+        return self._score(x)
+
+    def log_partition(self):
+        r""":math:`\log Z` in closed form (only where known)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form log Z; use "
+            "refscore.partition.log_partition_quadrature(energy, bounds) for d <= 2"
+        )
+
+    def log_prob(self, x):
+        r"""Normalised log-density :math:`-E(x) - \log Z` (needs :meth:`log_partition`)."""
+        return -self.energy(x) - self.log_partition()
+
+    def sample(self, n, rng):
+        """Exact samples, shape ``(n, dim)`` (only where an exact sampler is known)."""
+        raise NotImplementedError(f"{type(self).__name__} has no exact sampler; use refscore.samplers")
+
+    # --- internals -----------------------------------------------------------------------
+    def _check(self, x):
+        check_points(x, self.dim)
+        if self.backend is not None:
+            backends.of(getval(x), self._param_probe())
+        return x
+
+    def _param_probe(self):
+        return None
+
+    def _score(self, x):
+        return elementwise_grad(lambda y: -anp.sum(self._energy(y)))(x)
+
+    def _sample_backend(self, n, rng):
+        check_positive_int(n, "n")
+        bk = self.backend or backends.get("numpy")
+        bk._check_rng(rng)
+        return bk
+
+    def __repr__(self):
+        return f"{type(self).__name__}(dim={self.dim})"
+
+
+def _host(a, name):
+    """A parameter as a float64 NumPy array (parameters are validated on the host once)."""
+    try:
+        a = backends.of(getval(a)).to_numpy(getval(a))
+    except TypeError:
+        pass
+    a = onp.asarray(a, dtype=onp.float64)
+    if not onp.all(onp.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf: {a.tolist()}")
+    return a
+
+
+def _check_cov(cov, name, d):
+    if cov.shape != (d, d):
+        raise ValueError(f"{name} must have shape ({d}, {d}), got {cov.shape}")
+    if not onp.allclose(cov, cov.T, rtol=1e-10, atol=1e-12):
+        raise ValueError(f"{name} must be symmetric, got {cov.tolist()}")
+    try:
+        return onp.linalg.cholesky(cov)
+    except onp.linalg.LinAlgError:
+        eig = onp.linalg.eigvalsh(cov).min()
+        raise ValueError(
+            f"{name} must be positive definite; its smallest eigenvalue is {eig:.3g}"
+        ) from None
+
+
+def _backend_for(backend, *arrays):
+    if backend is not None:
+        return backends.get(backend)
+    return backends.of(*[getval(a) for a in arrays])

@@ -1,0 +1,248 @@
+r"""The Gaussian family as EBMs: a Gaussian, a Gaussian mixture (with its perturbed and diffused
+laws and closed-form posterior means, seed 003_… eqs. 11.7–11.13), and a product of experts."""
+from __future__ import annotations
+
+import math
+
+import autograd.numpy as anp
+import numpy as onp
+
+from .._math import LOG_2PI, logsumexp, softmax
+from .._validation import check_positive, check_unit_interval
+from .base import Energy, _backend_for, _check_cov, _host
+
+__all__ = ["Gaussian", "GaussianMixture", "SumOfEnergies"]
+
+
+class Gaussian(Energy):
+    r"""Gaussian :math:`\mathcal N(\mu,\Sigma)` as an EBM.
+
+    .. math:: E(x) = \tfrac12 (x-\mu)^\top\Sigma^{-1}(x-\mu),\quad
+              \log Z = \tfrac d2\log 2\pi + \tfrac12\log\det\Sigma,\quad
+              s(x) = -\Sigma^{-1}(x-\mu)
+
+    (Hyvärinen 2005, §3.1, the model whose score-matching estimator is closed form).
+
+    Parameters
+    ----------
+    mean : array (d,)
+    cov : array (d, d), symmetric positive definite
+    backend : str, optional
+        Where the parameters live; default: the backend of ``mean``.
+    """
+
+    def __init__(self, mean, cov, backend=None):
+        bk = _backend_for(backend, mean, cov)
+        mean = _host(mean, "mean")
+        if mean.ndim != 1:
+            raise ValueError(f"mean must be 1-D of shape (d,), got shape {mean.shape}")
+        d = mean.shape[0]
+        cov = _host(cov, "cov")
+        chol = _check_cov(cov, "cov", d)
+        prec = onp.linalg.inv(cov)
+        self.dim, self.backend = d, bk
+        self._logdet = 2.0 * float(onp.sum(onp.log(onp.diag(chol))))
+        self.mean, self.cov = bk.asarray(mean), bk.asarray(cov)
+        self.precision, self._chol = bk.asarray((prec + prec.T) / 2), bk.asarray(chol)
+
+    def _param_probe(self):
+        return self.mean
+
+    def _energy(self, x):
+        r = x - self.mean  # (n, d)
+        return 0.5 * anp.sum((r @ self.precision) * r, axis=1)
+
+    def _score(self, x):
+        return -(x - self.mean) @ self.precision
+
+    def log_partition(self):
+        return 0.5 * self.dim * LOG_2PI + 0.5 * self._logdet
+
+    def sample(self, n, rng):
+        bk = self._sample_backend(n, rng)
+        z = bk.normal(rng, (n, self.dim), self.mean.dtype)
+        return self.mean + z @ self._chol.T
+
+
+class GaussianMixture(Energy):
+    r"""Gaussian mixture :math:`p(x)=\sum_k w_k\,\mathcal N(x;\mu_k,\Sigma_k)`, energy
+    :math:`E=-\log p` (so :math:`\log Z = 0`).
+
+    .. math:: s(x) = \sum_k r_k(x)\,\Sigma_k^{-1}(\mu_k - x),\qquad
+              r_k(x) = \frac{w_k\mathcal N(x;\mu_k,\Sigma_k)}{\sum_j w_j\mathcal N(x;\mu_j,\Sigma_j)}
+
+    Responsibilities are computed in matrix-product form (an ``(n, d) @ (d, K)`` product when
+    every covariance is diagonal; ``(n, d) @ (d, K d)`` otherwise), never by an ``(n, K, d)``
+    broadcast subtraction, and normalised with log-sum-exp.
+
+    Parameters
+    ----------
+    weights : (K,) nonnegative, summing to 1
+    means : (K, d)
+    covs : (K, d, d) symmetric positive definite, or (K,) variances of isotropic components
+    """
+
+    def __init__(self, weights, means, covs, backend=None):
+        bk = _backend_for(backend, weights, means, covs)
+        w, mu, cov = _host(weights, "weights"), _host(means, "means"), _host(covs, "covs")
+        if mu.ndim != 2:
+            raise ValueError(f"means must have shape (K, d), got shape {mu.shape}")
+        K, d = mu.shape
+        if w.shape != (K,):
+            raise ValueError(f"weights must have shape ({K},) to match means, got {w.shape}")
+        if onp.any(w < 0):
+            raise ValueError(f"weights must be nonnegative, got {w.tolist()}")
+        if abs(w.sum() - 1.0) > 1e-8:
+            raise ValueError(f"weights must sum to 1, got sum {float(w.sum())!r} for weights {w.tolist()}")
+        if cov.shape == (K,):
+            if onp.any(cov <= 0):
+                raise ValueError(f"isotropic variances in covs must be positive, got {cov.tolist()}")
+            cov = cov[:, None, None] * onp.eye(d)
+        if cov.shape != (K, d, d):
+            raise ValueError(f"covs must have shape ({K}, {d}, {d}) or ({K},), got {cov.shape}")
+        chols = onp.stack([_check_cov(c, f"covs[{k}]", d) for k, c in enumerate(cov)])
+        prec = onp.linalg.inv(cov)
+        prec = (prec + onp.swapaxes(prec, 1, 2)) / 2
+        self.dim, self.n_components, self.backend = d, K, bk
+        self._host = dict(weights=w, means=mu, covs=cov)
+        self.weights, self.means, self.covs = bk.asarray(w), bk.asarray(mu), bk.asarray(cov)
+        self._chol = bk.asarray(chols)  # (K, d, d), Σ_k = L_k L_kᵀ
+        logdet = 2.0 * onp.log(onp.diagonal(chols, axis1=1, axis2=2)).sum(axis=1)
+        self._diag = bool(onp.all(cov == onp.eye(d) * onp.diagonal(cov, axis1=1, axis2=2)[:, None, :]))
+        # log w_k + log N(x; μ_k, Σ_k) = const_k - ½ quad_k(x)
+        self._const = bk.asarray(onp.log(onp.maximum(w, 1e-300)) - 0.5 * (d * LOG_2PI + logdet))
+        self._prec_mu = bk.asarray(onp.einsum("kij,kj->ki", prec, mu))  # (K, d)  Σ_k⁻¹ μ_k
+        self._mu_prec_mu = bk.asarray(onp.einsum("ki,ki->k", mu, onp.einsum("kij,kj->ki", prec, mu)))
+        if self._diag:
+            self._prec_diag = bk.asarray(onp.diagonal(prec, axis1=1, axis2=2).copy())  # (K, d)
+        else:
+            self._prec_cat = bk.asarray(onp.concatenate(list(prec), axis=1))  # (d, K d)
+
+    def _param_probe(self):
+        return self.means
+
+    # (n, K) log w_k N(x; μ_k, Σ_k), matrix-product form
+    def _component_log_joint(self, x):
+        if self._diag:
+            quad = (x * x) @ self._prec_diag.T - 2.0 * (x @ self._prec_mu.T) + self._mu_prec_mu
+        else:
+            n = x.shape[0]
+            xp_ = anp.reshape(x @ self._prec_cat, (n, self.n_components, self.dim))  # (n, K, d) Σ_k⁻¹x
+            xpx = anp.sum(xp_ * anp.reshape(x, (n, 1, self.dim)), axis=2)  # (n, K)
+            quad = xpx - 2.0 * (x @ self._prec_mu.T) + self._mu_prec_mu
+        return self._const - 0.5 * quad
+
+    def responsibilities(self, x):
+        r"""Posterior component probabilities :math:`r_k(x)`, (n, d) -> (n, K)."""
+        self._check(x)
+        return softmax(self._component_log_joint(x), axis=1)
+
+    def _energy(self, x):
+        return -logsumexp(self._component_log_joint(x), axis=1)
+
+    def log_partition(self):
+        return 0.0
+
+    def _score(self, x):
+        r = softmax(self._component_log_joint(x), axis=1)  # (n, K)
+        if self._diag:
+            return r @ self._prec_mu - x * (r @ self._prec_diag)
+        n = x.shape[0]
+        xp_ = anp.reshape(x @ self._prec_cat, (n, self.n_components, self.dim))
+        return r @ self._prec_mu - anp.sum(anp.reshape(r, (n, -1, 1)) * xp_, axis=1)
+
+    def sample(self, n, rng):
+        bk = self._sample_backend(n, rng)
+        k = bk.choice(rng, self.n_components, n, self.weights)  # (n,)
+        z = bk.normal(rng, (n, self.dim), self.means.dtype)
+        return self.means[k] + (self._chol[k] @ z[:, :, None])[:, :, 0]
+
+    # --- the noised laws of the notes -----------------------------------------------------
+    def _affine_noise(self, a, var):
+        """Law of ``a x + sqrt(var) z``: a mixture with means a μ_k and covariances a² Σ_k + var I."""
+        h = self._host
+        return GaussianMixture(h["weights"], a * h["means"], a * a * h["covs"] + var * onp.eye(self.dim),
+                               backend=self.backend)
+
+    def perturbed(self, sigma):
+        r"""The law of :math:`x+\sigma z`: covariances :math:`\Sigma_k+\sigma^2 I` (not
+        :math:`\sigma^2 I`: that was ncsn issue #6).
+
+        .. math:: p_\sigma(x) = \int p(y)\,\mathcal N(x; y, \sigma^2 I)\,dy
+                  \qquad\text{(seed 001\_…, "Noise Conditional Score-Based Model")}
+        """
+        s = check_positive(sigma, "sigma")
+        return self._affine_noise(1.0, s * s)
+
+    def diffused(self, beta):
+        r"""The law of :math:`\sqrt{1-\beta}\,x+\sqrt\beta\,\varepsilon` (seed 003_…, eqs.
+        11.4–11.6): means :math:`\sqrt{1-\beta}\mu_k`, covariances :math:`(1-\beta)\Sigma_k+\beta I`."""
+        b = check_unit_interval(beta, "beta")
+        return self._affine_noise(math.sqrt(1.0 - b), b)
+
+    def _posterior_mean(self, y, a, var):
+        # y = a x + sqrt(var) ε.  Per component: E[x | y, k] = μ_k + a Σ_k (a²Σ_k + var I)⁻¹ (y - a μ_k)
+        h, d, K = self._host, self.dim, self.n_components
+        S = h["covs"]
+        gains = onp.stack([a * S[k] @ onp.linalg.inv(a * a * S[k] + var * onp.eye(d)) for k in range(K)])
+        offs = h["means"] - a * onp.einsum("kij,kj->ki", gains, h["means"])  # (K, d)
+        G = self.backend.asarray(onp.concatenate(list(onp.swapaxes(gains, 1, 2)), axis=1))  # (d, K d)
+        r = self._affine_noise(a, var).responsibilities(y)  # (n, K)
+        n = y.shape[0]
+        cond = anp.reshape(y @ G, (n, K, d)) + self.backend.asarray(offs)  # (n, K, d)
+        return anp.sum(anp.reshape(r, (n, K, 1)) * cond, axis=1)
+
+    def posterior_mean(self, y, sigma):
+        r"""Closed-form :math:`\mathbb E[x\mid y]` for :math:`y=x+\sigma z`:
+
+        .. math:: \mathbb E[x\mid y] = \sum_k r^\sigma_k(y)\,\big(\mu_k + \Sigma_k(\Sigma_k+\sigma^2I)^{-1}
+                  (y-\mu_k)\big)
+
+        with :math:`r^\sigma_k` the responsibilities of :meth:`perturbed`. Tweedie's formula
+        (seed 003_…, eq. 11.12 with β→σ²) says this equals :math:`y+\sigma^2\nabla\log p_\sigma(y)`;
+        the tests check it does, independently.
+        """
+        s = check_positive(sigma, "sigma")
+        self._check(y)
+        return self._posterior_mean(y, 1.0, s * s)
+
+    def posterior_mean_vp(self, y, beta):
+        r"""Closed-form :math:`\mathbb E[x\mid y]` for :math:`y=\sqrt{1-\beta}x+\sqrt\beta\varepsilon`
+        (seed 003_…, eq. 11.13):
+
+        .. math:: \mathbb E[x\mid y] = \sum_k r^\beta_k(y)\big(\mu_k + a\Sigma_k(a^2\Sigma_k+\beta I)^{-1}
+                  (y-a\mu_k)\big),\quad a=\sqrt{1-\beta}
+        """
+        b = check_unit_interval(beta, "beta")
+        self._check(y)
+        return self._posterior_mean(y, math.sqrt(1.0 - b), b)
+
+    def __repr__(self):
+        return f"GaussianMixture(K={self.n_components}, dim={self.dim})"
+
+
+class SumOfEnergies(Energy):
+    r"""Product of experts :math:`E(x)=\sum_i E_i(x)`, so :math:`s(x)=\sum_i s_i(x)`
+    (seed 002_…, "EBM drawing": :math:`E(x)=\sum_i E_i(x)`)."""
+
+    def __init__(self, terms):
+        terms = list(terms)
+        if not terms:
+            raise ValueError("SumOfEnergies needs at least one term")
+        dims = {t.dim for t in terms}
+        if len(dims) != 1:
+            raise ValueError(f"all terms must have the same dim, got dims {[t.dim for t in terms]}")
+        self.terms, self.dim = terms, dims.pop()
+        bks = {t.backend.name for t in terms if t.backend is not None}
+        if len(bks) > 1:
+            raise TypeError(f"terms live on two backends: {' and '.join(sorted(bks))}")
+        self.backend = next((t.backend for t in terms if t.backend is not None), None)
+
+    def _param_probe(self):
+        return next((t._param_probe() for t in self.terms if t._param_probe() is not None), None)
+
+    def _energy(self, x):
+        return sum(t._energy(x) for t in self.terms)
+
+    def _score(self, x):
+        return sum(t._score(x) for t in self.terms)
