@@ -90,11 +90,13 @@ def _owner(a):
 
     if isinstance(a, numpy.ndarray):
         return get("numpy")
-    mod = type(a).__module__.split(".")[0]
-    if mod == "cupy":
-        return get("cupy")
-    if mod == "backends" or type(a).__name__ == "StrictArray":
+    from .strict_backend import StrictArray
+
+    if isinstance(a, StrictArray):
         return get("strict")
+    if type(a).__module__.split(".")[0] == "cupy":  # importing CuPy here would cost seconds
+        cp = get("cupy")
+        return cp if isinstance(a, cp.array_type) else None
     return None
 
 

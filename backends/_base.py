@@ -39,12 +39,12 @@ class Backend:
     # --- random numbers: the only place backends differ in how they draw ---------------------
     def normal(self, rng, shape, dtype="float64"):
         """Standard normal draws of the given shape and dtype."""
-        self._check_rng(rng)
+        self.check_rng(rng)
         return rng.standard_normal(size=tuple(shape), dtype=dtype)
 
     def uniform(self, rng, shape, dtype="float64"):
         """Uniform draws on [0, 1)."""
-        self._check_rng(rng)
+        self.check_rng(rng)
         return rng.random(size=tuple(shape), dtype=dtype)
 
     def rademacher(self, rng, shape, dtype="float64"):
@@ -59,7 +59,8 @@ class Backend:
         idx = self.xp.searchsorted(cdf / cdf[-1], u, side="right")
         return self.xp.minimum(idx, k - 1)
 
-    def _check_rng(self, rng):
+    def check_rng(self, rng):
+        """Raise ``TypeError`` unless ``rng`` is a Generator of this backend (names both types)."""
         if not isinstance(rng, self.generator_type):
             raise TypeError(
                 f"rng must be a {self.generator_type.__module__}.{self.generator_type.__name__} "
@@ -69,7 +70,26 @@ class Backend:
 
     generator_type: type = object
 
-    # --- synchronisation helpers ------------------------------------------------------------
-    def isfinite_all(self, a) -> bool:
-        """True if every entry of ``a`` is finite (one host sync on device backends)."""
-        return bool(self.xp.all(self.xp.isfinite(a)))
+    # --- generator state (checkpoints) ---------------------------------------------------------
+    def rng_state(self, rng):
+        """A JSON-serialisable snapshot of ``rng``'s state, for :meth:`set_rng_state`.
+
+        Raises ``NotImplementedError`` where the backend's Generator exposes no state.
+        """
+        self.check_rng(rng)
+        return rng.bit_generator.state
+
+    def set_rng_state(self, rng, state):
+        """Restore a state taken by :meth:`rng_state` (bit-for-bit continuation)."""
+        self.check_rng(rng)
+        rng.bit_generator.state = state
+
+    # --- device -------------------------------------------------------------------------------
+    def synchronize(self):
+        """Wait for queued device work (a no-op on the host backends); use around timings."""
+
+    def device_name(self):
+        """A human-readable name of the device this backend computes on."""
+        import platform
+
+        return platform.processor() or platform.machine() or "cpu"

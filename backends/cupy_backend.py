@@ -52,3 +52,23 @@ class CupyBackend(Backend):
 
     def rng(self, seed=None):
         return self.xp.random.default_rng(seed)
+
+    def rng_state(self, rng):
+        self.check_rng(rng)
+        # cupy.random.Generator's bit_generator exposes no settable state (CuPy 13/14): refuse
+        # before anything is written, so a checkpoint is never half-made.
+        raise NotImplementedError(
+            "the cupy backend cannot save a random Generator's state (cupy.random.Generator has no "
+            "settable state), so checkpoints cannot resume bit-for-bit on CuPy; pass "
+            "checkpoint_dir=None, or train on the numpy backend")
+
+    def set_rng_state(self, rng, state):
+        self.rng_state(rng)
+
+    def synchronize(self):
+        self.xp.cuda.get_current_stream().synchronize()
+
+    def device_name(self):
+        props = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
+        name = props["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)

@@ -239,3 +239,14 @@ class StrictBackend(Backend):
 
     def rng(self, seed=None):
         return _StrictGenerator(seed)
+
+    def rng_state(self, rng):
+        self.check_rng(rng)
+        return rng._g.bit_generator.state
+
+    def set_rng_state(self, rng, state):
+        self.check_rng(rng)
+        rng._g.bit_generator.state = state
+
+    def device_name(self):
+        return "strict CPU stand-in for a device backend"

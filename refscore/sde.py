@@ -142,7 +142,7 @@ def reverse_sde_sample(sde, score_fn, x1, rng, n_steps=1000, t_min=1e-3, correct
     check_points(x1, name="x1")
     n_steps = check_positive_int(n_steps, "n_steps")
     bk = backends.of(x1)
-    bk._check_rng(rng)
+    bk.check_rng(rng)
     ts = onp.linspace(1.0, t_min, n_steps + 1)
     x = x1
     bar = progress(n_steps, "reverse SDE", progress_bar)
@@ -209,7 +209,7 @@ def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior
     prior = prior_log_prob or sde.prior_log_prob
     v = None
     if rng is not None:
-        bk._check_rng(rng)
+        bk.check_rng(rng)
         v = bk.normal(rng, (check_positive_int(n_projections, "n_projections"), n, d), x.dtype)
 
     def div_and_velocity(xt, t):

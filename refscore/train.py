@@ -89,20 +89,6 @@ class sgd:
 
 
 # ----- random-generator state (bit-for-bit resume) -----
-def _rng_state(rng):
-    g = getattr(rng, "_g", rng)  # the strict stand-in wraps a numpy Generator
-    try:
-        return g.bit_generator.state
-    except AttributeError:
-        raise NotImplementedError(
-            f"checkpoint resume needs a Generator whose state can be saved; {type(rng).__name__} "
-            "(CuPy) exposes none, so resume on the cupy backend is not bit-for-bit") from None
-
-
-def _set_rng_state(rng, state):
-    getattr(rng, "_g", rng).bit_generator.state = state
-
-
 def _save_checkpoint(path, step, params, opt_state, rng, history, bk):
     import numpy
 
@@ -113,7 +99,7 @@ def _save_checkpoint(path, step, params, opt_state, rng, history, bk):
     tmp = path + ".tmp.npz"
     numpy.savez(tmp, **arrays)
     os.replace(tmp, path + ".npz")
-    meta = {"step": step, "opt_t": opt_state["t"], "rng_state": _rng_state(rng), "backend": bk.name}
+    meta = {"step": step, "opt_t": opt_state["t"], "rng_state": bk.rng_state(rng), "backend": bk.name}
     with open(path + ".json.tmp", "w") as f:
         json.dump(meta, f, default=int)
     os.replace(path + ".json.tmp", path + ".json")
@@ -132,7 +118,7 @@ def _load_checkpoint(path, params, opt_state, rng, bk):
             opt_state[key] = _tree_from_leaves(opt_state[key], [bk.asarray(z[f"opt/{key}/{k}" if k else f"opt/{key}"])
                                                                 for k, _ in tree_leaves(opt_state[key])])
     opt_state["t"] = meta["opt_t"]
-    _set_rng_state(rng, meta["rng_state"])
+    bk.set_rng_state(rng, meta["rng_state"])
     return params, opt_state, meta["step"], {"loss": list(z["history/loss"])}
 
 
@@ -159,7 +145,7 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     n_steps = check_positive_int(n_steps, "n_steps", minimum=0)
     batch_size = check_positive_int(batch_size, "batch_size")
     bk = backends.of(data)
-    bk._check_rng(rng)
+    bk.check_rng(rng)
     optimizer = optimizer or adam()
     opt_state = optimizer.init(params)
     history = {"loss": []}

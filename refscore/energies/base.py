@@ -83,7 +83,7 @@ class Energy:
     def _sample_backend(self, n, rng):
         check_positive_int(n, "n")
         bk = self.backend or backends.get("numpy")
-        bk._check_rng(rng)
+        bk.check_rng(rng)
         return bk
 
     def __repr__(self):

@@ -71,7 +71,7 @@ def check_sampler_args(x0, step_size, n_steps, rng):
     h = check_positive(step_size, "step_size")
     n_steps = check_positive_int(n_steps, "n_steps", minimum=0)
     bk = backends.of(x0)
-    bk._check_rng(rng)
+    bk.check_rng(rng)
     return bk, h, n_steps
 
 

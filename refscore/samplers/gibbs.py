@@ -29,7 +29,7 @@ def rbm_gibbs(rbm, x0, n_steps, rng, keep_every=None, progress=False):
     check_points(x0, rbm.dim, "x0")
     n_steps = check_positive_int(n_steps, "n_steps")
     bk = backends.of(x0, rbm.W)
-    bk._check_rng(rng)
+    bk.check_rng(rng)
     (x, h), traj = run_chain(lambda st: rbm_gibbs_step(rbm, st[0], rng), (x0, None), n_steps, keep_every,
                              "Gibbs", progress, extract=lambda s: s[0])
     info = {"n_steps": n_steps, "hidden": h}
