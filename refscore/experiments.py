@@ -23,12 +23,25 @@ from . import backends, losses
 from .apps.report import Table
 from .energies import Gaussian
 
-__all__ = ["Table", "dsm_variance_vs_sigma", "dsm_bias_vs_sigma", "ssm_variance_vs_projections",
+__all__ = ["Table", "variance_stderr", "dsm_variance_vs_sigma", "dsm_bias_vs_sigma", "ssm_variance_vs_projections",
            "ism_vs_ssm_cost"]
 
 
 def _linear_score(P):
     return lambda x: -x @ P
+
+
+def variance_stderr(samples):
+    r"""Standard error of the sample variance of i.i.d. ``samples`` (1-D), from the fourth moment.
+
+    .. math:: \operatorname{SE}(\hat\sigma^2) \approx \sqrt{(\hat\mu_4 - \hat\sigma^4)/n}
+
+    (the delta method for the variance estimator; e.g. Casella & Berger, *Statistical Inference*,
+    ex. 5.8). Used so that every "measured vs closed form" variance is judged in standard errors.
+    """
+    c = onp.asarray(samples, dtype=float) - onp.mean(samples)
+    m2, m4 = onp.mean(c**2), onp.mean(c**4)
+    return float(math.sqrt(max(m4 - m2 * m2, 0.0) / c.size))
 
 
 def dsm_variance_vs_sigma(sigmas=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0), d=2, n=20000, seed=0, backend=None):
@@ -56,20 +69,22 @@ def dsm_variance_vs_sigma(sigmas=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0), d=2, n=20000,
         dl_da = onp.sum(r * -xt, axis=1)
         # ℓ = ½||r||², r ~ N(0, c I) with c = 1/σ² - a  (Gaussian data: r independent per coordinate)
         c = 1.0 / (s * s) - a
-        rows.append((float(s), float(per.mean()), float(per.var(ddof=1)), 0.5 * d * c * c,
+        rows.append((float(s), float(per.mean()), float(per.var(ddof=1)), variance_stderr(per), 0.5 * d * c * c,
                      float(dl_da.var(ddof=1)), losses.dsm_esm_gap(Gaussian(onp.zeros(d), onp.eye(d)), s)))
     return Table("DSM estimator variance vs sigma (data N(0, I), model at its optimum)",
-                 ["sigma", "mean loss", "var loss", "var loss (closed form)", "var dloss/da", "C(sigma)"],
+                 ["sigma", "mean loss", "var loss", "SE of var loss", "var loss (closed form)", "var dloss/da",
+                  "C(sigma)"],
                  rows, note="The variance of the loss grows like d/(2 sigma^4) as sigma -> 0.")
 
 
-def dsm_bias_vs_sigma(S=None, sigmas=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0), n=50000, seed=0):
+def dsm_bias_vs_sigma(S=None, sigmas=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0), n=50000, seed=0, n_batches=20):
     r"""Bias of the DSM optimum vs σ for Gaussian data :math:`\mathcal N(0,S)`.
 
     For a linear model :math:`s(x)=-Px` the DSM minimiser is :math:`P^*_\sigma=(S+\sigma^2I)^{-1}`
     (it matches the perturbed law, not the data). We report its relative error against
     :math:`S^{-1}`, the KL divergence :math:`\mathrm{KL}(\mathcal N(0,S)\,\|\,\mathcal N(0,S+\sigma^2I))`,
-    and the least-squares DSM fit on ``n`` samples (which agrees with :math:`P^*_\sigma`).
+    and the least-squares DSM fit on ``n`` samples (which agrees with :math:`P^*_\sigma`), with the
+    standard error of that fit from ``n_batches`` independent batches (batch spread / √B).
     """
     S = onp.array([[1.0, 0.6], [0.6, 0.8]]) if S is None else onp.asarray(S, float)
     d = S.shape[0]
@@ -82,16 +97,24 @@ def dsm_bias_vs_sigma(S=None, sigmas=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0), n=50000, 
         x = rng.standard_normal((n, d)) @ L.T
         z = rng.standard_normal((n, d))
         xt = x + s * z
-        # minimise ½ mean ||-xt P + z/σ||²  =>  (xtᵀ xt) P = xtᵀ z / σ   (P symmetric at the optimum)
-        Phat = onp.linalg.solve(xt.T @ xt, xt.T @ z / s)
-        Phat = (Phat + Phat.T) / 2
+        Phat = _dsm_least_squares(xt, z, s)
+        batches = onp.stack([_dsm_least_squares(xb, zb, s) for xb, zb in
+                             zip(onp.array_split(xt, n_batches), onp.array_split(z, n_batches))])
+        se = onp.linalg.norm(batches.std(0, ddof=1) / math.sqrt(n_batches)) / onp.linalg.norm(Pstar)
         T = S + s * s * onp.eye(d)
         kl = 0.5 * (onp.trace(onp.linalg.solve(T, S)) - d + math.log(onp.linalg.det(T) / onp.linalg.det(S)))
         rows.append((float(s), float(onp.linalg.norm(Pstar - Sinv) / onp.linalg.norm(Sinv)), float(kl),
-                     float(onp.linalg.norm(Phat - Pstar) / onp.linalg.norm(Pstar))))
+                     float(onp.linalg.norm(Phat - Pstar) / onp.linalg.norm(Pstar)), float(se)))
     return Table("Bias of the DSM optimum vs sigma (Gaussian data)",
-                 ["sigma", "rel. error of (S+s^2 I)^-1 vs S^-1", "KL(p || p_sigma)", "rel. error of fitted P vs (S+s^2 I)^-1"],
+                 ["sigma", "rel. error of (S+s^2 I)^-1 vs S^-1", "KL(p || p_sigma)",
+                  "rel. error of fitted P vs (S+s^2 I)^-1", "SE of that error"],
                  rows, note="Small sigma: little bias but high variance (previous table); large sigma: the reverse.")
+
+
+def _dsm_least_squares(xt, z, s):
+    # minimise ½ mean ||-xt P + z/σ||²  =>  (xtᵀ xt) P = xtᵀ z / σ   (P symmetric at the optimum)
+    P = onp.linalg.solve(xt.T @ xt, xt.T @ z / s)
+    return (P + P.T) / 2
 
 
 def ssm_variance_vs_projections(Ms=(1, 2, 4, 8, 16), d=4, n=20000, seed=0, backend=None):
@@ -122,9 +145,9 @@ def ssm_variance_vs_projections(Ms=(1, 2, 4, 8, 16), d=4, n=20000, seed=0, backe
                 fro = onp.sum(B * B, axis=(-2, -1))
                 diag = onp.sum(onp.diagonal(B, axis1=-2, axis2=-1) ** 2, axis=-1)
                 closed = float(onp.mean(2 * (fro if kind == "gaussian" else fro - diag)) / M)
-                rows.append((M, kind, "yes" if vr else "no", float(D.var(ddof=1)), closed))
+                rows.append((M, kind, "yes" if vr else "no", float(D.var(ddof=1)), variance_stderr(D), closed))
     return Table("SSM variance (per example, over projections) vs M",
-                 ["M", "projection", "variance reduced", "measured var", "closed form"], rows,
+                 ["M", "projection", "variance reduced", "measured var", "SE of measured var", "closed form"], rows,
                  note="Variance falls as 1/M; Rademacher < Gaussian; VR removes the (v's)^2 term.")
 
 

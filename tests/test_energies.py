@@ -100,12 +100,16 @@ def test_closed_form_log_partition_matches_quadrature(energy, box):
 def test_posterior_mean_matches_quadrature_1d(seed, K, sigma):
     g = random_gmm(seed, 1, K)
     y = float(np.random.default_rng(seed).normal(0, 3))
-    lik = lambda x: math.exp(-g.energy(np.array([[x]]))[0] - (y - x) ** 2 / (2 * sigma**2))
-    mus = list(g._host["means"][:, 0])
+    log_lik = lambda x: -g.energy(np.array([[x]]))[0] - (y - x) ** 2 / (2 * sigma**2)
+    mus = list(np.asarray(g.means)[:, 0])
     lo, hi = min(mus + [y]) - 12 * max(sigma, 1.5), max(mus + [y]) + 12 * max(sigma, 1.5)
+    # the integrand's mass can be 1e-17: shift its log by the maximum (as partition.py does) and ask
+    # quad for a relative accuracy only (epsabs=0), else its default absolute tolerance wins
+    shift = max(log_lik(x) for x in np.linspace(lo, hi, 4001))
+    lik = lambda x: math.exp(log_lik(x) - shift)
     pts = sorted(set(mus + [y]))  # tell the adaptive rule where the mass can be
-    num = integrate.quad(lambda x: x * lik(x), lo, hi, limit=400, points=pts)[0]
-    den = integrate.quad(lik, lo, hi, limit=400, points=pts)[0]
+    num = integrate.quad(lambda x: x * lik(x), lo, hi, limit=400, points=pts, epsabs=0, epsrel=1e-10)[0]
+    den = integrate.quad(lik, lo, hi, limit=400, points=pts, epsabs=0, epsrel=1e-10)[0]
     assert g.posterior_mean(np.array([[y]]), sigma)[0, 0] == pytest.approx(num / den, rel=1e-6, abs=1e-7)
 
 
