@@ -6,6 +6,7 @@ import math
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.test_util import check_grads
 import pytest
 from autograd import grad
 from autograd.misc import flatten
@@ -315,18 +316,14 @@ def _loss_cases(model, x, rng, to_dev=lambda a: a):
 
 @pytest.mark.parametrize("name", ["esm", "ism", "ssm", "ssm_vr", "dsm", "ncsn", "vp"])
 def test_loss_gradients_match_central_differences(name):
+    """autograd's own gradient checker (``autograd.test_util.check_grads``): first and second order
+    parameter derivatives of every loss against central differences along random directions."""
     rng = np.random.default_rng(0)
     model = MLPEnergy(3, (6, 6), rng=rng)
     x = rng.normal(size=(7, 3))
     f = _loss_cases(model, x, rng)[name]
     flat, unflatten = flatten(model.params)
-    g = flatten(grad(f)(model.params))[0]
-    for k in range(3):
-        u = rng.normal(size=flat.shape)
-        u /= np.linalg.norm(u)
-        eps = 1e-5
-        fd = (float(f(unflatten(flat + eps * u))) - float(f(unflatten(flat - eps * u)))) / (2 * eps)
-        assert float(g @ u) == pytest.approx(fd, rel=1e-6, abs=1e-8)
+    check_grads(lambda th: f(unflatten(th)), modes=["rev"], order=2)(flat)
 
 
 @pytest.mark.parametrize("name", ["esm", "ism", "ssm", "ssm_vr", "dsm", "ncsn", "vp"])
