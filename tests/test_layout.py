@@ -61,8 +61,10 @@ def _private_access(path):
     bad = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
+            # a package's own private module (`from . import _autograd_ext`) is the package's business
+            own = {q.stem for q in path.parent.glob("_*.py")} if node.level == 1 and node.module is None else set()
             bad += [f"from {node.module} import {a.name}" for a in node.names
-                    if a.name.startswith("_") and not a.name.startswith("__")]
+                    if a.name.startswith("_") and not a.name.startswith("__") and a.name not in own]
         elif isinstance(node, ast.Attribute):
             a = node.attr
             if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
