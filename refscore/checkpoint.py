@@ -60,8 +60,16 @@ class CheckpointMismatch(CheckpointError):
 
     def __init__(self, path, field, saved, current, why="does not match"):
         self.path, self.field, self.saved, self.current = str(path), field, saved, current
-        super().__init__(f"checkpoint {self.path}: {field} {why}: the checkpoint has {saved}, this run has "
-                         f"{current}; {_HINT}")
+        super().__init__(f"checkpoint {self.path}: {field} {why}: the checkpoint has {_show(saved)}, this run has "
+                         f"{_show(current)}; {_HINT}")
+
+
+def _show(value):
+    # an optimizer config reads as a call, keys sorted on both sides of the message
+    if isinstance(value, dict) and "kind" in value:
+        args = ", ".join(f"{k}={value[k]!r}" for k in sorted(value) if k != "kind")
+        return f"{value['kind']}({args})"
+    return value
 
 
 class CheckpointCorrupt(CheckpointError):
@@ -228,7 +236,7 @@ def _verified(path):
 def _check_trees(path, saved, expected):
     if sorted(saved) != sorted(expected):
         raise CheckpointMismatch(path, "state trees", sorted(saved), sorted(expected))
-    for name in sorted(expected):
+    for name in sorted(expected, key=lambda n: (n != "params", n)):  # the parameters first: the likeliest cause
         s, e = saved[name], expected[name]
         if [x[0] for x in s] != [x[0] for x in e]:
             raise CheckpointMismatch(path, f"{name} structure (leaf paths)", [x[0] for x in s], [x[0] for x in e])
@@ -282,8 +290,9 @@ def load(path, expect, rng):
         trees[name] = _rebuild(template, [int(a) if s[2] == "int" else bk.asarray(a)
                                           for a, s in zip(leaves, meta["spec"][name])])
     history = {k[len("history/"):]: arrays[k].tolist() for k in arrays if k.startswith("history/")}
-    if len(history.get("loss", [])) != meta["step"]:
-        raise CheckpointCorrupt(path, f"loss history has {len(history.get('loss', []))} entries for step {meta['step']}")
+    n_loss = len(history.get("loss", []))
+    if n_loss != meta["step"]:
+        raise CheckpointCorrupt(path, f"loss history has {n_loss} entries for step {meta['step']}")
     _restore_rng(path, bk, rng, meta["rng"])
     return {"step": meta["step"], "n_steps": meta["n_steps"], "trees": trees, "history": history,
             "rng": meta["rng"], "config": meta["config"]}

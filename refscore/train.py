@@ -38,6 +38,13 @@ def tree_leaves(t, prefix=""):
 
 
 # ----- optimisers -----
+def _check_rate(value, name):
+    """A positive finite number; a boolean is refused (``True`` would pass as 1.0)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive number, got {value!r}")
+    return check_positive(value, name)
+
+
 def _check_fraction(value, name):
     """A number in [0, 1) (Adam's decay rates, SGD's momentum); booleans and strings refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -58,7 +65,7 @@ class adam:
     """
 
     def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
-        self.lr, self.eps = check_positive(lr, "lr"), check_positive(eps, "eps")
+        self.lr, self.eps = _check_rate(lr, "lr"), _check_rate(eps, "eps")
         self.b1, self.b2 = _check_fraction(b1, "b1"), _check_fraction(b2, "b2")
 
     def config(self):
@@ -86,7 +93,7 @@ class sgd:
     """
 
     def __init__(self, lr=1e-2, momentum=0.0):
-        self.lr, self.momentum = check_positive(lr, "lr"), _check_fraction(momentum, "momentum")
+        self.lr, self.momentum = _check_rate(lr, "lr"), _check_fraction(momentum, "momentum")
 
     def config(self):
         return {"kind": "sgd", "lr": self.lr, "momentum": self.momentum}
