@@ -109,14 +109,15 @@ def _rebuild(template, values):
 def tree_spec(tree):
     r"""``[[path, shape, dtype], …]`` for every leaf of a pytree, in the checkpoint's leaf order.
 
-    Python integers (an optimizer's step count) are recorded as ``shape [], dtype "int"``.
+    Python numbers (an optimizer's step count) are recorded as ``shape [], dtype "int"`` (or
+    ``"float"``) and come back as Python numbers.
 
     .. math:: \mathrm{spec}(\theta) = [(\mathrm{path}_i, \mathrm{shape}_i, \mathrm{dtype}_i)]_i
     """
     spec = []
     for path, leaf in _leaves(tree):
-        if isinstance(leaf, numbers.Integral) and not hasattr(leaf, "dtype"):
-            spec.append([path, [], "int"])
+        if isinstance(leaf, numbers.Number) and not hasattr(leaf, "dtype"):
+            spec.append([path, [], "int" if isinstance(leaf, numbers.Integral) else "float"])
         else:
             spec.append([path, [int(s) for s in numpy.shape(leaf)], str(leaf.dtype)])
     return spec
@@ -287,7 +288,8 @@ def load(path, expect, rng):
     trees = {}
     for name, template in expect["trees"].items():
         leaves = [arrays[f"tree/{name}/{p}"] for p, _ in _leaves(template)]
-        trees[name] = _rebuild(template, [int(a) if s[2] == "int" else bk.asarray(a)
+        python = {"int": int, "float": float}
+        trees[name] = _rebuild(template, [python[s[2]](a) if s[2] in python else bk.asarray(a)
                                           for a, s in zip(leaves, meta["spec"][name])])
     history = {k[len("history/"):]: arrays[k].tolist() for k in arrays if k.startswith("history/")}
     n_loss = len(history.get("loss", []))

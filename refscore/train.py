@@ -69,6 +69,7 @@ class adam:
         self.b1, self.b2 = _check_fraction(b1, "b1"), _check_fraction(b2, "b2")
 
     def config(self):
+        """``{"kind": "adam", "lr", "b1", "b2", "eps"}``: what a checkpoint records and resume checks."""
         return {"kind": "adam", "lr": self.lr, "b1": self.b1, "b2": self.b2, "eps": self.eps}
 
     def init(self, params):
@@ -85,7 +86,8 @@ class adam:
 
 
 class sgd:
-    r"""SGD with momentum (Polyak 1964; the form of Sutskever et al. 2013, eq. 1):
+    r"""SGD with momentum (Polyak 1964; Sutskever et al. 2013, eq. 1, with their velocity
+    :math:`v=-\eta u` for a constant :math:`\eta`):
 
     .. math:: u\leftarrow\mu u + g,\quad \theta\leftarrow\theta-\eta u
 
@@ -96,6 +98,7 @@ class sgd:
         self.lr, self.momentum = _check_rate(lr, "lr"), _check_fraction(momentum, "momentum")
 
     def config(self):
+        """``{"kind": "sgd", "lr", "momentum"}``: what a checkpoint records and resume checks."""
         return {"kind": "sgd", "lr": self.lr, "momentum": self.momentum}
 
     def init(self, params):
@@ -220,7 +223,17 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
 
     Returns
     -------
-    params, history : ``history["loss"]`` is the per-step loss (host floats).
+    params, history : ``history["loss"]`` is the per-step loss (host floats), from step 0 when
+        resumed.
+
+    Raises
+    ------
+    FloatingPointError
+        A non-finite loss, gradient, parameter or optimizer state (the NaN guard above).
+    refscore.checkpoint.CheckpointMismatch, refscore.checkpoint.CheckpointCorrupt
+        On resume, a checkpoint of another run, or an unreadable one (``ValueError`` subclasses).
+    ValueError, TypeError
+        A bad argument (named with its value), or a ``checkpoint_dir`` that cannot be written.
     """
     check_points(data, name="data")
     n_steps, batch_size, log_every, checkpoint_every = _check_fit_args(
@@ -238,20 +251,22 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     n = data.shape[0]
     bar = progress(n_steps - start, desc, progress_bar)
     guard = _Guard(bk, [p for p, _ in tree_leaves(params)], history, bar, ckpt, start if start else None)
-    with hot_loop():
-        for step in range(start, n_steps):
-            idx = bk.choice(rng, n, batch_size, bk.xp.ones(n, dtype=data.dtype))
-            value, grads = vg(params, data[idx], rng)
-            params, opt_state = optimizer.update(grads, opt_state, params)
-            guard.record(value, grads)
-            bar.update()
-            if (step + 1) % log_every == 0 or step + 1 == n_steps:
-                guard.flush(step + 1)
-            if ckpt and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
-                guard.flush(step + 1)
-                _save(ckpt, guard, dict(state, step=step + 1, trees={"params": params, "opt_state": opt_state},
-                                        rng=bk.rng_state(rng)))
-    bar.close()
+    try:
+        with hot_loop():
+            for step in range(start, n_steps):
+                idx = bk.choice(rng, n, batch_size, bk.xp.ones(n, dtype=data.dtype))
+                value, grads = vg(params, data[idx], rng)
+                params, opt_state = optimizer.update(grads, opt_state, params)
+                guard.record(value, grads)
+                bar.update()
+                if (step + 1) % log_every == 0 or step + 1 == n_steps:
+                    guard.flush(step + 1)
+                if ckpt and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
+                    guard.flush(step + 1)
+                    _save(ckpt, guard, dict(state, step=step + 1, trees={"params": params, "opt_state": opt_state},
+                                            rng=bk.rng_state(rng)))
+    finally:
+        bar.close()
     return params, history
 
 
