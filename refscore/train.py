@@ -13,7 +13,7 @@ from autograd.tracer import getval
 
 from . import backends
 from ._progress import progress
-from ._validation import check_points, check_positive, check_positive_int, hot_loop
+from ._validation import check_points, check_positive, check_positive_int
 
 __all__ = ["adam", "sgd", "fit", "tree_map", "tree_leaves", "cd_loss", "fit_cd"]
 
@@ -173,18 +173,17 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
         if vals:
             bar.set_postfix(loss=f"{vals[-1]:.4g}")
 
-    with hot_loop():
-        for step in range(start, n_steps):
-            idx = bk.choice(rng, n, batch_size, bk.xp.ones(n, dtype=data.dtype))
-            value, grads = vg(params, data[idx], rng)
-            params, opt_state = optimizer.update(grads, opt_state, params)
-            pending.append(value)
-            bar.update()
-            if (step + 1) % log_every == 0 or step + 1 == n_steps:
-                flush(step + 1)
-            if ckpt and (step + 1) % checkpoint_every == 0:
-                flush(step + 1)
-                _save_checkpoint(ckpt, step + 1, params, opt_state, rng, history, bk)
+    for step in range(start, n_steps):
+        idx = bk.choice(rng, n, batch_size, bk.xp.ones(n, dtype=data.dtype))
+        value, grads = vg(params, data[idx], rng)
+        params, opt_state = optimizer.update(grads, opt_state, params)
+        pending.append(value)
+        bar.update()
+        if (step + 1) % log_every == 0 or step + 1 == n_steps:
+            flush(step + 1)
+        if ckpt and (step + 1) % checkpoint_every == 0:
+            flush(step + 1)
+            _save_checkpoint(ckpt, step + 1, params, opt_state, rng, history, bk)
     flush(n_steps)
     bar.close()
     return params, history

@@ -9,7 +9,7 @@ from scipy import stats
 from refscore import diagnostics, samplers
 from refscore.energies import Gaussian, GaussianBernoulliRBM, GaussianMixture
 from refscore.losses import geometric_sigmas
-from refscore.samplers._common import langevin_log_q, langevin_move, mh_accept, rows_finite, select_rows
+from refscore.samplers import langevin_log_q, langevin_move, mh_accept, rows_finite, select_rows
 
 from conftest import to_np
 
@@ -105,6 +105,7 @@ def test_mala_acceptance_flat_with_h_proportional_to_d_to_minus_one_third():
     assert max(rates.values()) - min(rates.values()) < 0.1, rates
 
 
+@pytest.mark.filterwarnings("ignore:.*never accepted a proposal:RuntimeWarning")
 def test_mala_acceptance_roughly_flat_fast():
     """Fast version of the d^(-1/3) scaling check (d = 10, 100, 1000, fewer chains)."""
     rng = np.random.default_rng(5)

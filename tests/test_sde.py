@@ -14,8 +14,7 @@ DATA = Gaussian(MU, S)
 
 def marginal(sde, t):
     """p_t for Gaussian data: N(m μ, m² S + v I)."""
-    m, v = sde._mv(t)
-    return Gaussian(m * MU, m * m * S + v * np.eye(2))
+    return sdelib.marginal_law(DATA, sde, t)
 
 
 def exact_score(sde):
@@ -89,9 +88,9 @@ def test_sde_marginals_and_errors():
     # ∫₀¹ g² dt = σ_max² - σ_min²: the VE diffusion matches its marginal
     ts = np.linspace(0, 1, 20001)
     g2 = np.array([ve.diffusion(t) ** 2 for t in ts])
-    assert np.trapezoid(g2, ts) == pytest.approx(ve._mv(1.0)[1], rel=1e-6)
-    m, v = vp._mv(1.0)
-    assert m * m + v == pytest.approx(1.0)  # variance preserving for unit-variance data
+    assert np.trapezoid(g2, ts) == pytest.approx(ve.marginal_coeffs(1.0)[1] ** 2, rel=1e-6)
+    a, s = vp.marginal_coeffs(1.0)
+    assert a * a + s * s == pytest.approx(1.0)  # variance preserving for unit-variance data
     with pytest.raises(ValueError, match="sigma_max must exceed sigma_min"):
         sdelib.VESDE(1.0, 0.5)
     with pytest.raises(ValueError, match="beta_min must be positive"):
