@@ -9,6 +9,7 @@ our :math:`h=\epsilon`). It is biased for :math:`h>0`: on :math:`\mathcal N(0,1)
 from __future__ import annotations
 
 from .. import backends
+from .._validation import check_positive
 from ._common import (check_sampler_args, langevin_move, report_divergence, run_chain, runaway_radius,
                       sampler_info, score_of, still_good, unchecked)
 
@@ -51,6 +52,7 @@ def langevin(score_fn, x0, step_size, n_steps, rng, keep_every=None, progress=Fa
         diverging warn, all of them raise ``FloatingPointError`` (never a silent array of NaN).
     """
     bk, x0, h, n_steps = check_sampler_args(x0, step_size, n_steps, rng)
+    noise_var = None if noise_var is None else check_positive(noise_var, "noise_var")
     radius = runaway_radius(x0)
     score_fn = unchecked(score_fn)
 

@@ -16,7 +16,7 @@ from autograd import make_vjp
 from autograd.tracer import getval
 
 from .. import backends
-from .._validation import check_finite
+from .._validation import check_finite, check_positive
 from ._common import (State, check_sampler_args, langevin_log_q, langevin_move, log_prob_of,
                       metropolis_chain, mh_accept, report_divergence, rows_finite, score_of, select_rows,
                       unchecked)
@@ -81,6 +81,7 @@ def mala(log_prob_fn, x0, step_size, n_steps, rng, score_fn=None, keep_every=Non
         chains that never accept warn.
     """
     bk, x0, h, n_steps = check_sampler_args(x0, step_size, n_steps, rng)
+    noise_var = None if noise_var is None else check_positive(noise_var, "noise_var")
     state = mala_init(log_prob_fn, x0, score_fn)
     check_finite(state.log_prob, "log_prob_fn(x0)")
     check_finite(state.score, "score at x0")

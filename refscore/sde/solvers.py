@@ -46,7 +46,9 @@ def _corrector(score_fn, x, t, snr, bk, rng):
     r"""One Langevin corrector step, :math:`h=(\mathrm{snr}\,\|z\|/\|s\|)^2` (Song et al. 2021, Alg. 4)."""
     s = _score(score_fn, x, t)
     z = bk.normal(rng, x.shape, x.dtype)
-    h = (snr * anp.sqrt(anp.mean(sqnorm(z))) / anp.sqrt(anp.mean(sqnorm(s)))) ** 2
+    s2 = anp.mean(sqnorm(s))
+    # a zero score makes h infinite: NaN (no warning), then reported as divergence
+    h = snr**2 * anp.mean(sqnorm(z)) / bk.xp.where(s2 > 0, s2, bk.xp.nan)
     return x + h * s + anp.sqrt(2 * h) * z
 
 
@@ -127,7 +129,7 @@ class _GuardedRHS:
             raise RuntimeError(f"{self.what}: more than max_evals={self.max_evals} right-hand-side evaluations "
                                f"(stopped at t={t:.6g}); the ODE is stiff or the score is rough: loosen "
                                "rtol/atol, raise t_min, or raise max_evals")
-        parts = self.fun(float(t), y)
+        parts = [onp.asarray(p, dtype=float) for p in self.fun(float(t), y)]
         bad = onp.zeros(parts[0].shape[0], dtype=bool)
         for p in parts:
             bad |= ~onp.isfinite(p.reshape(p.shape[0], -1)).all(axis=1)
