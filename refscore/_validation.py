@@ -1,38 +1,30 @@
 """Input checks shared by every public entry point. Errors are for people: they name the
-problem and the offending value."""
+problem and the offending value.
+
+Validation happens once, at the public boundary: a driver checks its start point and the first
+output of each user callable, then runs its step loop unvalidated (no host synchronisation per
+step). Shape checks of what a callable returns are metadata only and cost no synchronisation.
+"""
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
 import numbers
 
 from autograd.tracer import getval
 
-_finite_checks = contextvars.ContextVar("refscore_finite_checks", default=True)
-
-
-@contextlib.contextmanager
-def hot_loop():
-    """Inside sampler and training loops, skip the per-call NaN/inf scan of inputs.
-
-    The loop's driver checked its start point once and watches for non-finite values itself
-    (reporting them in ``info`` or raising); scanning again at every step would force a
-    device synchronisation per step on GPU backends.
-    """
-    token = _finite_checks.set(False)
-    try:
-        yield
-    finally:
-        _finite_checks.reset(token)
-
 
 def check_points(x, dim=None, name="x"):
-    """Check a batch of points: shape ``(n, d)``, ``d == dim`` if given, every entry finite."""
+    """Check a batch of points: shape ``(n, d)``, ``d == dim`` if given, every entry finite.
+
+    Returns ``x``, with integer arrays cast to the default float dtype (float64); boolean and
+    non-numeric arrays are refused.
+    """
     v = getval(x)
     shape = getattr(v, "shape", None)
-    if shape is None:
+    if shape is None or isinstance(v, (str, bytes)):
         raise TypeError(f"{name} must be an array of shape (n, d), got {type(v).__name__}")
+    x = as_float_array(x, name)
+    v = getval(x)
     if len(shape) != 2:
         hint = " For a single point use x.reshape(1, -1)." if len(shape) == 1 else ""
         raise ValueError(
@@ -43,13 +35,12 @@ def check_points(x, dim=None, name="x"):
         raise ValueError(f"{name} is empty (shape {tuple(shape)}); need at least one point")
     if dim is not None and shape[1] != dim:
         raise ValueError(f"{name} has d={shape[1]} columns but the model has dim={dim}")
-    if _finite_checks.get():
-        check_finite(v, name)
+    check_finite(v, name)
     return x
 
 
 def check_finite(v, name="x"):
-    """Raise ValueError if ``v`` has a NaN or inf, naming the first bad row."""
+    """Raise ValueError if ``v`` has a NaN or inf, naming the first bad row; else return ``v``."""
     v = getval(v)
     from refscore import backends
 
@@ -60,11 +51,14 @@ def check_finite(v, name="x"):
         row = int(xp.argmax(~bad)) if bad.ndim else 0
         kind = "NaN" if bool(xp.any(xp.isnan(v))) else "inf"
         raise ValueError(f"{name} contains {kind} (first non-finite entry in row {row})")
+    return v
 
 
 def check_positive(value, name):
     """A positive, finite scalar (σ, step sizes, β...)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, (bool, str, bytes)):
+        raise TypeError(f"{name} must be a positive number, got {value!r}")
+    if not isinstance(value, numbers.Real):
         try:
             value = float(getval(value))
         except (TypeError, ValueError):
@@ -92,3 +86,63 @@ def check_choice(value, name, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
+
+
+def as_float_array(x, name):
+    """Integer arrays -> the default float dtype (float64); floats pass; bool/other refused."""
+    v = getval(x)
+    kind = getattr(getattr(v, "dtype", None), "kind", None)
+    if kind == "f":
+        return x
+    if kind in ("i", "u"):
+        from refscore import backends
+
+        return backends.of(v).asarray(v, dtype="float64")
+    raise TypeError(f"{name} must hold real numbers (a float array), got dtype {getattr(v, 'dtype', None)}")
+
+
+def check_output(out, shape, name):
+    """What a user callable returned must have exactly ``shape``: no broadcasting of a (1, d)
+    score, no (n,) score read as (d,), no scalar log-density. Metadata only: no device sync."""
+    got = getattr(getval(out), "shape", None)
+    if got is None or tuple(got) != tuple(shape):
+        what = f"shape {tuple(got)}" if got is not None else f"a {type(getval(out)).__name__}"
+        raise ValueError(f"{name} must return an array of shape {tuple(shape)}, got {what}")
+    return out
+
+
+def check_real(value, name):
+    """A finite real scalar (not a bool, not a string)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def check_time_interval(t_min, t_max):
+    """``0 <= t_min < t_max <= 1``: the SDE's time horizon (Song et al. 2021 use [0, 1])."""
+    t_min, t_max = check_real(t_min, "t_min"), check_real(t_max, "t_max")
+    if not 0.0 <= t_min < t_max <= 1.0:
+        raise ValueError(f"need 0 <= t_min < t_max <= 1, got t_min={t_min!r}, t_max={t_max!r}")
+    return t_min, t_max
+
+
+def check_sigmas(sigmas):
+    r"""Noise levels: a non-empty, strictly decreasing 1-D sequence of positive finite numbers
+    (NCSN's :math:`\sigma_1>\dots>\sigma_L`), returned as a host float64 array."""
+    import numpy as onp  # host parameters, like every energy's parameters
+
+    try:
+        items = list(sigmas)
+        if isinstance(sigmas, (str, bytes)) or any(isinstance(s, (bool, str, bytes)) for s in items):
+            raise TypeError
+        sig = onp.asarray([float(s) for s in items], dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"sigmas must be a 1-D sequence of positive numbers, got {sigmas!r}") from None
+    if sig.ndim != 1 or sig.size == 0 or not onp.all(onp.isfinite(sig)) or onp.any(sig <= 0):
+        raise ValueError(f"sigmas must be a non-empty 1-D sequence of positive numbers, got {sig.tolist()}")
+    if sig.size > 1 and not onp.all(onp.diff(sig) < 0):
+        raise ValueError(f"sigmas must be strictly decreasing, got {sig.tolist()}")
+    return sig
+

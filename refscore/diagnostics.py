@@ -17,12 +17,25 @@ def _host(a):
     return backends.of(a).to_numpy(a) if not isinstance(a, onp.ndarray) else a
 
 
-def _as_3d(chains):
-    c = onp.asarray(_host(chains), dtype=float)
+def _as_3d(chains, name="chains"):
+    """(n_steps, n_chains[, d]) host float array; NaN/inf chains and stuck (constant) chains refused."""
+    c = _host(chains)
+    if getattr(c, "dtype", None) is not None and c.dtype.kind == "b" or isinstance(chains, (str, bytes)):
+        raise TypeError(f"{name} must hold real numbers, got {chains!r:.80}")
+    c = onp.asarray(c, dtype=float)
     if c.ndim == 2:
         c = c[:, :, None]
     if c.ndim != 3 or c.shape[0] < 4:
-        raise ValueError(f"chains must be (n_steps >= 4, n_chains[, d]), got shape {c.shape}")
+        raise ValueError(f"{name} must be (n_steps >= 4, n_chains[, d]), got shape {c.shape}")
+    finite = onp.isfinite(c).all(axis=(0, 2))
+    if not finite.all():
+        raise ValueError(f"{name} contain NaN or inf (chain {int(onp.argmin(finite))} first); a diverged "
+                         "chain has no effective sample size — drop it (see info['diverged'])")
+    stuck = (c.max(axis=0) == c.min(axis=0)).all(axis=1)  # (m,) chains that never moved
+    if stuck.any():
+        raise ValueError(f"{int(stuck.sum())} of {c.shape[1]} {name} are stuck (constant over all "
+                         f"{c.shape[0]} steps, chain {int(onp.argmax(stuck))} first): the sampler never "
+                         "accepted a move; ESS and R-hat are undefined — reduce the step size")
     return c
 
 
@@ -32,7 +45,8 @@ def split_rhat(chains):
     .. math:: \hat R = \sqrt{\frac{\tfrac{n-1}{n}W + \tfrac1n B}{W}}
 
     with :math:`W` the mean within-chain variance and :math:`B/n` the variance of chain means.
-    Values near 1 (say < 1.01) indicate mixing. Returns ``(d,)``.
+    Values near 1 (say < 1.01) indicate mixing. Returns ``(d,)``. Chains with NaN/inf, or stuck
+    (constant) chains, are a ``ValueError`` saying which.
     """
     c = _as_3d(chains)
     n = c.shape[0] // 2
@@ -51,7 +65,8 @@ def effective_sample_size(chains):
 
     with :math:`\hat\rho_t = 1 - \frac{V_t}{2\widehat{\mathrm{var}}^+}` from the variogram
     :math:`V_t` pooled over chains, truncated by Geyer's initial positive sequence (sums of
-    adjacent pairs kept while positive). Returns ``(d,)``.
+    adjacent pairs kept while positive). Returns ``(d,)``. Chains with NaN/inf, or stuck
+    (constant) chains, are a ``ValueError`` saying which.
     """
     c = _as_3d(chains)
     n, m, d = c.shape

@@ -30,6 +30,7 @@ from . import backends
 from ._math import sqnorm
 from ._validation import (check_choice, check_points, check_positive, check_positive_int,
                           check_unit_interval)
+from ._validation import check_sigmas as _check_sigmas
 
 __all__ = ["esm", "ism", "ssm", "dsm", "ncsn", "vp_denoising", "geometric_sigmas",
            "esm_ism_gap", "dsm_esm_gap", "jacobian_trace", "projections"]
@@ -205,20 +206,6 @@ def geometric_sigmas(sigma_max, sigma_min, L):
     if L > 1 and not hi > lo:
         raise ValueError(f"sigma_max must exceed sigma_min, got {hi} <= {lo}")
     return numpy.geomspace(hi, lo, L) if L > 1 else numpy.array([hi])
-
-
-def _check_sigmas(sigmas):
-    import numpy
-
-    try:
-        sig = numpy.asarray([float(s) for s in sigmas], dtype=float)
-    except TypeError:
-        raise ValueError(f"sigmas must be a 1-D sequence of positive numbers, got {sigmas!r}") from None
-    if sig.ndim != 1 or sig.size == 0 or not numpy.all(numpy.isfinite(sig)) or numpy.any(sig <= 0):
-        raise ValueError(f"sigmas must be a non-empty 1-D sequence of positive numbers, got {sig.tolist()}")
-    if sig.size > 1 and not numpy.all(numpy.diff(sig) < 0):
-        raise ValueError(f"sigmas must be strictly decreasing, got {sig.tolist()}")
-    return sig
 
 
 def ncsn(score_fn, x, sigmas, rng=None, weighting="sigma2", reduction="mean", z=None):

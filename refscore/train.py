@@ -13,7 +13,7 @@ from autograd.tracer import getval
 
 from . import backends, checkpoint
 from ._progress import progress
-from ._validation import check_choice, check_points, check_positive, check_positive_int, hot_loop
+from ._validation import check_choice, check_points, check_positive, check_positive_int
 
 __all__ = ["adam", "sgd", "fit", "tree_map", "tree_leaves", "cd_loss", "fit_cd"]
 
@@ -252,19 +252,18 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     bar = progress(n_steps - start, desc, progress_bar)
     guard = _Guard(bk, [p for p, _ in tree_leaves(params)], history, bar, ckpt, start if start else None)
     try:
-        with hot_loop():
-            for step in range(start, n_steps):
-                idx = bk.choice(rng, n, batch_size, bk.xp.ones(n, dtype=data.dtype))
-                value, grads = vg(params, data[idx], rng)
-                params, opt_state = optimizer.update(grads, opt_state, params)
-                guard.record(value, grads)
-                bar.update()
-                if (step + 1) % log_every == 0 or step + 1 == n_steps:
-                    guard.flush(step + 1)
-                if ckpt and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
-                    guard.flush(step + 1)
-                    _save(ckpt, guard, dict(state, step=step + 1, trees={"params": params, "opt_state": opt_state},
-                                            rng=bk.rng_state(rng)))
+        for step in range(start, n_steps):
+            idx = bk.choice(rng, n, batch_size, bk.xp.ones(n, dtype=data.dtype))
+            value, grads = vg(params, data[idx], rng)
+            params, opt_state = optimizer.update(grads, opt_state, params)
+            guard.record(value, grads)
+            bar.update()
+            if (step + 1) % log_every == 0 or step + 1 == n_steps:
+                guard.flush(step + 1)
+            if ckpt and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
+                guard.flush(step + 1)
+                _save(ckpt, guard, dict(state, step=step + 1, trees={"params": params, "opt_state": opt_state},
+                                        rng=bk.rng_state(rng)))
     finally:
         bar.close()
     return params, history

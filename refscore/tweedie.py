@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from ._validation import check_points, check_positive, check_unit_interval
+from ._validation import check_output, check_points, check_positive, check_unit_interval
 
 __all__ = ["denoise", "denoise_vp"]
 
@@ -25,12 +25,13 @@ def denoise(score_fn, y, sigma):
     r"""VE Tweedie denoiser :math:`\hat x(y) = y + \sigma^2 s(y) = \mathbb E[x\mid y]`.
 
     ``score_fn`` must be the score of the *noised* law :math:`p_\sigma` (e.g.
-    ``gmm.perturbed(sigma).score``, or a noise-conditional network at σ). Efron (2011), eq. 2.8;
+    ``gmm.perturbed(sigma).score``, or a noise-conditional network at σ); it must return
+    ``(n, d)`` (a ``(1, d)`` or ``(n,)`` output is a ``ValueError``, never broadcast). Efron (2011), eq. 2.8;
     seed 003_…, eq. 11.12 with :math:`\sqrt{1-\beta}\to1,\ \beta\to\sigma^2`.
     """
-    check_points(y, name="y")
+    y = check_points(y, name="y")
     s2 = check_positive(sigma, "sigma") ** 2
-    return y + s2 * score_fn(y)
+    return y + s2 * check_output(score_fn(y), y.shape, "score_fn")
 
 
 def denoise_vp(score_fn, y, beta):
@@ -40,6 +41,6 @@ def denoise_vp(score_fn, y, beta):
 
     ``score_fn`` is the score of the diffused law :math:`p_\beta` (e.g. ``gmm.diffused(beta).score``).
     """
-    check_points(y, name="y")
+    y = check_points(y, name="y")
     b = check_unit_interval(beta, "beta")
-    return (y + b * score_fn(y)) / math.sqrt(1.0 - b)
+    return (y + b * check_output(score_fn(y), y.shape, "score_fn")) / math.sqrt(1.0 - b)

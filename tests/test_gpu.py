@@ -114,6 +114,4 @@ def test_no_host_device_synchronisation_inside_sampler_steps():
         for _ in range(10):
             state, acc, fin = samplers.mala_step(state, g.unnormalized_log_prob, g.score, 0.1, rng)
             x = samplers.langevin_step(x, g.score, 0.01, rng)
-            from refscore._validation import hot_loop
-            with hot_loop():
-                g.score(x)
+            g.score_unchecked(x)

@@ -9,7 +9,7 @@ from scipy import stats
 from refscore import diagnostics, samplers
 from refscore.energies import Gaussian, GaussianBernoulliRBM, GaussianMixture
 from refscore.losses import geometric_sigmas
-from refscore.samplers._common import langevin_log_q, langevin_move, mh_accept, rows_finite, select_rows
+from refscore.samplers import langevin_log_q, langevin_move, mh_accept, rows_finite, select_rows
 
 from conftest import to_np
 
@@ -128,6 +128,7 @@ def test_mala_acceptance_flat_with_h_proportional_to_d_to_minus_one_third():
         _mala_acceptance_matches_exact(d, 1.2 * d ** (-1 / 3), 2000, 20, rng)
 
 
+@pytest.mark.filterwarnings("ignore:.*never accepted a proposal:RuntimeWarning")
 def test_mala_acceptance_with_h_proportional_to_d_to_minus_one_third_tends_to_its_limit():
     """Roberts & Rosenthal (1998), Thm 1/2: with proposal variance 2h = ℓ² d^(-1/3) on N(0, I_d) the
     acceptance tends to a(ℓ) = 2Φ(-ℓ³/8) (for a Gaussian K = 1/4); with a fixed h it collapses.
@@ -281,3 +282,52 @@ def test_ess_of_ar1_matches_theory_and_rhat_flags_stuck_chains():
     assert s["mean"] == pytest.approx(0.6) and s["n_chains"] == 2
     with pytest.raises(ValueError, match="chains must be"):
         diagnostics.effective_sample_size(np.zeros(3))
+
+
+# ---------------------------------------------------------------------------------------
+# the one sampler record
+# ---------------------------------------------------------------------------------------
+_X0 = np.random.default_rng(12).normal(size=(6, 2))
+_G2 = Gaussian([0.0, 0.0], np.eye(2))
+_RBM = GaussianBernoulliRBM(np.full((2, 3), 0.1), np.zeros(2), np.zeros(3))
+DRIVERS = {
+    "langevin": (lambda r: samplers.langevin(_G2.score, _X0, 0.1, 6, r, keep_every=2), False),
+    "annealed": (lambda r: samplers.annealed_langevin(lambda y, s: -y / (1 + s * s), _X0, [1.0, 0.5], 0.1, 3, r,
+                                                      keep_every=2), False),
+    "gibbs": (lambda r: samplers.rbm_gibbs(_RBM, _X0, 6, r, keep_every=2), False),
+    "mala": (lambda r: samplers.mala(_G2.unnormalized_log_prob, _X0, 0.1, 6, r, keep_every=2,
+                                     record_accepted=True), True),
+    "rwmh": (lambda r: samplers.rwmh(_G2.unnormalized_log_prob, _X0, 0.5, 6, r, keep_every=2,
+                                     record_accepted=True), True),
+}
+
+
+@pytest.mark.parametrize("name", list(DRIVERS))
+def test_every_driver_returns_the_same_record(name):
+    run, metropolis = DRIVERS[name]
+    x, info = run(np.random.default_rng(13))
+    extra = {"step_sizes", "hidden", "state"}  # driver-specific additions, documented per driver
+    core = {"n_steps", "diverged", "n_diverged", "trajectory"}
+    mh = {"acceptance_rate", "n_nonfinite", "is_accepted"}
+    assert set(info) - extra == (core | mh if metropolis else core)
+    assert set(info) - extra <= set(samplers.SAMPLER_INFO)
+    assert info["n_steps"] == 6 and info["diverged"].shape == (6,) and info["diverged"].dtype == bool
+    assert info["n_diverged"] == 0 and info["trajectory"].shape == (3, 6, 2)
+    np.testing.assert_array_equal(info["trajectory"][-1], x)
+    if metropolis:
+        acc = info["is_accepted"]
+        assert acc.shape == (6, 6) and acc.dtype == bool
+        np.testing.assert_allclose(info["acceptance_rate"], acc.mean(0), rtol=1e-15)
+
+
+def test_mala_takes_log_density_and_score_from_one_pass():
+    calls = {"n": 0}
+
+    def lp(x):
+        calls["n"] += 1
+        return -0.5 * np.sum(x * x, 1)
+
+    x_auto, _ = samplers.mala(lp, _X0, 0.3, 5, np.random.default_rng(14))
+    assert calls["n"] == 5 + 1  # one evaluation per step (and one at the start), the score by its VJP
+    x_closed, _ = samplers.mala(lp, _X0, 0.3, 5, np.random.default_rng(14), score_fn=lambda x: -x)
+    np.testing.assert_allclose(x_auto, x_closed, rtol=1e-12)

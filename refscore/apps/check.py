@@ -100,13 +100,15 @@ def equivalence_table(backend=None, seed=0, n=20000):
 
     def score_t(xx, t):
         if t not in marg:
-            m, v = sde._mv(t)
+            m, sd = sde.marginal_coeffs(t)
+            v = sd * sd
             marg[t] = Gaussian(m * mu2, m * m * S2 + v * onp.eye(2), backend=bk.name)
         return marg[t].score(xx)
 
     dat2 = Gaussian(mu2, S2, backend=bk.name)
     xs = dat2.sample(4, rng)
-    m1, v1 = sde._mv(1.0)
+    m1, sd1 = sde.marginal_coeffs(1.0)
+    v1 = sd1 * sd1
     p1 = Gaussian(m1 * mu2, m1 * m1 * S2 + v1 * onp.eye(2), backend=bk.name)
     ll = H(sdelib.log_likelihood(sde, score_t, xs, prior_log_prob=p1.log_prob))
     rows.append(_det_row("PF-ODE log-likelihood = log N(x; μ, S) (VP)", float(abs(ll - H(dat2.log_prob(xs))).max()),

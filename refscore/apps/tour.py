@@ -240,7 +240,8 @@ def run_tour(backend=None, seed=0, out="tour-output", quick=False):
 
     def score_t(x, t):
         if t not in cache:
-            m_, v_ = sde._mv(t)
+            m_, sd_ = sde.marginal_coeffs(t)
+            v_ = sd_ * sd_
             cache[t] = target.diffused(min(max(v_, 1e-12), 1 - 1e-12)) if t > 0 else target
         return cache[t].score(x)
 

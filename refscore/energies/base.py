@@ -52,6 +52,14 @@ class Energy:
         self._check(x)
         return self._score(x)
 
+    def energy_unchecked(self, x):
+        r""":math:`E(x)` with no validation: for inner loops after the caller validated ``x``."""
+        return self._energy(x)
+
+    def score_unchecked(self, x):
+        r""":math:`s(x)=-\nabla_x E(x)` with no validation (no host sync): for inner loops."""
+        return self._score(x)
+
     def log_partition(self):
         r""":math:`\log Z` in closed form (only where known)."""
         raise NotImplementedError(

@@ -2,13 +2,21 @@ r"""Samplers: one module per algorithm, the Langevin step and the MH accept/reje
 (``_common``). Every driver returns ``(x, info)``; chains are rows, no Python loop over chains.
 
 Step convention (API.md): :math:`x' = x + h\,s(x) + \sqrt{2h}\,z`.
+
+Every driver returns the same record ``info`` (:data:`SAMPLER_INFO` describes it): ``n_steps``,
+``diverged`` (n,) and ``n_diverged``; ``acceptance_rate`` (n,) and ``n_nonfinite`` where there is
+an accept step, ``is_accepted`` (n_steps, n) with ``record_accepted=True``; ``trajectory``
+(n_steps // k, n, d) with ``keep_every=k``. Drivers validate their inputs and the first output of
+each callable once; the step functions are unvalidated (no host synchronisation).
 """
-from ._common import State, langevin_log_q, langevin_move
+from ._common import (SAMPLER_INFO, State, langevin_log_q, langevin_move, mh_accept, rows_finite,
+                      select_rows)
 from .annealed import annealed_langevin
 from .gibbs import rbm_gibbs, rbm_gibbs_step
 from .langevin import langevin, langevin_step
-from .mala import mala, mala_init, mala_step
+from .mala import log_prob_and_score, mala, mala_init, mala_step
 from .rwmh import rwmh, rwmh_step
 
-__all__ = ["langevin", "langevin_step", "mala", "mala_step", "mala_init", "annealed_langevin",
-           "rwmh", "rwmh_step", "rbm_gibbs", "rbm_gibbs_step", "State", "langevin_move", "langevin_log_q"]
+__all__ = ["langevin", "langevin_step", "mala", "mala_step", "mala_init", "log_prob_and_score",
+           "annealed_langevin", "rwmh", "rwmh_step", "rbm_gibbs", "rbm_gibbs_step", "State",
+           "langevin_move", "langevin_log_q", "mh_accept", "rows_finite", "select_rows", "SAMPLER_INFO"]

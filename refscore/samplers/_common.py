@@ -1,5 +1,5 @@
 r"""Pieces every sampler shares: the one Langevin step, the Metropolis–Hastings accept/reject,
-the sampler state, and the driver loop.
+the sampler state, the driver loop, divergence tracking and the one ``info`` record.
 
 The Langevin step (API.md; seed 001_…, "Langevin (Monte Carlo) sampling"):
 
@@ -7,17 +7,48 @@ The Langevin step (API.md; seed 001_…, "Langevin (Monte Carlo) sampling"):
 
 NCSN (Song & Ermon 2019, Alg. 1) writes :math:`x+\tfrac{\alpha}{2}s+\sqrt\alpha z`: their
 :math:`\alpha` is our :math:`2h`. This is the only place a Langevin move is written.
+
+The sampler record (``info``, returned by every driver beside the final positions)
+-----------------------------------------------------------------------------------
+``n_steps`` : int
+    Steps taken (annealed Langevin: L·T).
+``diverged`` : (n,) bool array, ``n_diverged`` : int
+    Chains that diverged at some step: a non-finite coordinate, or a runaway coordinate
+    :math:`|x_{ij}| > R` far beyond the scale of the problem (each driver states its ``R``).
+    Some chains diverged: a ``RuntimeWarning``; every chain: a ``FloatingPointError``.
+``acceptance_rate`` : (n,) per chain — only where there is an accept step (MALA, RWMH), with
+    ``n_nonfinite`` (n,), the rejected non-finite proposals. A chain that never accepts warns.
+``is_accepted`` : (n_steps, n) bool — where there is an accept step and ``record_accepted=True``.
+``trajectory`` : (n_steps // keep_every, n, d) — when ``keep_every`` is given.
+
+Divergence is tracked on the device (a running ``(n,)`` flag, no host synchronisation per
+step) and read once at the end of the run.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import autograd.numpy as anp
 
 from .. import backends
 from .._progress import progress
-from .._validation import check_points, check_positive, check_positive_int, hot_loop
+from .._validation import check_output, check_points, check_positive, check_positive_int
+
+#: a chain has run away when a coordinate exceeds this multiple of the problem's scale
+RUNAWAY_FACTOR = 1e6
+
+#: the keys of the record every driver returns, with their meaning (see the module docstring)
+SAMPLER_INFO = {
+    "n_steps": "int, steps taken",
+    "diverged": "(n,) bool, chains that became non-finite or ran away",
+    "n_diverged": "int, diverged.sum()",
+    "acceptance_rate": "(n,) accepted fraction per chain (accept-step samplers only)",
+    "n_nonfinite": "(n,) rejected non-finite proposals (accept-step samplers only)",
+    "is_accepted": "(n_steps, n) bool per step (accept-step samplers, record_accepted=True)",
+    "trajectory": "(n_steps // keep_every, n, d) kept positions (keep_every given)",
+}
 
 
 class State(NamedTuple):
@@ -66,26 +97,140 @@ def select_rows(mask, a, b):
     return xp.where(m, a, b)
 
 
+# ----- user callables -----------------------------------------------------------------------
+def unchecked(fn):
+    """The unvalidated twin of an :class:`~refscore.energies.Energy`'s validated bound method
+    (``score``, ``energy``, ``unnormalized_log_prob``), else ``fn`` itself: a driver validated
+    its points once, so the inner loop skips the per-call finiteness scan (a host sync on GPU)."""
+    from ..energies import Energy
+
+    owner, func = getattr(fn, "__self__", None), getattr(fn, "__func__", None)
+    if not isinstance(owner, Energy):
+        return fn
+    if func is Energy.score:
+        return owner.score_unchecked
+    if func is Energy.energy:
+        return owner.energy_unchecked
+    if func is Energy.unnormalized_log_prob:
+        return lambda x: -owner.energy_unchecked(x)
+    return fn
+
+
+def score_of(score_fn, x, *args, name="score_fn"):
+    """``score_fn(x, *args)``, refused unless it has shape ``(n, d)`` (no silent broadcasting)."""
+    return check_output(score_fn(x, *args), anp.shape(x), name)
+
+
+def log_prob_of(log_prob_fn, x, name="log_prob_fn"):
+    """``log_prob_fn(x)``, refused unless it has shape ``(n,)``."""
+    return check_output(log_prob_fn(x), anp.shape(x)[:1], name)
+
+
+# ----- arguments, divergence, the record ----------------------------------------------------
 def check_sampler_args(x0, step_size, n_steps, rng):
-    check_points(x0, name="x0")
+    """Validate a driver's common arguments once; returns ``(backend, x0, h, n_steps)``."""
+    x0 = check_points(x0, name="x0")
     h = check_positive(step_size, "step_size")
     n_steps = check_positive_int(n_steps, "n_steps", minimum=0)
     bk = backends.of(x0)
     bk.check_rng(rng)
-    return bk, h, n_steps
+    return bk, x0, h, n_steps
 
 
-def run_chain(step, state, n_steps, keep_every, desc, show_progress, extract=lambda s: s):
-    """Drive ``state = step(state)`` for ``n_steps``; keep every ``keep_every``-th position."""
-    traj = []
+def runaway_radius(x0, scale=1.0, factor=RUNAWAY_FACTOR):
+    r""":math:`R = \mathrm{factor}\cdot\max(\mathrm{scale}, \max_{ij}|x^{(0)}_{ij}|)`, one host
+    read at the start (default factor :math:`10^6`)."""
+    xp = backends.of(x0).xp
+    return factor * max(float(scale), float(xp.max(xp.abs(x0))))
+
+
+def still_good(x, radius):
+    """(n,) True where every coordinate is finite and within ``radius`` (NaN compares False)."""
+    xp = backends.of(x).xp
+    return xp.max(xp.abs(x), axis=1) <= radius
+
+
+def sampler_info(n_steps, diverged, trajectory=None, n_accepted=None, n_nonfinite=None, is_accepted=None):
+    """The one record every driver returns (see the module docstring). Reads ``diverged`` once."""
+    info = {"n_steps": n_steps, "diverged": diverged, "n_diverged": int(diverged.sum())}
+    if n_accepted is not None:
+        info["acceptance_rate"] = n_accepted / max(n_steps, 1)
+        info["n_nonfinite"] = n_nonfinite
+    if is_accepted is not None:
+        info["is_accepted"] = is_accepted
+    if trajectory is not None:
+        info["trajectory"] = trajectory
+    return info
+
+
+def report_divergence(info, what, hint):
+    """Raise when every chain diverged, warn when some did; MH chains that never accepted warn."""
+    n_bad, n = info["n_diverged"], info["diverged"].shape[0]
+    if n_bad == n:
+        raise FloatingPointError(f"every one of the {n} {what} chains diverged (non-finite or runaway); {hint}")
+    if n_bad:
+        warnings.warn(f"{n_bad} of {n} {what} chains diverged (non-finite or runaway); see info['diverged']",
+                      RuntimeWarning, stacklevel=3)
+    if "acceptance_rate" in info and info["n_steps"] > 0:
+        stuck = int((info["acceptance_rate"] == 0).sum())
+        if stuck:
+            warnings.warn(f"{stuck} of {n} {what} chains never accepted a proposal in {info['n_steps']} "
+                          f"steps; reduce step_size", RuntimeWarning, stacklevel=3)
+    return info
+
+
+def run_chain(step, carry, n_steps, keep_every=None, desc="", show_progress=False, position=lambda c: c,
+              record=None, postfix=None):
+    """Drive ``carry = step(carry)`` for ``n_steps``; the one place trajectories are stacked.
+
+    Returns ``(carry, trajectory, records)``: ``trajectory`` stacks ``position(carry)`` every
+    ``keep_every`` steps, ``(n_steps // keep_every, n, d)`` (``None`` unless asked), ``records``
+    stacks ``record(carry)`` every step (``None`` without ``record``). ``postfix(t)`` may return a
+    dict shown on the progress bar before step ``t`` (host values only).
+    """
     if keep_every is not None:
         keep_every = check_positive_int(keep_every, "keep_every")
+    traj, recs = [], []
     bar = progress(n_steps, desc, enabled=show_progress)
-    with hot_loop():
-        for t in range(n_steps):
-            state = step(state)
-            if keep_every is not None and (t + 1) % keep_every == 0:
-                traj.append(extract(state))
-            bar.update()
+    for t in range(n_steps):
+        shown = postfix(t) if postfix is not None else None
+        if shown:
+            bar.set_postfix(**shown)
+        carry = step(carry)
+        if keep_every is not None and (t + 1) % keep_every == 0:
+            traj.append(position(carry))
+        if record is not None:
+            recs.append(record(carry))
+        bar.update()
     bar.close()
-    return state, traj
+    return carry, _stack(traj, keep_every is not None, position(carry)), _stack(recs, record is not None,
+                                                                             record and record(carry))
+
+
+def _stack(items, asked, like):
+    """Stack kept arrays along a new first axis; an empty ``(0, ...)`` array when asked for none."""
+    if not asked:
+        return None
+    xp = backends.of(like).xp
+    return xp.stack(items) if items else xp.zeros((0,) + like.shape, dtype=like.dtype)
+
+
+def metropolis_chain(kernel, state, n_steps, keep_every, desc, show_progress, record_accepted):
+    r"""Drive a Metropolis–Hastings kernel ``kernel(state) -> (state, accepted, finite)`` and
+    build the record. Runaway radius: :math:`R = 10^6\max(1, \max_{ij}|x^{(0)}_{ij}|)`."""
+    x0 = state.position
+    xp, n = backends.of(x0).xp, x0.shape[0]
+    radius = runaway_radius(x0)
+    zero, no = xp.zeros(n, dtype=x0.dtype), xp.zeros(n, dtype=bool)
+
+    def step(carry):
+        st, n_acc, n_bad, bad, _ = carry
+        st, acc, finite = kernel(st)
+        return st, n_acc + acc, n_bad + ~finite, bad | ~still_good(st.position, radius), acc
+
+    (st, n_acc, n_bad, bad, _), traj, acc = run_chain(
+        step, (state, zero, zero, no, no), n_steps, keep_every, desc, show_progress,
+        position=lambda c: c[0].position, record=(lambda c: c[4]) if record_accepted else None)
+    info = sampler_info(n_steps, bad, traj, n_acc, n_bad, acc)
+    info["state"] = st
+    return st.position, info

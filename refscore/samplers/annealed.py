@@ -9,15 +9,21 @@ is this with :math:`h=\epsilon/2`. The step itself is :func:`refscore.samplers._
 """
 from __future__ import annotations
 
-from .. import backends
-from .._validation import check_positive_int
-from ..losses import _check_sigmas
-from ._common import check_sampler_args, langevin_move, rows_finite, run_chain
+import math
+
+from .._validation import check_positive_int, check_sigmas
+from ._common import (check_sampler_args, langevin_move, report_divergence, run_chain, runaway_radius,
+                      sampler_info, score_of, still_good, unchecked)
+
+#: annealed chains run away beyond this multiple of sigma_1·sqrt(d) (the noise scale at level 1)
+ANNEALED_RUNAWAY_FACTOR = 1e3
 
 
 def annealed_langevin(score_fn, x0, sigmas, step_size, n_steps_each, rng, keep_every=None,
                       progress=False, final_denoise=False):
-    r"""Run annealed Langevin chains.
+    r"""Run annealed Langevin chains (Song & Ermon 2019, Alg. 1, with :math:`\alpha_i = 2h_i`):
+
+    .. math:: h_i = h\,\sigma_i^2/\sigma_L^2,\qquad x \leftarrow x + h_i\,s(x,\sigma_i) + \sqrt{2h_i}\,z
 
     Parameters
     ----------
@@ -26,35 +32,38 @@ def annealed_langevin(score_fn, x0, sigmas, step_size, n_steps_each, rng, keep_e
     step_size : h, the step at the last (smallest) level
     n_steps_each : T, steps per level
     final_denoise : apply Tweedie's :math:`x+\sigma_L^2 s(x,\sigma_L)` at the end (Jolicoeur-Martineau
-        et al. 2021) — off by default to match Algorithm 1.
+        et al. 2021) — off by default to match Algorithm 1. The denoised output is checked too.
 
     Returns
     -------
-    x, info : ``info`` has ``n_steps`` (L·T), ``step_sizes`` (L,), ``diverged`` (n,) and
-        ``n_diverged``.
+    x, info : the sampler record (``refscore.samplers._common``) plus ``step_sizes`` (L,). A chain
+        diverges when a coordinate is non-finite or exceeds
+        :math:`R = 10^3\max(\sigma_1\sqrt d,\ \max_{ij}|x^{(0)}_{ij}|)`; some diverging warn, all raise.
+        The progress bar shows the current σ.
     """
-    sig = _check_sigmas(sigmas)
+    sig = check_sigmas(sigmas)
     T = check_positive_int(n_steps_each, "n_steps_each")
-    bk, h, _ = check_sampler_args(x0, step_size, 1, rng)
+    bk, x0, h, _ = check_sampler_args(x0, step_size, 1, rng)
+    score_fn = unchecked(score_fn)
     hs = h * sig**2 / sig[-1] ** 2
-    schedule = [(float(s), float(hi)) for s, hi in zip(sig, hs) for _ in range(T)]
-    it = iter(schedule)
+    levels = [(float(s), float(hi)) for s, hi in zip(sig, hs)]
+    radius = runaway_radius(x0, levels[0][0] * math.sqrt(x0.shape[1]), ANNEALED_RUNAWAY_FACTOR)
+    t_of = iter(range(len(levels) * T))
 
-    def step(st):
-        x, bad = st
-        s, hi = next(it)
-        x = langevin_move(x, score_fn(x, s), hi, bk.normal(rng, x.shape, x.dtype))
-        return x, bad | ~rows_finite(x)
+    def step(carry):
+        x, bad = carry
+        s, hi = levels[next(t_of) // T]
+        x = langevin_move(x, score_of(score_fn, x, s), hi, bk.normal(rng, x.shape, x.dtype))
+        return x, bad | ~still_good(x, radius)
 
-    (x, bad), traj = run_chain(step, (x0, bk.xp.zeros(x0.shape[0], dtype=bool)), len(schedule), keep_every,
-                               "annealed Langevin", progress, extract=lambda s: s[0])
+    (x, bad), traj, _ = run_chain(step, (x0, bk.xp.zeros(x0.shape[0], dtype=bool)), len(levels) * T, keep_every,
+                                  "annealed Langevin", progress, position=lambda c: c[0],
+                                  postfix=lambda t: {"sigma": f"{levels[t // T][0]:.4g}"} if t % T == 0 else None)
     if final_denoise:
-        s_L = float(sig[-1])
-        x = x + s_L**2 * score_fn(x, s_L)
-    n_bad = int(bad.sum())
-    if n_bad == x.shape[0]:
-        raise FloatingPointError("every annealed Langevin chain diverged; reduce step_size")
-    info = {"n_steps": len(schedule), "step_sizes": hs, "diverged": bad, "n_diverged": n_bad}
-    if traj:
-        info["trajectory"] = bk.xp.stack(traj)
+        s_L = levels[-1][0]
+        x = x + s_L**2 * score_of(score_fn, x, s_L)
+        bad = bad | ~still_good(x, radius)
+    info = sampler_info(len(levels) * T, bad, traj)
+    info["step_sizes"] = hs
+    report_divergence(info, "annealed Langevin", f"reduce step_size (h={h})")
     return x, info

@@ -10,11 +10,14 @@ import autograd.numpy as anp
 
 from .. import backends
 from .._validation import check_points, check_positive_int
-from ._common import run_chain
+from ._common import report_divergence, run_chain, runaway_radius, sampler_info, still_good
 
 
 def rbm_gibbs_step(rbm, x, rng):
-    """One sweep h | x, then x | h. Returns ``(x, h)``."""
+    r"""One sweep :math:`h\mid x`, then :math:`x\mid h` (unvalidated, no host sync). Returns ``(x, h)``.
+
+    .. math:: h\sim\mathrm{Bernoulli}(\sigma(c+W^\top x)),\qquad x\sim\mathcal N(b+Wh, I)
+    """
     bk = backends.of(x)
     p_h = 0.5 * (anp.tanh(0.5 * (x @ rbm.W + rbm.c)) + 1.0)  # (n, m)
     h = (bk.uniform(rng, p_h.shape, x.dtype) < p_h).astype(x.dtype)
@@ -23,16 +26,30 @@ def rbm_gibbs_step(rbm, x, rng):
 
 
 def rbm_gibbs(rbm, x0, n_steps, rng, keep_every=None, progress=False):
-    """Run block Gibbs chains on an :class:`~refscore.energies.GaussianBernoulliRBM`.
+    r"""Run block Gibbs chains on an :class:`~refscore.energies.GaussianBernoulliRBM`:
 
-    Returns ``(x, info)``; ``info`` has ``n_steps``, ``hidden`` (the last h), ``trajectory``."""
-    check_points(x0, rbm.dim, "x0")
+    .. math:: h\mid x \sim \mathrm{Bernoulli}\big(\sigma(c + W^\top x)\big),\quad
+              x\mid h \sim \mathcal N(b + W h, I)\qquad\text{(Hinton 2010, §13.2)}
+
+    Returns ``(x, info)``: the sampler record (``refscore.samplers._common``) plus ``hidden``
+    (the last h). A chain diverges when a coordinate is non-finite or exceeds
+    :math:`R = 10^6\max(1, \max_{ij}|x^{(0)}_{ij}|, \max_i |b_i| + \sum_{ij}|W_{ij}|)`.
+    """
+    x0 = check_points(x0, rbm.dim, "x0")
     n_steps = check_positive_int(n_steps, "n_steps")
     bk = backends.of(x0, rbm.W)
     bk.check_rng(rng)
-    (x, h), traj = run_chain(lambda st: rbm_gibbs_step(rbm, st[0], rng), (x0, None), n_steps, keep_every,
-                             "Gibbs", progress, extract=lambda s: s[0])
-    info = {"n_steps": n_steps, "hidden": h}
-    if traj:
-        info["trajectory"] = bk.xp.stack(traj)
+    xp = bk.xp
+    radius = runaway_radius(x0, 1.0 + float(xp.max(xp.abs(rbm.b)) + xp.sum(xp.abs(rbm.W))))
+
+    def step(carry):
+        x, _, bad = carry
+        x, h = rbm_gibbs_step(rbm, x, rng)
+        return x, h, bad | ~still_good(x, radius)
+
+    (x, h, bad), traj, _ = run_chain(step, (x0, None, xp.zeros(x0.shape[0], dtype=bool)), n_steps, keep_every,
+                                     "Gibbs", progress, position=lambda c: c[0])
+    info = sampler_info(n_steps, bad, traj)
+    info["hidden"] = h
+    report_divergence(info, "Gibbs", "check the RBM parameters")
     return x, info

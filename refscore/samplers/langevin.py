@@ -8,29 +8,36 @@ our :math:`h=\epsilon`). It is biased for :math:`h>0`: on :math:`\mathcal N(0,1)
 """
 from __future__ import annotations
 
-import warnings
-
-from ._common import check_sampler_args, langevin_move, rows_finite, run_chain
+from .. import backends
+from .._validation import check_positive
+from ._common import (check_sampler_args, langevin_move, report_divergence, run_chain, runaway_radius,
+                      sampler_info, score_of, still_good, unchecked)
 
 
 def langevin_step(x, score_fn, step_size, rng, noise_var=None):
-    """One ULA step for every chain (rows of ``x``)."""
-    from .. import backends
+    r"""One ULA step for every chain (rows of ``x``), unvalidated (no host sync):
 
+    .. math:: x' = x + h\,s(x) + \sqrt{2h}\,z
+
+    Only the shape of ``score_fn(x)`` is checked (metadata, free); a validated
+    :class:`~refscore.energies.Energy` method is swapped for its unchecked twin.
+    """
     bk = backends.of(x)
     z = bk.normal(rng, x.shape, x.dtype)
-    return langevin_move(x, score_fn(x), step_size, z, noise_var)
+    return langevin_move(x, score_of(unchecked(score_fn), x), step_size, z, noise_var)
 
 
 def langevin(score_fn, x0, step_size, n_steps, rng, keep_every=None, progress=False, noise_var=None):
-    r"""Run ULA chains from the rows of ``x0``.
+    r"""Run ULA chains from the rows of ``x0``:
+
+    .. math:: x_{t+1} = x_t + h\,s(x_t) + \sqrt{2h}\,z_t \qquad\text{(seed 001\_…, Langevin sampling)}
 
     Parameters
     ----------
-    score_fn : (n, d) -> (n, d)
-    x0 : (n, d) starting points, one chain per row
+    score_fn : (n, d) -> (n, d); another output shape is a ``ValueError``
+    x0 : (n, d) starting points, one chain per row (integers are cast to float64)
     step_size : h > 0
-    n_steps : int
+    n_steps : int >= 0
     rng : backend Generator
     keep_every : keep every k-th position in ``info["trajectory"]`` (T/k, n, d); none by default
     noise_var : the notes' variant (seed 003_…, §11.2.1) with noise variance η instead of 2h;
@@ -39,26 +46,23 @@ def langevin(score_fn, x0, step_size, n_steps, rng, keep_every=None, progress=Fa
     Returns
     -------
     x : (n, d) final positions
-    info : dict with ``n_steps``, ``diverged`` (n,) bool, ``n_diverged``, and ``trajectory``
-        when asked. Chains that become non-finite are reported, with a warning; if every chain
-        diverges a ``FloatingPointError`` is raised (never a silent array of NaN).
+    info : the sampler record (``refscore.samplers._common``): ``n_steps``, ``diverged`` (n,),
+        ``n_diverged``, ``trajectory`` when asked. A chain diverges when a coordinate becomes
+        non-finite or exceeds :math:`R = 10^6\max(1, \max_{ij}|x^{(0)}_{ij}|)`; some chains
+        diverging warn, all of them raise ``FloatingPointError`` (never a silent array of NaN).
     """
-    bk, h, n_steps = check_sampler_args(x0, step_size, n_steps, rng)
-    state = (x0, bk.xp.zeros(x0.shape[0], dtype=bool))
+    bk, x0, h, n_steps = check_sampler_args(x0, step_size, n_steps, rng)
+    noise_var = None if noise_var is None else check_positive(noise_var, "noise_var")
+    radius = runaway_radius(x0)
+    score_fn = unchecked(score_fn)
 
-    def step(st):
-        x, bad = st
+    def step(carry):
+        x, bad = carry
         x = langevin_step(x, score_fn, h, rng, noise_var)
-        return x, bad | ~rows_finite(x)
+        return x, bad | ~still_good(x, radius)
 
-    (x, bad), traj = run_chain(step, state, n_steps, keep_every, "ULA", progress, extract=lambda s: s[0])
-    n_bad = int(bad.sum())
-    info = {"n_steps": n_steps, "diverged": bad, "n_diverged": n_bad}
-    if traj:
-        info["trajectory"] = bk.xp.stack(traj)
-    if n_bad == x.shape[0]:
-        raise FloatingPointError(f"every one of the {n_bad} ULA chains diverged (non-finite); "
-                                 f"reduce step_size (h={h}) or use mala")
-    if n_bad:
-        warnings.warn(f"{n_bad} of {x.shape[0]} ULA chains diverged; see info['diverged']", RuntimeWarning)
+    (x, bad), traj, _ = run_chain(step, (x0, bk.xp.zeros(x0.shape[0], dtype=bool)), n_steps, keep_every,
+                                  "ULA", progress, position=lambda c: c[0])
+    info = sampler_info(n_steps, bad, traj)
+    report_divergence(info, "ULA", f"reduce step_size (h={h}) or use mala")
     return x, info

@@ -12,30 +12,44 @@ unnormalised.
 """
 from __future__ import annotations
 
-from autograd import elementwise_grad
-import autograd.numpy as anp
+from autograd import make_vjp
+from autograd.tracer import getval
 
 from .. import backends
-from ._common import (State, check_sampler_args, langevin_log_q, langevin_move, mh_accept,
-                      rows_finite, run_chain, select_rows)
+from .._validation import check_finite, check_positive
+from ._common import (State, check_sampler_args, langevin_log_q, langevin_move, log_prob_of,
+                      metropolis_chain, mh_accept, report_divergence, rows_finite, score_of, select_rows,
+                      unchecked)
 
 
-def _score_of(log_prob_fn, score_fn):
-    return score_fn if score_fn is not None else elementwise_grad(lambda x: anp.sum(log_prob_fn(x)))
+def log_prob_and_score(log_prob_fn, score_fn, x):
+    r""":math:`(\log\tilde p(x), s(x))`, shapes ``(n,)`` and ``(n, d)``. Without ``score_fn``
+    both come from **one** forward pass of ``log_prob_fn`` and one reverse pass:
+    :math:`s = \nabla_x\sum_i\log\tilde p(x_i)` (rows do not interact)."""
+    log_prob_fn = unchecked(log_prob_fn)
+    if score_fn is not None:
+        return log_prob_of(log_prob_fn, x), score_of(unchecked(score_fn), x)
+    vjp, lp = make_vjp(lambda y: log_prob_of(log_prob_fn, y))(x)
+    return lp, vjp(backends.of(getval(lp)).xp.ones(lp.shape, dtype=getval(lp).dtype))
 
 
 def mala_init(log_prob_fn, x, score_fn=None):
     """The initial :class:`State` (position, log-density, score) of every chain."""
-    return State(x, log_prob_fn(x), _score_of(log_prob_fn, score_fn)(x))
+    return State(x, *log_prob_and_score(log_prob_fn, score_fn, x))
 
 
 def mala_step(state, log_prob_fn, score_fn, step_size, rng, noise_var=None):
-    r"""One MALA step for every chain. Returns ``(new_state, accepted (n,) bool, finite (n,) bool)``."""
+    r"""One MALA step for every chain, unvalidated (no host sync); ``score_fn=None`` takes the
+    score from ``log_prob_fn`` by autograd in the same pass.
+
+    .. math:: \log\alpha = \log\tilde p(y) - \log\tilde p(x) + \log q(x\mid y) - \log q(y\mid x)
+
+    Returns ``(new_state, accepted (n,) bool, finite (n,) bool)``."""
     x, lp_x, s_x = state
     bk = backends.of(x)
     h = step_size
     y = langevin_move(x, s_x, h, bk.normal(rng, x.shape, x.dtype), noise_var)
-    lp_y, s_y = log_prob_fn(y), score_fn(y)
+    lp_y, s_y = log_prob_and_score(log_prob_fn, score_fn, y)
     finite = rows_finite(y) & rows_finite(s_y) & bk.xp.isfinite(lp_y)
     log_ratio = (lp_y - lp_x) + langevin_log_q(x, y, s_y, h, noise_var) - langevin_log_q(y, x, s_x, h, noise_var)
     acc = mh_accept(log_ratio, bk.uniform(rng, (x.shape[0],), x.dtype), finite)
@@ -44,36 +58,34 @@ def mala_step(state, log_prob_fn, score_fn, step_size, rng, noise_var=None):
 
 
 def mala(log_prob_fn, x0, step_size, n_steps, rng, score_fn=None, keep_every=None, progress=False,
-         noise_var=None):
-    r"""Run MALA chains from the rows of ``x0``.
+         noise_var=None, record_accepted=False):
+    r"""Run MALA chains from the rows of ``x0`` (Roberts & Tweedie 1996; seed 003_…, §11.2.1):
+
+    .. math:: y = x + h\,s(x) + \sqrt{2h}\,z,\qquad
+              \log q(y\mid x) = -\frac{\|y-x-h\,s(x)\|^2}{4h}
 
     Parameters
     ----------
-    log_prob_fn : (n, d) -> (n,), possibly unnormalised
-    score_fn : optional closed-form score; default autograd of ``log_prob_fn``
+    log_prob_fn : (n, d) -> (n,), possibly unnormalised; another shape is a ``ValueError``
+    score_fn : optional closed-form score (n, d) -> (n, d); default autograd of ``log_prob_fn``,
+        computed in the same pass as the log-density
     noise_var : the notes' proposal :math:`y=x+\eta s+\sqrt\eta\epsilon` is ``step_size=η,
         noise_var=η`` (its MH ratio then uses that proposal's exact density)
+    record_accepted : keep ``info["is_accepted"]`` (n_steps, n)
 
     Returns
     -------
-    x, info : ``info`` has ``acceptance_rate`` (n,) per chain, ``n_steps``, ``n_nonfinite`` (n,)
-        rejected non-finite proposals, and ``trajectory`` when ``keep_every`` is set.
+    x, info : the sampler record (``refscore.samplers._common``) with ``acceptance_rate`` (n,),
+        ``n_nonfinite`` (n,) rejected non-finite proposals, ``state`` (the last :class:`State`).
+        A chain diverges when a coordinate exceeds :math:`R = 10^6\max(1,\max_{ij}|x^{(0)}_{ij}|)`;
+        chains that never accept warn.
     """
-    bk, h, n_steps = check_sampler_args(x0, step_size, n_steps, rng)
-    score_fn = _score_of(log_prob_fn, score_fn)
+    bk, x0, h, n_steps = check_sampler_args(x0, step_size, n_steps, rng)
+    noise_var = None if noise_var is None else check_positive(noise_var, "noise_var")
     state = mala_init(log_prob_fn, x0, score_fn)
-    n = x0.shape[0]
-    zero = bk.xp.zeros(n, dtype=x0.dtype)
-
-    def step(carry):
-        st, n_acc, n_bad = carry
-        st, acc, finite = mala_step(st, log_prob_fn, score_fn, h, rng, noise_var)
-        return st, n_acc + acc, n_bad + ~finite
-
-    (state, n_acc, n_bad), traj = run_chain(step, (state, zero, zero), n_steps, keep_every, "MALA",
-                                            progress, extract=lambda c: c[0].position)
-    info = {"acceptance_rate": n_acc / max(n_steps, 1), "n_steps": n_steps, "n_nonfinite": n_bad,
-            "state": state}
-    if traj:
-        info["trajectory"] = bk.xp.stack(traj)
-    return state.position, info
+    check_finite(state.log_prob, "log_prob_fn(x0)")
+    check_finite(state.score, "score at x0")
+    x, info = metropolis_chain(lambda st: mala_step(st, log_prob_fn, score_fn, h, rng, noise_var), state,
+                               n_steps, keep_every, "MALA", progress, record_accepted)
+    report_divergence(info, "MALA", f"reduce step_size (h={h})")
+    return x, info

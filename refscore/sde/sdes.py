@@ -1,0 +1,230 @@
+r"""Forward SDEs on :math:`t\in[0,1]` (Song et al. 2021, §3 and Appendix B): the contract
+(:class:`SDE`), the variance-exploding and variance-preserving processes, and the law of
+Gaussian / mixture data at time t (:func:`marginal_law`).
+
+Every method takes ``t`` as a Python scalar **or** an ``(n,)`` array, one time per row of ``x``;
+coefficients are then ``(n,)`` arrays and multiply the rows of ``x``. Scalar times are checked
+to be finite reals; array times are checked for shape only (reading their values would cost a
+host synchronisation on a GPU).
+"""
+from __future__ import annotations
+
+import abc
+import math
+import numbers
+
+from autograd.tracer import getval
+
+from .. import backends
+from .._math import LOG_2PI, sqnorm
+from .._validation import as_float_array, check_positive, check_positive_int, check_real
+
+__all__ = ["SDE", "VESDE", "VPSDE", "marginal_law"]
+
+
+def as_time(t, x=None):
+    """``t`` as a Python float, or as a float array of shape ``()`` or ``(n,)`` matching ``x``."""
+    if isinstance(t, (bool, str, bytes)) or (not isinstance(t, numbers.Real) and not hasattr(t, "shape")):
+        raise TypeError(f"t must be a real number or an (n,) array of times, got {t!r}")
+    if isinstance(t, numbers.Real):
+        return check_real(t, "t")
+    t = as_float_array(t, "t")
+    shape = tuple(getval(t).shape)
+    n = None if x is None else getval(x).shape[0]
+    if len(shape) > 1 or (len(shape) == 1 and n is not None and shape[0] != n):
+        want = "a scalar or shape (n,)" if n is None else f"a scalar or shape ({n},), one time per row of x"
+        raise ValueError(f"t must be {want}, got shape {shape}")
+    return t
+
+
+def ops(t):
+    """Elementwise functions for ``t``: :mod:`math` for a float, the array module otherwise."""
+    return math if isinstance(t, float) else backends.of(t).xp
+
+
+def per_row(c, x):
+    """A coefficient times the rows of ``x``: a float as is, an ``(n,)`` array as an ``(n, 1)``
+    column in the dtype of ``x`` (float32 stays float32)."""
+    if isinstance(c, float):
+        return c
+    return c.reshape((-1, 1) if c.ndim == 1 else ()).astype(getval(x).dtype)
+
+
+class SDE(abc.ABC):
+    r"""A forward SDE :math:`dx = f(x,t)\,dt + g(t)\,dw` on :math:`t\in[0,1]` (Song et al. 2021,
+    eq. 5) with an affine Gaussian transition kernel
+
+    .. math:: x_t = a(t)\,x_0 + s(t)\,z,\qquad z\sim\mathcal N(0,I)
+
+    (Appendix B: VE has :math:`a=1`, VP has :math:`a^2+s^2=1`). Its reverse-time SDE (eq. 6)
+
+    .. math:: dx = [f(x,t) - g(t)^2\nabla_x\log p_t(x)]\,dt + g(t)\,d\bar w
+
+    and probability-flow ODE (eq. 13) :math:`dx/dt = f - \tfrac12 g^2\nabla_x\log p_t(x)` share
+    its marginals :math:`p_t`. Subclasses implement :meth:`drift`, :meth:`diffusion`,
+    :meth:`drift_divergence`, :meth:`marginal_coeffs`, :meth:`prior_sample`, :meth:`prior_log_prob`.
+    """
+
+    @abc.abstractmethod
+    def drift(self, x, t):
+        r""":math:`f(x, t)`, shape ``(n, d)``."""
+
+    @abc.abstractmethod
+    def diffusion(self, t):
+        r""":math:`g(t)`: a float, or ``(n,)`` for per-row ``t``."""
+
+    @abc.abstractmethod
+    def drift_divergence(self, d, t):
+        r""":math:`\nabla_x\cdot f(x,t)` (f is linear in x here, so it depends on ``d`` and ``t`` only)."""
+
+    @abc.abstractmethod
+    def marginal_coeffs(self, t):
+        r"""``(a, s)`` with :math:`x_t = a(t)x_0 + s(t)z`: floats, or ``(n,)`` arrays for per-row ``t``."""
+
+    @abc.abstractmethod
+    def prior_sample(self, n, d, rng, backend=None):
+        r"""``(n, d)`` draws from the prior :math:`p_1`."""
+
+    @abc.abstractmethod
+    def prior_log_prob(self, x):
+        r""":math:`\log p_1(x)` of each row, ``(n,)``."""
+
+    def marginal_prob(self, x0, t):
+        r"""Mean and standard deviation of :math:`p_{0t}(x_t\mid x_0)=\mathcal N(a x_0, s^2 I)`:
+        ``(mean (n, d), std)``, ``std`` a float or ``(n,)`` for per-row ``t``."""
+        a, s = self.marginal_coeffs(as_time(t, x0))
+        return per_row(a, x0) * x0, s
+
+    def reverse_drift(self, score_fn, x, t):
+        r"""Drift of the reverse-time SDE, :math:`f(x,t) - g(t)^2 s(x,t)` (Song et al. 2021, eq. 6)."""
+        t = as_time(t, x)
+        return self.drift(x, t) - per_row(self.diffusion(t) ** 2, x) * score_fn(x, t)
+
+    def ode_drift(self, score_fn, x, t):
+        r"""Probability-flow ODE velocity :math:`f - \tfrac12 g^2 s` (Song et al. 2021, eq. 13)."""
+        t = as_time(t, x)
+        return self.drift(x, t) - 0.5 * per_row(self.diffusion(t) ** 2, x) * score_fn(x, t)
+
+
+class VESDE(SDE):
+    r"""Variance-exploding SDE (Song et al. 2021, eq. 9 and Appendix B; NCSN in continuous time):
+
+    .. math:: \sigma(t)=\sigma_{\min}(\sigma_{\max}/\sigma_{\min})^t,\quad f=0,\quad
+              g(t)=\sigma(t)\sqrt{2\log(\sigma_{\max}/\sigma_{\min})}
+
+    so :math:`x_t = x_0 + \sqrt{\sigma(t)^2-\sigma_{\min}^2}\,z` exactly (the noise added from 0
+    to t): :math:`a=1`, :math:`s=\sqrt{\sigma(t)^2-\sigma_{\min}^2}`. Prior at t = 1:
+    :math:`\mathcal N(0,\sigma_{\max}^2 I)`.
+    """
+
+    def __init__(self, sigma_min=0.01, sigma_max=50.0):
+        self.sigma_min, self.sigma_max = check_positive(sigma_min, "sigma_min"), check_positive(sigma_max, "sigma_max")
+        if not self.sigma_max > self.sigma_min:
+            raise ValueError(f"sigma_max must exceed sigma_min, got {sigma_max} <= {sigma_min}")
+        self.log_ratio = math.log(self.sigma_max / self.sigma_min)
+
+    def sigma(self, t):
+        r""":math:`\sigma(t)=\sigma_{\min}(\sigma_{\max}/\sigma_{\min})^t`."""
+        t = as_time(t)
+        return self.sigma_min * ops(t).exp(t * self.log_ratio)
+
+    def drift(self, x, t):
+        return 0.0 * x
+
+    def diffusion(self, t):
+        return self.sigma(t) * math.sqrt(2 * self.log_ratio)
+
+    def drift_divergence(self, d, t):
+        return 0.0 * as_time(t)
+
+    def marginal_coeffs(self, t):
+        t = as_time(t)
+        # σ(t)² − σ_min² = σ_min² (e^{2t log r} − 1), written with expm1 for small t
+        var = self.sigma_min**2 * ops(t).expm1(2.0 * t * self.log_ratio)
+        return 1.0 + 0.0 * t, ops(t).sqrt(var)
+
+    def prior_sample(self, n, d, rng, backend=None):
+        n, d = check_positive_int(n, "n"), check_positive_int(d, "d")
+        bk = backends.get(backend) if backend is not None else backends.of_rng(rng)
+        return self.sigma_max * bk.normal(rng, (n, d))
+
+    def prior_log_prob(self, x):
+        d = x.shape[1]
+        return -0.5 * d * (LOG_2PI + 2 * math.log(self.sigma_max)) - 0.5 * sqnorm(x) / self.sigma_max**2
+
+
+class VPSDE(SDE):
+    r"""Variance-preserving SDE (Song et al. 2021, eq. 11 and Appendix B; DDPM in continuous time):
+
+    .. math:: \beta(t)=\beta_{\min}+t(\beta_{\max}-\beta_{\min}),\quad f=-\tfrac12\beta(t)x,\quad
+              g=\sqrt{\beta(t)}
+
+    with marginal :math:`x_t=e^{-B(t)/2}x_0+\sqrt{1-e^{-B(t)}}\,\varepsilon`,
+    :math:`B(t)=\int_0^t\beta` (:meth:`integrated_beta`). One step of it is seed 003_…, eq. 11.5
+    with :math:`\beta\to1-e^{-B}`. Prior at t = 1: :math:`\mathcal N(0,I)`.
+    """
+
+    def __init__(self, beta_min=0.1, beta_max=20.0):
+        self.beta_min, self.beta_max = check_positive(beta_min, "beta_min"), check_positive(beta_max, "beta_max")
+        if not self.beta_max >= self.beta_min:
+            raise ValueError(f"beta_max must be >= beta_min, got {beta_max} < {beta_min}")
+
+    def beta(self, t):
+        r""":math:`\beta(t)=\beta_{\min}+t(\beta_{\max}-\beta_{\min})`."""
+        return self.beta_min + as_time(t) * (self.beta_max - self.beta_min)
+
+    def integrated_beta(self, t):
+        r""":math:`B(t)=\int_0^t\beta(u)\,du=\beta_{\min}t+\tfrac12 t^2(\beta_{\max}-\beta_{\min})`."""
+        t = as_time(t)
+        return self.beta_min * t + 0.5 * t * t * (self.beta_max - self.beta_min)
+
+    def drift(self, x, t):
+        return -0.5 * per_row(self.beta(as_time(t, x)), x) * x
+
+    def diffusion(self, t):
+        b = self.beta(t)
+        return ops(b).sqrt(b)
+
+    def drift_divergence(self, d, t):
+        return -0.5 * self.beta(t) * d
+
+    def marginal_coeffs(self, t):
+        B = self.integrated_beta(t)
+        return ops(B).exp(-0.5 * B), ops(B).sqrt(-ops(B).expm1(-B))
+
+    def prior_sample(self, n, d, rng, backend=None):
+        n, d = check_positive_int(n, "n"), check_positive_int(d, "d")
+        bk = backends.get(backend) if backend is not None else backends.of_rng(rng)
+        return bk.normal(rng, (n, d))
+
+    def prior_log_prob(self, x):
+        return -0.5 * x.shape[1] * LOG_2PI - 0.5 * sqnorm(x)
+
+
+def marginal_law(data, sde, t):
+    r"""The law :math:`p_t` of :math:`x_t = a(t)x_0 + s(t)z` when :math:`x_0` follows a
+    :class:`~refscore.energies.Gaussian` or :class:`~refscore.energies.GaussianMixture`:
+
+    .. math:: p_t = \sum_k w_k\,\mathcal N\big(a\mu_k,\ a^2\Sigma_k + s^2 I\big)
+
+    (Song et al. 2021, Appendix B; for VE this is ``data.perturbed(s)``, for VP
+    ``data.diffused(s**2)``, seed 003_…, eqs. 11.4–11.6). ``t`` a scalar in [0, 1]; returns the
+    same kind of energy as ``data``, on its backend. Its ``score`` is the exact
+    :math:`\nabla\log p_t` a solver needs.
+    """
+    from ..energies import Gaussian, GaussianMixture
+
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be a refscore.sde.SDE (VESDE, VPSDE...), got {type(sde).__name__}")
+    t = check_real(t, "t")
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"t must lie in [0, 1], got {t!r}")
+    a, s = sde.marginal_coeffs(t)
+    bk = data.backend
+    noise = s * s * bk.to_numpy(bk.xp.eye(data.dim))
+    if isinstance(data, GaussianMixture):
+        return GaussianMixture(bk.to_numpy(data.weights), a * bk.to_numpy(data.means),
+                               a * a * bk.to_numpy(data.covs) + noise, backend=bk.name)
+    if isinstance(data, Gaussian):
+        return Gaussian(a * bk.to_numpy(data.mean), a * a * bk.to_numpy(data.cov) + noise, backend=bk.name)
+    raise TypeError(f"data must be a Gaussian or GaussianMixture, got {type(data).__name__}")

@@ -1,0 +1,239 @@
+r"""Solvers for the diffusion view (Song et al. 2021): the reverse-time SDE (Euler–Maruyama
+predictor with an optional Langevin corrector), the probability-flow ODE, and exact
+log-likelihoods by the instantaneous change of variables.
+
+.. math:: dx = [f - g^2 s(x,t)]\,dt + g\,d\bar w \quad\text{(eq. 6)},\qquad
+          \frac{dx}{dt} = f - \tfrac12 g^2 s(x,t) \quad\text{(eq. 13)}
+
+Nothing here hangs or returns silent NaN: the ODE right-hand side is checked for non-finite
+values at every evaluation (it is on the host already, for SciPy), the number of evaluations is
+capped (``max_evals``), and the reverse SDE tracks diverging chains like the samplers do.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import autograd.numpy as anp
+import numpy as onp
+from autograd import make_vjp
+
+from .. import backends
+from .._math import sqnorm
+from .._progress import progress
+from .._validation import (check_finite, check_output, check_points, check_positive, check_positive_int,
+                           check_time_interval)
+from ..losses import jacobian_trace
+from .sdes import SDE
+
+__all__ = ["reverse_sde_sample", "probability_flow_sample", "log_likelihood"]
+
+#: a reverse-SDE chain has run away beyond this multiple of max(1, max|x1|)
+RUNAWAY_FACTOR = 1e6
+
+
+def _check_sde(sde):
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be a refscore.sde.SDE (VESDE, VPSDE...), got {type(sde).__name__}")
+    return sde
+
+
+def _score(score_fn, x, t):
+    return check_output(score_fn(x, t), x.shape, "score_fn")
+
+
+def _corrector(score_fn, x, t, snr, bk, rng):
+    r"""One Langevin corrector step, :math:`h=(\mathrm{snr}\,\|z\|/\|s\|)^2` (Song et al. 2021, Alg. 4)."""
+    s = _score(score_fn, x, t)
+    z = bk.normal(rng, x.shape, x.dtype)
+    s2 = anp.mean(sqnorm(s))
+    # a zero score makes h infinite: NaN (no warning), then reported as divergence
+    h = snr**2 * anp.mean(sqnorm(z)) / bk.xp.where(s2 > 0, s2, bk.xp.nan)
+    return x + h * s + anp.sqrt(2 * h) * z
+
+
+def _report(bad, n_steps, corrector_steps):
+    """The reverse SDE's record, with the samplers' rule: all diverged raise, some warn."""
+    n_bad, n = int(bad.sum()), bad.shape[0]
+    info = {"n_steps": n_steps, "diverged": bad, "n_diverged": n_bad}
+    hint = " (a zero score makes the corrector step infinite)" if corrector_steps else ""
+    if n_bad == n:
+        raise FloatingPointError(f"every one of the {n} reverse-SDE chains diverged (non-finite or runaway)"
+                                 f"{hint}; check score_fn or raise n_steps")
+    if n_bad:
+        warnings.warn(f"{n_bad} of {n} reverse-SDE chains diverged (non-finite or runaway){hint}; "
+                      "see info['diverged'] (return_info=True)", RuntimeWarning, stacklevel=3)
+    return info
+
+
+def reverse_sde_sample(sde, score_fn, x1, rng, n_steps=1000, t_min=1e-3, corrector_steps=0, snr=0.16,
+                       progress_bar=False, t_max=1.0, return_info=False):
+    r"""Sample by integrating the reverse-time SDE from :math:`t_{\max}` (default 1) to
+    :math:`t_{\min}` with Euler–Maruyama (the *predictor*), optionally followed at each time by
+    Langevin corrector steps (Song et al. 2021, Alg. 1–3, "PC sampling").
+
+    .. math:: x_{t-\Delta t} = x_t - [f(x_t,t) - g(t)^2 s(x_t,t)]\Delta t + g(t)\sqrt{\Delta t}\,z
+
+    Corrector (our Langevin convention): :math:`x\leftarrow x + h s + \sqrt{2h}z` with
+    :math:`h = (\mathrm{snr}\,\|z\|/\|s\|)^2` (batch-averaged norms, Song et al. 2021, Alg. 4).
+    ``x1`` are draws from the prior (``sde.prior_sample``). ``score_fn(x, t)`` must return
+    ``(n, d)``; its first output is checked to be finite.
+
+    A chain diverges when a coordinate becomes non-finite or exceeds
+    :math:`R = 10^6\max(1, \max_{ij}|x^{(1)}_{ij}|)` (tracked on the device, read once at the end):
+    some diverging warn, all raise ``FloatingPointError``. Returns ``x`` (n, d), or ``(x, info)``
+    with ``return_info=True`` (``n_steps``, ``diverged`` (n,), ``n_diverged``).
+    """
+    _check_sde(sde)
+    x1 = check_points(x1, name="x1")
+    n_steps = check_positive_int(n_steps, "n_steps")
+    corrector_steps = check_positive_int(corrector_steps, "corrector_steps", minimum=0)
+    snr = check_positive(snr, "snr")
+    t_min, t_max = check_time_interval(t_min, t_max)
+    bk = backends.of(x1)
+    bk.check_rng(rng)
+    check_finite(_score(score_fn, x1, t_max), f"score_fn(x1, t={t_max})")
+    xp = bk.xp
+    radius = RUNAWAY_FACTOR * max(1.0, float(xp.max(xp.abs(x1))))
+    ts = onp.linspace(t_max, t_min, n_steps + 1)  # host times: no device sync to read them
+    x, bad = x1, xp.zeros(x1.shape[0], dtype=bool)
+    bar = progress(n_steps, "reverse SDE", progress_bar)
+    for i in range(n_steps):
+        t, dt = float(ts[i]), float(ts[i] - ts[i + 1])
+        for _ in range(corrector_steps):
+            x = _corrector(score_fn, x, t, snr, bk, rng)
+        z = bk.normal(rng, x.shape, x.dtype)
+        drift = sde.drift(x, t) - sde.diffusion(t) ** 2 * _score(score_fn, x, t)
+        x = x - drift * dt + sde.diffusion(t) * math.sqrt(dt) * z
+        bad = bad | ~(xp.max(xp.abs(x), axis=1) <= radius)  # NaN compares False
+        bar.update()
+    bar.close()
+    info = _report(bad, n_steps, corrector_steps)
+    return (x, info) if return_info else x
+
+
+class _GuardedRHS:
+    """An ODE right-hand side on the host that refuses non-finite values (naming t and the first
+    bad row) and more than ``max_evals`` evaluations, so SciPy can neither hang nor return NaN.
+
+    ``fun(t, y)`` returns host arrays with one leading row per point (``(n, d)`` velocities,
+    ``(n,)`` divergences); the guard checks them and returns them flattened for SciPy.
+    """
+
+    def __init__(self, fun, what, max_evals):
+        self.fun, self.what, self.max_evals, self.nfev = fun, what, max_evals, 0
+
+    def __call__(self, t, y):
+        self.nfev += 1
+        if self.nfev > self.max_evals:
+            raise RuntimeError(f"{self.what}: more than max_evals={self.max_evals} right-hand-side evaluations "
+                               f"(stopped at t={t:.6g}); the ODE is stiff or the score is rough: loosen "
+                               "rtol/atol, raise t_min, or raise max_evals")
+        parts = [onp.asarray(p, dtype=float) for p in self.fun(float(t), y)]
+        bad = onp.zeros(parts[0].shape[0], dtype=bool)
+        for p in parts:
+            bad |= ~onp.isfinite(p.reshape(p.shape[0], -1)).all(axis=1)
+        if bad.any():
+            kind = "NaN" if any(onp.isnan(p).any() for p in parts) else "inf"
+            raise ValueError(f"{self.what}: the right-hand side is non-finite ({kind}) at t={float(t):.6g}, "
+                             f"first bad row {int(onp.argmax(bad))}; check score_fn at that time")
+        return onp.concatenate([p.ravel() for p in parts])
+
+
+def _solve_ode(fun, y0, t0, t1, rtol, atol):
+    from scipy.integrate import solve_ivp
+
+    sol = solve_ivp(fun, (t0, t1), y0, method="RK45", rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"probability-flow ODE solver failed at t={sol.t[-1]:.6g}: {sol.message}")
+    return sol.y[:, -1]
+
+
+def probability_flow_sample(sde, score_fn, x1, t_min=1e-3, rtol=1e-5, atol=1e-5, t_max=1.0, max_evals=50_000):
+    r"""Deterministic sampling: integrate the probability-flow ODE (Song et al. 2021, eq. 13)
+
+    .. math:: \frac{dx}{dt} = f(x,t) - \tfrac12 g(t)^2 s(x,t)
+
+    from ``t_max`` (default 1) down to ``t_min`` (SciPy RK45, adaptive). The state crosses to the
+    host at each evaluation (SciPy's integrator); there it is checked: a non-finite velocity stops
+    with a ``ValueError`` naming t and the first bad row, more than ``max_evals`` evaluations with
+    a ``RuntimeError``. ``score_fn(x, t)`` must return ``(n, d)``.
+    """
+    _check_sde(sde)
+    x1 = check_points(x1, name="x1")
+    t_min, t_max = check_time_interval(t_min, t_max)
+    rtol, atol = check_positive(rtol, "rtol"), check_positive(atol, "atol")
+    max_evals = check_positive_int(max_evals, "max_evals")
+    bk = backends.of(x1)
+    n, d = x1.shape
+
+    def velocity(t, y):
+        x = bk.asarray(y.reshape(n, d), dtype=x1.dtype)
+        return [bk.to_numpy(sde.drift(x, t) - 0.5 * sde.diffusion(t) ** 2 * _score(score_fn, x, t))]
+
+    rhs = _GuardedRHS(velocity, "probability-flow ODE", max_evals)
+    y = _solve_ode(rhs, bk.to_numpy(x1).ravel(), t_max, t_min, rtol, atol)
+    return bk.asarray(y.reshape(n, d), dtype=x1.dtype)
+
+
+def _trace_fn(score_fn, v):
+    r"""``(xt, t) -> (s, tr ∇s)``: exact (:func:`refscore.losses.jacobian_trace`, d reverse passes),
+    or Hutchinson's :math:`\frac1M\sum_m v_m^\top\nabla s\,v_m` with probes ``v`` (M, n, d) held fixed."""
+    if v is None:
+        return lambda xt, t: jacobian_trace(lambda y: score_fn(y, t), xt)
+
+    def hutchinson(xt, t):
+        vjp, s = make_vjp(lambda y: _score(score_fn, y, t))(xt)
+        return s, sum(anp.sum(vjp(vm) * vm, axis=1) for vm in v) / v.shape[0]
+
+    return hutchinson
+
+
+def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior_log_prob=None,
+                   rtol=1e-6, atol=1e-6, return_nfev=False, t_max=1.0, max_evals=50_000):
+    r"""Exact log-density :math:`\log p_0(x)` of every row by the instantaneous change of
+    variables along the probability-flow ODE (Song et al. 2021, eq. 39; Chen et al. 2018):
+
+    .. math:: \log p_0(x(0)) = \log p_1(x(1)) + \int_0^1 \nabla\cdot\tilde f(x(t),t)\,dt,\qquad
+              \tilde f = f - \tfrac12 g^2 s
+
+    :math:`\nabla\cdot\tilde f = \nabla\cdot f - \tfrac12 g^2\operatorname{tr}\nabla_x s`: the
+    trace is exact (d reverse passes, :func:`refscore.losses.jacobian_trace`) unless ``rng`` is
+    given, then Hutchinson's estimate with ``n_projections`` Gaussian probes held fixed along
+    the path (FFJORD, Grathwohl et al. 2019). ``prior_log_prob`` replaces the SDE's prior at
+    ``t_max`` (e.g. the exact :math:`p_1` in tests). Integrates from ``t_min`` (default 0) to
+    ``t_max`` (default 1); a non-finite right-hand side stops with a ``ValueError`` naming t and
+    the first bad row, more than ``max_evals`` evaluations with a ``RuntimeError``.
+
+    Returns ``(n,)`` log-densities (and the number of ODE evaluations with ``return_nfev``).
+    """
+    _check_sde(sde)
+    x = check_points(x)
+    t_min, t_max = check_time_interval(t_min, t_max)
+    rtol, atol = check_positive(rtol, "rtol"), check_positive(atol, "atol")
+    max_evals = check_positive_int(max_evals, "max_evals")
+    if prior_log_prob is not None and not callable(prior_log_prob):
+        raise TypeError(f"prior_log_prob must be callable (n, d) -> (n,), got {prior_log_prob!r}")
+    bk = backends.of(x)
+    n, d = x.shape
+    v = None
+    if rng is not None:
+        bk.check_rng(rng)
+        v = bk.normal(rng, (check_positive_int(n_projections, "n_projections"), n, d), x.dtype)
+    score_and_trace = _trace_fn(score_fn, v)
+
+    def rhs(t, y):
+        xt = bk.asarray(y[: n * d].reshape(n, d), dtype=x.dtype)
+        s, tr = score_and_trace(xt, t)
+        g2 = sde.diffusion(t) ** 2
+        vel = sde.drift(xt, t) - 0.5 * g2 * s
+        div = sde.drift_divergence(d, t) - 0.5 * g2 * tr
+        return [bk.to_numpy(vel), bk.to_numpy(div + 0.0 * xt[:, 0])]
+
+    guarded = _GuardedRHS(rhs, "log-likelihood ODE", max_evals)
+    y0 = onp.concatenate([bk.to_numpy(x).ravel(), onp.zeros(n)])
+    y1 = _solve_ode(guarded, y0, t_min, t_max, rtol, atol)
+    x1 = bk.asarray(y1[: n * d].reshape(n, d), dtype=x.dtype)
+    prior = prior_log_prob or sde.prior_log_prob
+    logp = check_output(prior(x1), (n,), "prior_log_prob") + bk.asarray(y1[n * d:], dtype=x.dtype)
+    return (logp, guarded.nfev) if return_nfev else logp
