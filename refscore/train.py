@@ -12,29 +12,12 @@ from autograd import value_and_grad
 from autograd.tracer import getval
 
 from . import backends, checkpoint
+from .fit_extras import FitExtras, cosine_schedule, ema_update
+from .pytree import tree_leaves, tree_map
 from ._progress import progress
 from ._validation import check_choice, check_points, check_positive, check_positive_int
 
-__all__ = ["adam", "sgd", "fit", "tree_map", "tree_leaves", "cd_loss", "fit_cd"]
-
-
-# ----- pytrees: nested lists/tuples/dicts of arrays -----
-def tree_map(f, *trees):
-    t = trees[0]
-    if isinstance(t, dict):
-        return {k: tree_map(f, *[tr[k] for tr in trees]) for k in t}
-    if isinstance(t, (list, tuple)):
-        return type(t)(tree_map(f, *parts) for parts in zip(*trees))
-    return f(*trees)
-
-
-def tree_leaves(t, prefix=""):
-    """``[(path, leaf)]`` in a fixed order (dict keys sorted)."""
-    if isinstance(t, dict):
-        return [x for k in sorted(t) for x in tree_leaves(t[k], f"{prefix}{k}/")]
-    if isinstance(t, (list, tuple)):
-        return [x for i, v in enumerate(t) for x in tree_leaves(v, f"{prefix}{i}/")]
-    return [(prefix.rstrip("/"), t)]
+__all__ = ["adam", "sgd", "fit", "tree_map", "tree_leaves", "cd_loss", "fit_cd", "ema_update", "cosine_schedule"]
 
 
 # ----- optimisers -----
@@ -190,7 +173,8 @@ def _open_checkpoint(checkpoint_dir, resume, state, bk, rng):
 
 
 def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256, checkpoint_dir=None,
-        checkpoint_every=100, resume=True, progress_bar=True, log_every=25, desc="fit"):
+        checkpoint_every=100, resume=True, progress_bar=True, log_every=25, desc="fit", ema=None,
+        lr_schedule=None, eval_data=None, callback=None, eval_seed=0):
     r"""Minimise ``loss_fn(params, batch, rng)`` by stochastic gradient steps.
 
     Each step draws a minibatch of ``batch_size`` rows of ``data`` (with replacement) from
@@ -221,10 +205,23 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     Before a save the parameters and optimizer state are checked too: a non-finite state is
     never written, so the file on disk is always the last good state.
 
+    Extras (see :class:`_FitExtras`): ``ema=decay`` keeps an exponential moving average of the
+    parameters (Song & Ermon 2020, technique 5), returned as ``history["ema_params"]`` — sample from
+    those; ``lr_schedule`` is a callable ``step -> lr`` (0-based step; e.g. :func:`cosine_schedule`)
+    that sets the optimiser's ``lr`` before each step; ``eval_data`` gives a held-out loss
+    ``loss_fn(params, eval_data, rng_eval)`` at every log step, with ``rng_eval`` a fresh
+    ``backend.rng(eval_seed)`` each time (the same noise at every evaluation, so the curve shows
+    the parameters changing, not the noise), in ``history["eval_loss"]`` (and
+    ``history["eval_loss_ema"]`` with ``ema``) at the steps ``history["eval_step"]``;
+    ``callback(step, params, info)`` is called at every log step with ``info`` holding ``loss``,
+    ``lr``, ``seconds_per_step``, and ``eval_loss`` / ``ema_params`` where set. The progress bar
+    shows the loss and the seconds per step. The EMA is not part of checkpoints: on resume it
+    restarts from the resumed parameters.
+
     Returns
     -------
-    params, history : ``history["loss"]`` is the per-step loss (host floats), from step 0 when
-        resumed.
+    params, history : the last iterate (not the EMA) and ``history["loss"]``, the per-step loss
+        (host floats, from step 0 when resumed), plus the extras above.
 
     Raises
     ------
@@ -251,21 +248,26 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     n = data.shape[0]
     bar = progress(n_steps - start, desc, progress_bar)
     guard = _Guard(bk, [p for p, _ in tree_leaves(params)], history, bar, ckpt, start if start else None)
+    extras = FitExtras(loss_fn, optimizer, params, bk, ema, lr_schedule, eval_data, callback, eval_seed)
     try:
         for step in range(start, n_steps):
+            extras.before_step(step)
             idx = bk.choice(rng, n, batch_size, bk.xp.ones(n, dtype=data.dtype))
             value, grads = vg(params, data[idx], rng)
             params, opt_state = optimizer.update(grads, opt_state, params)
+            extras.after_step(params)
             guard.record(value, grads)
             bar.update()
             if (step + 1) % log_every == 0 or step + 1 == n_steps:
                 guard.flush(step + 1)
+                extras.at_log(step + 1, params, history, bar)
             if ckpt and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
                 guard.flush(step + 1)
                 _save(ckpt, guard, dict(state, step=step + 1, trees={"params": params, "opt_state": opt_state},
                                         rng=bk.rng_state(rng)))
     finally:
         bar.close()
+    extras.finish(history)
     return params, history
 
 
