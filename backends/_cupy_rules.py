@@ -88,8 +88,12 @@ def check_ufunc(ufunc, method, inputs, kwargs):
     """Raise ``TypeError`` where ``cupy.<ufunc>.<method>(*inputs, **kwargs)`` would."""
     name = ufunc.__name__
     entry = table()["functions"].get(name) or table()["special_ufuncs"].get(name)
-    if entry is None or entry["kind"] != "ufunc":
+    if entry is None or entry["kind"] not in ("ufunc", "function"):
         raise TypeError(f"ufunc numpy.{name} has no CuPy counterpart in CuPy {cupy_version()}")
+    if entry["kind"] == "function":  # a generalised ufunc (cupy.matmul is a _GUFunc): no methods
+        if method != "__call__":
+            raise TypeError(f"cupy.{name} has no method {method!r} in CuPy {cupy_version()}")
+        return _bind(f"cupy.{name}", entry["params"], inputs, kwargs)
     if method == "__call__":
         bad = sorted(set(kwargs) - set(entry["call_keywords"]))
         if bad:
