@@ -179,12 +179,12 @@ def probability_flow_sample(sde, score_fn, x1, t_min=1e-3, rtol=1e-5, atol=1e-5)
     n, d = x1.shape
 
     def fun(t, y):
-        x = bk.asarray(y.reshape(n, d))
+        x = bk.asarray(y.reshape(n, d), dtype=x1.dtype)  # the score runs in the input's dtype
         return bk.to_numpy(sde.ode_drift(score_fn, x, float(t))).ravel()
 
     with hot_loop():
         y, _ = _solve_ode(fun, bk.to_numpy(x1).ravel(), 1.0, t_min, rtol, atol)
-    return bk.asarray(y.reshape(n, d))
+    return bk.asarray(y.reshape(n, d), dtype=x1.dtype)
 
 
 def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior_log_prob=None,
