@@ -134,7 +134,7 @@ def _wrap(obj):
 class StrictArray(NDArrayOperatorsMixin):
     """A NumPy array in disguise that dispatches like ``cupy.ndarray`` (see module docstring)."""
 
-    __slots__ = ("_a",)
+    __slots__ = ("_a", "__weakref__")
     __array_priority__ = 100
 
     def __init__(self, a):

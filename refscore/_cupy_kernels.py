@@ -23,13 +23,13 @@ def _c_poly(poly):
 def kernel_source(name, k):
     r"""C body computing ``out = g * f^(k)(z)`` for ``T g, T z`` (T float or double)."""
     if name == "softplus" and k == 0:
-        f = "(z > 0 ? z : (T)0) + log1p(exp(-fabs(z)))"
-        return f"out = g * ({f});"
+        return "out = g * ((z > 0 ? z : (T)0) + log1p(exp(-fabs(z))));"
+    if name == "tanh" and k == 0:
+        return "out = g * tanh(z);"
     base, A, B = _terms(name, k)
-    if base == "sigmoid":
-        pre = "T e = exp(-fabs(z)); T q = 1 / (1 + e); T v1 = e * q * q; T v2 = tanh(z / 2);"
-    else:
-        pre = "T e = exp(-2 * fabs(z)); T q = 1 / (1 + e); T v1 = 4 * e * q * q; T v2 = tanh(z);"
+    c, four = ("", "") if base == "sigmoid" else ("2 * ", "4 * ")
+    pre = (f"T e = exp(-{c}fabs(z)); T q = 1 / (1 + e); T v1 = {four}e * q * q; "
+           "T v2 = copysign((1 - e) * q, z);")
     f = _c_poly(A) + (f" + z * ({_c_poly(B)})" if B else "")
     return f"{pre} out = g * ({f});"
 
