@@ -74,8 +74,20 @@ def _repeat_to_match_shape(g, shape, dtype, axis, keepdims):
     axis = list(axis) if isinstance(axis, tuple) else axis
     new_shape = onp.array(shape)
     new_shape[axis] = 1
-    num_reps = onp.prod(onp.array(shape)[axis])
-    return anp.reshape(g, tuple(new_shape)) + module_of(g).zeros(shape, dtype=dtype), num_reps
+    # a Python int, not numpy.int64: under NEP 50 (NumPy 2, CuPy 14) float32 / int64 is float64,
+    # which made the `mean` VJP, and so half of a float32 SSM backward pass, run in float64
+    num_reps = int(onp.prod(onp.array(shape)[axis]))
+    return anp.reshape(g, tuple(int(k) for k in new_shape)) + module_of(g).zeros(shape, dtype=dtype), num_reps
+
+
+# ----- reshape/ravel: autograd passes order=None, which CuPy's _normalize_order rejects (len(None)) -----
+def _reshape_vjp(ans, x, shape, order=None):
+    shape_x = anp.shape(x)
+    return lambda g: anp.reshape(g, shape_x) if order is None else anp.reshape(g, shape_x, order=order)
+
+
+def _ravel_vjp(ans, x, order=None):
+    return _reshape_vjp(ans, x, None, order)
 
 
 # ----- where: the zero branch is made like the gradient, not on the host -----
@@ -105,6 +117,8 @@ def _install_rules():
     numpy_vjps.repeat_to_match_shape = _repeat_to_match_shape
     # autograd.numpy.where is a Python wrapper; the primitive it calls is `_original_where`
     defvjp(getattr(anp, "_original_where", anp.where), None, _where_x, _where_y)
+    defvjp(anp.reshape, _reshape_vjp)
+    defvjp(anp.ravel, _ravel_vjp)
     defvjp(_untake, lambda ans, x, idx, _: lambda g: g[idx])
     from autograd.extend import vspace
     from autograd.util import func

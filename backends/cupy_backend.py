@@ -43,8 +43,10 @@ class CupyBackend(Backend):
         _autograd_ext.register(cupy.ndarray, cupy)
 
     def asarray(self, a, dtype=None):
-        if hasattr(a, "_strict_unwrap"):
-            a = a._strict_unwrap()
+        from .strict_backend import StrictArray
+
+        if isinstance(a, StrictArray):
+            a = a.get()
         return self.xp.asarray(a, dtype=dtype)
 
     def to_numpy(self, a):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy
 
 from ._base import Backend
+from .strict_backend import StrictArray
 
 
 class NumpyBackend(Backend):
@@ -15,8 +16,8 @@ class NumpyBackend(Backend):
     def asarray(self, a, dtype=None):
         if type(a).__module__.split(".")[0] == "cupy":
             a = a.get()
-        elif hasattr(a, "_strict_unwrap"):
-            a = a._strict_unwrap()
+        elif isinstance(a, StrictArray):
+            a = a.get()  # an explicit device-to-host copy (counted as a sync)
         return numpy.asarray(a, dtype=dtype)
 
     def to_numpy(self, a):

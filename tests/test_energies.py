@@ -205,3 +205,22 @@ def test_mlp_energy_on_every_backend(bk):
     np.testing.assert_allclose(to_np(m.score(bk.asarray(x))), ref.score(x), rtol=1e-10)
     # the energy's own derivatives, by autograd's gradient checker (central differences), to 2nd order
     check_grads(lambda y: anp.sum(ref.energy(y)), modes=["rev"], order=2)(x)
+
+
+@pytest.mark.parametrize("scale", [1e150, 1e300])
+def test_gmm_score_is_finite_far_away_like_gaussian(scale):
+    """Issue 11: at |x| ~ 1e300, xᵀx overflows; the mixture's score must stay finite and equal the
+    dominant component's score -(x - μ_k)/σ_k² (largest variance, then largest μ_k·x)."""
+    from refscore.energies import Gaussian, GaussianMixture
+
+    x = np.array([[scale, -0.5 * scale], [-scale, 0.0]])
+    g = GaussianMixture([0.5, 0.5], [[1.0, 0.0], [-1.0, 2.0]], [1.0, 4.0])
+    s = g.score(x)
+    assert np.all(np.isfinite(s))
+    np.testing.assert_allclose(s, -(x - np.array([-1.0, 2.0])) / 4.0, rtol=1e-12)
+    same = GaussianMixture([0.5, 0.5], [[1.0, 0.0], [-1.0, 2.0]], [1.0, 1.0])  # equal variances: μ_k·x decides
+    np.testing.assert_allclose(same.score(x[:1]), Gaussian([1.0, 0.0], np.eye(2)).score(x[:1]), rtol=1e-12)
+    e = g.energy(x)  # as Gaussian.energy: the dominant component's quadratic, +inf once it overflows
+    with np.errstate(over="ignore"):
+        expected = 0.5 * np.sum((x - np.array([-1.0, 2.0])) ** 2, axis=1) / 4.0  # inf at 1e300
+    np.testing.assert_allclose(e, expected, rtol=1e-12)

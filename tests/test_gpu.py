@@ -115,3 +115,19 @@ def test_no_host_device_synchronisation_inside_sampler_steps():
             state, acc, fin = samplers.mala_step(state, g.unnormalized_log_prob, g.score, 0.1, rng)
             x = samplers.langevin_step(x, g.score, 0.01, rng)
             g.score_unchecked(x)
+
+
+@pytest.mark.parametrize("name", ["softplus", "tanh", "silu", "sigmoid"])
+def test_fused_activation_kernels_compile_and_match_numpy(name):
+    """The ElementwiseKernels of refscore.activations, every order SSM/ISM need, against NumPy."""
+    from autograd import elementwise_grad as egrad
+
+    from refscore import activations
+
+    z = np.linspace(-40.0, 40.0, 401)
+    f_cp, f_np = getattr(activations, name), getattr(activations, name)
+    for k in range(4):
+        for dtype, rtol in (("float64", 1e-12), ("float32", 1e-5)):
+            got = CP.to_numpy(f_cp(CP.asarray(z, dtype=dtype)))
+            np.testing.assert_allclose(got, f_np(z.astype(dtype)), rtol=rtol, atol=rtol * 1e-2, err_msg=f"{name} {k}")
+        f_cp, f_np = egrad(f_cp), egrad(f_np)

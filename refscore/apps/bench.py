@@ -1,15 +1,12 @@
-r"""``refscore bench``: throughput of the main losses and samplers on the chosen backend, each as
-a ratio against a reference measured in the same process (never an absolute timing test).
+r"""``refscore bench``: throughput of the main losses and samplers, each as a ratio against a
+reference measured in the same process (never an absolute timing test).
 
-Workloads (issue 6):
-
-1. SSM-VR loss + parameter gradient of an MLP energy (d = 2, 128 hidden units); reference:
-   the same computation in PyTorch eager on the same device when ``--torch`` and PyTorch is
-   installed, else exact ISM (d reverse passes) in refscore.
-2. ULA on a Gaussian-mixture energy (K = 8, d = 64, 50 steps); reference: PyTorch eager
-   (``--torch``), and always the naive ``(n, K, d)`` broadcast score in the same backend.
-
-The table is printed and written as ``bench.json`` in ``--out``.
+The workloads are a registry (:data:`WORKLOADS`): each has a ``name``, a ``setup(ctx)`` building
+its inputs, a ``run(state)`` timed as refscore's, and ``references(ctx, state)`` giving
+``(label, callable)`` pairs timed the same way (PyTorch eager on the same device with
+``--torch``; refscore-internal baselines otherwise). Timings are the best of ``k`` repeats
+(a shared machine adds noise, never speed). The table is printed and written to
+``bench.json`` in ``--out``.
 """
 from __future__ import annotations
 
@@ -18,11 +15,37 @@ import math
 import os
 import platform
 import time
+from dataclasses import dataclass
+from typing import Callable
 
-import numpy as onp
+from . import bench_workloads as W
 
 
-def _time(f, sync, repeats=3):
+@dataclass(frozen=True)
+class Workload:
+    r"""One benchmark: ``setup(ctx) -> state``; ``run(state)`` is timed; ``references(ctx, state)``
+    yields ``(label, fn)`` baselines; ``size(ctx)`` is the work per run (for throughput)."""
+
+    name: str
+    setup: Callable
+    run: Callable
+    references: Callable
+    size: Callable
+
+
+WORKLOADS = [
+    Workload("SSM-VR loss + grad, MLP d=2 H=128", W.ssm_setup, W.ssm_run, W.ssm_references,
+             lambda ctx: ctx.n_ssm),
+    Workload("ULA, GMM K=8 d=64, 50 steps", W.gmm_ula_setup, W.gmm_ula_run, W.gmm_ula_references,
+             lambda ctx: ctx.n_gmm * 50),
+    Workload("ULA, 2-D N(0, I), 100 000 chains x 100 steps", W.gauss_ula_setup, W.gauss_ula_run,
+             W.gauss_ula_references, lambda ctx: ctx.n_chains * ctx.ula_steps),
+]
+
+
+def best_time(f, sync, repeats=3):
+    r"""Best wall-clock time of ``repeats`` calls of ``f`` after one warm-up, synchronising the
+    device around each; the minimum is the estimate least disturbed by other processes."""
     f()
     sync()
     best = math.inf
@@ -34,124 +57,60 @@ def _time(f, sync, repeats=3):
     return best
 
 
-def _torch_device(bk_name):
-    import torch
+class Context:
+    r"""What every workload's setup sees: backend, dtype, sizes, seed, the torch module (or None)."""
 
-    return torch, torch.device("cuda" if bk_name == "cupy" else "cpu")
-
-
-def _torch_ssm(torch, dev, dtype, n, d, H, seed):
-    g = torch.Generator(device=dev).manual_seed(seed)
-    Ws = [torch.randn(a, b, generator=g, device=dev, dtype=dtype) / math.sqrt(a) for a, b in ((d, H), (H, H), (H, 1))]
-    Ws = [w.requires_grad_() for w in Ws]
-    bs = [torch.zeros(b, device=dev, dtype=dtype, requires_grad=True) for b in (H, H, 1)]
-    x = torch.randn(n, d, generator=g, device=dev, dtype=dtype)
-    v = torch.randn(n, d, generator=g, device=dev, dtype=dtype)
-
-    def run():
-        xx = x.clone().requires_grad_()
-        h = xx
-        for W, b in zip(Ws[:-1], bs[:-1]):
-            h = torch.nn.functional.softplus(h @ W + b)
-        E = (h @ Ws[-1] + bs[-1])[:, 0]
-        s = -torch.autograd.grad(E.sum(), xx, create_graph=True)[0]
-        jv = torch.autograd.grad((s * v).sum(), xx, create_graph=True)[0]
-        loss = ((jv * v).sum(1) + 0.5 * (s * s).sum(1)).mean()
-        grads = torch.autograd.grad(loss, Ws + bs, allow_unused=True)  # the output bias leaves the score unchanged
-        return grads[0]
-
-    return run
+    def __init__(self, bk, dtype, quick, seed, torch_mod, workload_filter=None):
+        self.bk, self.dtype, self.seed, self.torch = bk, dtype, seed, torch_mod
+        gpu = bk.name == "cupy"
+        self.gpu = gpu
+        self.n_ssm = 2**20 if gpu else (2**12 if quick else 2**14)
+        self.n_gmm = 2**18 if gpu else (2**10 if quick else 2**12)
+        self.n_chains = 10**7 if gpu else (10**4 if quick else 10**5)
+        self.ula_steps = 20 if quick else 100
+        self.sync = bk.synchronize
+        self.torch_sync = (torch_mod.cuda.synchronize if gpu else (lambda: None)) if torch_mod else None
+        self.torch_device = (torch_mod.device("cuda" if gpu else "cpu")) if torch_mod else None
 
 
-def _torch_ula(torch, dev, dtype, n, K, d, steps, seed):
-    g = torch.Generator(device=dev).manual_seed(seed)
-    mu = torch.randn(K, d, generator=g, device=dev, dtype=dtype) * 3
-    prec = torch.ones(K, d, device=dev, dtype=dtype)
-    logw = torch.full((K,), -math.log(K), device=dev, dtype=dtype)
-    x0 = torch.randn(n, d, generator=g, device=dev, dtype=dtype)
-    pm, mpm = prec * mu, (mu * mu * prec).sum(1)
-
-    def run():
-        x = x0
-        for _ in range(steps):
-            quad = (x * x) @ prec.T - 2 * x @ pm.T + mpm
-            r = torch.softmax(logw - 0.5 * quad, dim=1)
-            s = r @ pm - x * (r @ prec)
-            x = x + 0.01 * s + math.sqrt(0.02) * torch.randn(n, d, generator=g, device=dev, dtype=dtype)
-        return x
-
-    return run
+def _torch_or_none(want):
+    if not want:
+        return None
+    try:
+        import torch
+    except ImportError:
+        print('PyTorch is not installed: torch references skipped (pip install "refscore[bench]")')
+        return None
+    return torch
 
 
-def run_bench(backend=None, seed=0, out="bench-output", quick=False, torch=False, dtypes=("float64", "float32")):
-    from .. import backends, losses, samplers
-    from ..energies import GaussianMixture, MLPEnergy
-
-    bk = backends.get(backend)
-    xp = bk.xp
-    sync = (lambda: xp.cuda.Stream.null.synchronize()) if bk.name == "cupy" else (lambda: None)
-    gpu = bk.name == "cupy"
-    n_ssm = 2**20 if gpu else (2**12 if quick else 2**14)
-    n_ula = 2**18 if gpu else (2**10 if quick else 2**12)
-    K, d, steps, H = 8, 64, 50, 128
-    rows = []
-    have_torch = False
-    if torch:
-        try:
-            tmod, tdev = _torch_device(bk.name)
-            have_torch = True
-        except ImportError:
-            print("PyTorch is not installed: torch references skipped (pip install torch)")
-    for dt in dtypes:
-        rng = bk.rng(seed)
-        model = MLPEnergy(2, (H, H), rng=rng, dtype=dt)
-        x = bk.normal(rng, (n_ssm, 2), dt)
-        v = bk.normal(rng, (1, n_ssm, 2), dt)
-        from autograd import grad
-
-        f_ssm = lambda: grad(lambda p: losses.ssm(model.score_fn(p), x, v=v, variance_reduced=True))(model.params)[0]["W"]
-        t_ssm = _time(f_ssm, sync)
-        if have_torch:
-            t_ref = _time(_torch_ssm(tmod, tdev, getattr(tmod, dt), n_ssm, 2, H, seed), sync if not gpu else tmod.cuda.synchronize)
-            ref = "PyTorch eager"
-        else:
-            t_ref = _time(lambda: grad(lambda p: losses.ism(model.score_fn(p), x))(model.params)[0]["W"], sync)
-            ref = "refscore exact ISM (d passes)"
-        rows.append(("SSM-VR loss + grad, MLP d=2 H=128", dt, n_ssm, t_ssm * 1e3, n_ssm / t_ssm, ref, t_ref * 1e3, t_ref / t_ssm))
-
-        hr = onp.random.default_rng(seed)
-        gmm = GaussianMixture(onp.full(K, 1 / K), hr.normal(0, 3, (K, d)), onp.ones(K), backend=bk.name)
-        for attr in ("_prec_diag", "_prec_mu", "_mu_prec_mu", "_const", "means"):
-            setattr(gmm, attr, getattr(gmm, attr).astype(dt))
-        x0 = bk.normal(rng, (n_ula, d), dt)
-        t_ula = _time(lambda: samplers.langevin(gmm.score, x0, 0.01, steps, rng)[0], sync, repeats=2)
-        means, logw = gmm.means, xp.log(gmm.weights.astype(dt))
-
-        def naive_score(y):  # the (n, K, d) broadcast the issue warns about
-            diff = y[:, None, :] - means[None, :, :]
-            logp = logw - 0.5 * xp.sum(diff * diff, axis=2)
-            r = xp.exp(logp - logp.max(1, keepdims=True))
-            r = r / r.sum(1, keepdims=True)
-            return -xp.sum(r[:, :, None] * diff, axis=1)
-
-        t_naive = _time(lambda: samplers.langevin(naive_score, x0, 0.01, steps, rng)[0], sync, repeats=2)
-        rows.append((f"ULA on GMM K={K} d={d}, {steps} steps", dt, n_ula, t_ula * 1e3, n_ula * steps / t_ula,
-                     "(n,K,d) broadcast score", t_naive * 1e3, t_naive / t_ula))
-        if have_torch:
-            t_tu = _time(_torch_ula(tmod, tdev, getattr(tmod, dt), n_ula, K, d, steps, seed),
-                         sync if not gpu else tmod.cuda.synchronize, repeats=2)
-            rows.append((f"ULA on GMM K={K} d={d}, {steps} steps", dt, n_ula, t_ula * 1e3, n_ula * steps / t_ula,
-                         "PyTorch eager", t_tu * 1e3, t_tu / t_ula))
+def run_bench(backend=None, seed=0, out="bench-output", quick=False, torch=False, dtypes=("float64", "float32"),
+              repeats=3, only=None):
+    r"""Time every workload in :data:`WORKLOADS` (or those whose name contains ``only``) for each
+    dtype, print the table and write ``bench.json``. Returns 0 (the CLI's exit status)."""
+    from .. import backends
     from .report import Table
 
-    device = f"{bk.name} on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
-    if gpu:
-        device = f"cupy on {xp.cuda.runtime.getDeviceProperties(0)['name'].decode()}"
-    t = Table(f"refscore bench ({device})", ["workload", "dtype", "n", "ms", "throughput /s", "reference",
-                                             "reference ms", "speed ratio (ref time / ours)"], rows,
-              note="A ratio > 1 means refscore is faster than the reference measured in the same process.")
-    print(t.markdown())
+    bk = backends.get(backend)
+    tmod = _torch_or_none(torch)
+    rows = []
+    for dt in dtypes:
+        ctx = Context(bk, dt, quick, seed, tmod)
+        for w in WORKLOADS:
+            if only and only not in w.name:
+                continue
+            state = w.setup(ctx)
+            t = best_time(lambda: w.run(state), ctx.sync, repeats)
+            for label, ref, ref_sync in w.references(ctx, state):
+                t_ref = best_time(ref, ref_sync, repeats)
+                rows.append((w.name, dt, w.size(ctx), t * 1e3, w.size(ctx) / t, label, t_ref * 1e3, t_ref / t))
+    device = f"{bk.name} on {bk.device_name() if bk.name == 'cupy' else platform.machine()}, {os.cpu_count()} CPUs"
+    table = Table(f"refscore bench ({device}, best of {repeats})",
+                  ["workload", "dtype", "work units", "ms", "throughput /s", "reference", "reference ms",
+                   "speed ratio (ref time / ours)"], rows,
+                  note="A ratio > 1 means refscore is faster than the reference measured in the same process.")
+    print(table.markdown())
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "bench.json"), "w") as f:
-        json.dump({"device": device, **t.as_dict()}, f, indent=1)
+        json.dump({"device": device, **table.as_dict()}, f, indent=1)
     return 0

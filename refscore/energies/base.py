@@ -90,9 +90,32 @@ class Energy:
 
     def _sample_backend(self, n, rng):
         check_positive_int(n, "n")
-        bk = self.backend or backends.get("numpy")
-        bk.check_rng(rng)
-        return bk
+        if self.backend is None:  # parameter-free toys sample with any backend's Generator
+            return backends.of_rng(rng)
+        self.backend.check_rng(rng)
+        return self.backend
+
+    def _store(self, bk, dtype, **host):
+        """Keep float64 host parameters as device arrays, and expose them in ``dtype``."""
+        self._by_dtype = {onp.dtype("float64"): {k: bk.asarray(v) for k, v in host.items()}}
+        self.dtype = onp.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise ValueError(f"dtype must be a floating dtype such as 'float32' or 'float64', got {dtype!r}")
+        return self._params_in(self.dtype)
+
+    def _params_in(self, dtype):
+        r"""The device parameters cast to ``dtype`` once and cached, so that an energy computes in
+        the dtype of its input (API.md: float32 in ⇒ float32 out) at no per-call cost."""
+        dtype = onp.dtype(dtype)
+        if dtype.kind != "f":
+            dtype = onp.dtype("float64")
+        p = self._by_dtype.get(dtype)
+        if p is None:
+            p = self._by_dtype[dtype] = {k: v.astype(dtype) for k, v in self._by_dtype[onp.dtype("float64")].items()}
+        return p
+
+    def _params(self, x):
+        return self._params_in(getval(x).dtype)
 
     def __repr__(self):
         return f"{type(self).__name__}(dim={self.dim})"

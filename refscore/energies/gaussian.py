@@ -6,6 +6,9 @@ import math
 
 import autograd.numpy as anp
 import numpy as onp
+from autograd.tracer import getval
+
+from .. import backends
 
 from .._math import LOG_2PI, logsumexp, softmax
 from .._validation import check_positive, check_unit_interval
@@ -29,9 +32,12 @@ class Gaussian(Energy):
     cov : array (d, d), symmetric positive definite
     backend : str, optional
         Where the parameters live; default: the backend of ``mean``.
+    dtype : "float64" (default) or "float32"
+        The dtype of the public attributes and of :meth:`sample`. Energies and scores always
+        compute in the dtype of ``x`` (float64 parameters are kept and cast once per dtype).
     """
 
-    def __init__(self, mean, cov, backend=None):
+    def __init__(self, mean, cov, backend=None, dtype="float64"):
         bk = _backend_for(backend, mean, cov)
         mean = _host(mean, "mean")
         if mean.ndim != 1:
@@ -42,26 +48,32 @@ class Gaussian(Energy):
         prec = onp.linalg.inv(cov)
         self.dim, self.backend = d, bk
         self._logdet = 2.0 * float(onp.sum(onp.log(onp.diag(chol))))
-        self.mean, self.cov = bk.asarray(mean), bk.asarray(cov)
-        self.precision, self._chol = bk.asarray((prec + prec.T) / 2), bk.asarray(chol)
+        prec = (prec + prec.T) / 2
+        self._centred = not onp.any(mean)  # s(x) = -xP: one matmul, no broadcast subtraction
+        p = self._store(bk, dtype, mean=mean, cov=cov, precision=prec, chol=chol, neg_precision=-prec,
+                        prec_mu=prec @ mean)
+        self.mean, self.cov, self.precision = p["mean"], p["cov"], p["precision"]
 
     def _param_probe(self):
         return self.mean
 
     def _energy(self, x):
-        r = x - self.mean  # (n, d)
-        return 0.5 * anp.sum((r @ self.precision) * r, axis=1)
+        p = self._params(x)
+        r = x - p["mean"]  # (n, d)
+        return 0.5 * anp.sum((r @ p["precision"]) * r, axis=1)
 
     def _score(self, x):
-        return -(x - self.mean) @ self.precision
+        p = self._params(x)
+        sx = x @ p["neg_precision"]  # s = Pμ - xP: one pass fewer than -(x - μ)P
+        return sx if self._centred else sx + p["prec_mu"]
 
     def log_partition(self):
         return 0.5 * self.dim * LOG_2PI + 0.5 * self._logdet
 
     def sample(self, n, rng):
         bk = self._sample_backend(n, rng)
-        z = bk.normal(rng, (n, self.dim), self.mean.dtype)
-        return self.mean + z @ self._chol.T
+        z = bk.normal(rng, (n, self.dim), self.dtype)
+        return self.mean + z @ self._params_in(self.dtype)["chol"].T
 
 
 class GaussianMixture(Energy):
@@ -80,9 +92,16 @@ class GaussianMixture(Energy):
     weights : (K,) nonnegative, summing to 1
     means : (K, d)
     covs : (K, d, d) symmetric positive definite, or (K,) variances of isotropic components
+    backend : str, optional
+    dtype : "float64" (default) or "float32"; as for :class:`Gaussian`, computations follow ``x``.
+
+    Far from the data (up to :math:`|x|\sim10^{300}`) the quadratic forms are evaluated on
+    :math:`\tilde x = x/s`, :math:`s=\max(1,\max_i|x_i|)`, and the part common to every
+    component is dropped before the softmax, so responsibilities and the score stay finite
+    where :math:`x^\top x` overflows (the energy is then :math:`+\infty`, as for :class:`Gaussian`).
     """
 
-    def __init__(self, weights, means, covs, backend=None):
+    def __init__(self, weights, means, covs, backend=None, dtype="float64"):
         bk = _backend_for(backend, weights, means, covs)
         w, mu, cov = _host(weights, "weights"), _host(means, "means"), _host(covs, "covs")
         if mu.ndim != 2:
@@ -105,64 +124,79 @@ class GaussianMixture(Energy):
         prec = (prec + onp.swapaxes(prec, 1, 2)) / 2
         self.dim, self.n_components, self.backend = d, K, bk
         self._host = dict(weights=w, means=mu, covs=cov)
-        self.weights, self.means, self.covs = bk.asarray(w), bk.asarray(mu), bk.asarray(cov)
-        self._chol = bk.asarray(chols)  # (K, d, d), Σ_k = L_k L_kᵀ
         logdet = 2.0 * onp.log(onp.diagonal(chols, axis1=1, axis2=2)).sum(axis=1)
         self._diag = bool(onp.all(cov == onp.eye(d) * onp.diagonal(cov, axis1=1, axis2=2)[:, None, :]))
         # log w_k + log N(x; μ_k, Σ_k) = const_k - ½ quad_k(x)
-        self._const = bk.asarray(onp.log(onp.maximum(w, 1e-300)) - 0.5 * (d * LOG_2PI + logdet))
-        self._prec_mu = bk.asarray(onp.einsum("kij,kj->ki", prec, mu))  # (K, d)  Σ_k⁻¹ μ_k
-        self._mu_prec_mu = bk.asarray(onp.einsum("ki,ki->k", mu, onp.einsum("kij,kj->ki", prec, mu)))
-        if self._diag:
-            self._prec_diag = bk.asarray(onp.diagonal(prec, axis1=1, axis2=2).copy())  # (K, d)
-        else:
-            self._prec_cat = bk.asarray(onp.concatenate(list(prec), axis=1))  # (d, K d)
+        prec_mu = onp.einsum("kij,kj->ki", prec, mu)  # (K, d)  Σ_k⁻¹ μ_k
+        p = self._store(
+            bk, dtype, weights=w, means=mu, covs=cov, chol=chols,  # chol (K, d, d): Σ_k = L_k L_kᵀ
+            const=onp.log(onp.maximum(w, 1e-300)) - 0.5 * (d * LOG_2PI + logdet),
+            prec_mu=prec_mu, mu_prec_mu=onp.einsum("ki,ki->k", mu, prec_mu),
+            prec=onp.diagonal(prec, axis1=1, axis2=2).copy() if self._diag  # (K, d)
+            else onp.concatenate(list(prec), axis=1))  # (d, K d)
+        self.weights, self.means, self.covs = p["weights"], p["means"], p["covs"]
 
     def _param_probe(self):
         return self.means
 
-    # (n, K) log w_k N(x; μ_k, Σ_k), matrix-product form
-    def _component_log_joint(self, x):
+    def _scaled_log_joint(self, x):
+        r"""``(ℓ, c)`` with :math:`\log w_k\mathcal N(x;\mu_k,\Sigma_k) = \ell_k - c`, (n, K) and (n,).
+
+        :math:`\tfrac12(x-\mu_k)^\top P_k(x-\mu_k) = \tfrac12 s^2 a_k - s\,b_k + \tfrac12\mu_k^\top P_k\mu_k`
+        with :math:`a_k=\tilde x^\top P_k\tilde x`, :math:`b_k=\tilde x^\top P_k\mu_k`, :math:`\tilde x=x/s`;
+        :math:`c=\tfrac12 s^2\min_k a_k` is common to every k. ``s`` is a constant for autograd
+        (the identity holds for any s), so gradients are unchanged.
+        """
+        p = self._params(x)
+        xp = backends.of(getval(x)).xp
+        s = xp.maximum(xp.max(xp.abs(getval(x)), axis=1, keepdims=True), 1.0)  # (n, 1)
+        xs = x / s
         if self._diag:
-            quad = (x * x) @ self._prec_diag.T - 2.0 * (x @ self._prec_mu.T) + self._mu_prec_mu
+            a = (xs * xs) @ p["prec"].T  # (n, K)
         else:
             n = x.shape[0]
-            xp_ = anp.reshape(x @ self._prec_cat, (n, self.n_components, self.dim))  # (n, K, d) Σ_k⁻¹x
-            xpx = anp.sum(xp_ * anp.reshape(x, (n, 1, self.dim)), axis=2)  # (n, K)
-            quad = xpx - 2.0 * (x @ self._prec_mu.T) + self._mu_prec_mu
-        return self._const - 0.5 * quad
+            px = anp.reshape(xs @ p["prec"], (n, self.n_components, self.dim))  # (n, K, d) Σ_k⁻¹x̃
+            a = anp.sum(px * anp.reshape(xs, (n, 1, self.dim)), axis=2)  # (n, K)
+        a_min = xp.min(getval(a), axis=1, keepdims=True)  # (n, 1)
+        # s·(s·(a - a_min)), not s²·(…): s² overflows at |x|~1e300, and inf·0 would be NaN.
+        # Overflow to +inf is the right answer here (a component, or the energy, infinitely unlikely).
+        with onp.errstate(over="ignore"):
+            quad = s * (s * (a - a_min)) - 2.0 * s * (xs @ p["prec_mu"].T) + p["mu_prec_mu"]
+            return p["const"] - 0.5 * quad, 0.5 * (s * (s * a_min))[:, 0]
 
     def responsibilities(self, x):
         r"""Posterior component probabilities :math:`r_k(x)`, (n, d) -> (n, K)."""
         self._check(x)
-        return softmax(self._component_log_joint(x), axis=1)
+        return softmax(self._scaled_log_joint(x)[0], axis=1)
 
     def _energy(self, x):
-        return -logsumexp(self._component_log_joint(x), axis=1)
+        ell, c = self._scaled_log_joint(x)
+        return c - logsumexp(ell, axis=1)
 
     def log_partition(self):
         return 0.0
 
     def _score(self, x):
-        r = softmax(self._component_log_joint(x), axis=1)  # (n, K)
+        p = self._params(x)
+        r = softmax(self._scaled_log_joint(x)[0], axis=1)  # (n, K)
         if self._diag:
-            return r @ self._prec_mu - x * (r @ self._prec_diag)
+            return r @ p["prec_mu"] - x * (r @ p["prec"])
         n = x.shape[0]
-        xp_ = anp.reshape(x @ self._prec_cat, (n, self.n_components, self.dim))
-        return r @ self._prec_mu - anp.sum(anp.reshape(r, (n, -1, 1)) * xp_, axis=1)
+        px = anp.reshape(x @ p["prec"], (n, self.n_components, self.dim))
+        return r @ p["prec_mu"] - anp.sum(anp.reshape(r, (n, -1, 1)) * px, axis=1)
 
     def sample(self, n, rng):
         bk = self._sample_backend(n, rng)
         k = bk.choice(rng, self.n_components, n, self.weights)  # (n,)
-        z = bk.normal(rng, (n, self.dim), self.means.dtype)
-        return self.means[k] + (self._chol[k] @ z[:, :, None])[:, :, 0]
+        z = bk.normal(rng, (n, self.dim), self.dtype)
+        return self.means[k] + (self._params_in(self.dtype)["chol"][k] @ z[:, :, None])[:, :, 0]
 
     # --- the noised laws of the notes -----------------------------------------------------
     def _affine_noise(self, a, var):
         """Law of ``a x + sqrt(var) z``: a mixture with means a μ_k and covariances a² Σ_k + var I."""
         h = self._host
         return GaussianMixture(h["weights"], a * h["means"], a * a * h["covs"] + var * onp.eye(self.dim),
-                               backend=self.backend)
+                               backend=self.backend, dtype=self.dtype)
 
     def perturbed(self, sigma):
         r"""The law of :math:`x+\sigma z`: covariances :math:`\Sigma_k+\sigma^2 I` (not
@@ -186,10 +220,11 @@ class GaussianMixture(Energy):
         S = h["covs"]
         gains = onp.stack([a * S[k] @ onp.linalg.inv(a * a * S[k] + var * onp.eye(d)) for k in range(K)])
         offs = h["means"] - a * onp.einsum("kij,kj->ki", gains, h["means"])  # (K, d)
-        G = self.backend.asarray(onp.concatenate(list(onp.swapaxes(gains, 1, 2)), axis=1))  # (d, K d)
+        dt = getval(y).dtype if getval(y).dtype.kind == "f" else onp.float64
+        G = self.backend.asarray(onp.concatenate(list(onp.swapaxes(gains, 1, 2)), axis=1), dtype=dt)  # (d, K d)
         r = self._affine_noise(a, var).responsibilities(y)  # (n, K)
         n = y.shape[0]
-        cond = anp.reshape(y @ G, (n, K, d)) + self.backend.asarray(offs)  # (n, K, d)
+        cond = anp.reshape(y @ G, (n, K, d)) + self.backend.asarray(offs, dtype=dt)  # (n, K, d)
         return anp.sum(anp.reshape(r, (n, K, 1)) * cond, axis=1)
 
     def posterior_mean(self, y, sigma):

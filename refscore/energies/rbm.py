@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 
-from .._math import softplus, sqnorm
+from .._math import sqnorm
+from ..activations import sigmoid, softplus
 from .base import Energy, _backend_for, _host
 
 __all__ = ["GaussianBernoulliRBM"]
@@ -25,24 +26,25 @@ class GaussianBernoulliRBM(Energy):
     :math:`p(h_j=1\mid x)=\sigma(c_j+(x^\top W)_j)`, :math:`x\mid h\sim\mathcal N(b+Wh, I)`.
     """
 
-    def __init__(self, W, b, c, backend=None):
+    def __init__(self, W, b, c, backend=None, dtype="float64"):
         bk = _backend_for(backend, W, b, c)
         W, b, c = _host(W, "W"), _host(b, "b"), _host(c, "c")
         if W.ndim != 2 or b.shape != (W.shape[0],) or c.shape != (W.shape[1],):
             raise ValueError(f"need W (d, m), b (d,), c (m,); got {W.shape}, {b.shape}, {c.shape}")
         self.dim, self.n_hidden, self.backend = W.shape[0], W.shape[1], bk
-        self.W, self.b, self.c = bk.asarray(W), bk.asarray(b), bk.asarray(c)
+        p = self._store(bk, dtype, W=W, b=b, c=c)  # float64 kept; cast once per input dtype
+        self.W, self.b, self.c = p["W"], p["b"], p["c"]
 
     def _param_probe(self):
         return self.W
 
     def _energy(self, x):
-        r = x - self.b
-        return 0.5 * sqnorm(r) - anp.sum(softplus(x @ self.W + self.c), axis=1)
+        p = self._params(x)
+        return 0.5 * sqnorm(x - p["b"]) - anp.sum(softplus(x @ p["W"] + p["c"]), axis=1)
 
     def _score(self, x):
-        p_h = 0.5 * (anp.tanh(0.5 * (x @ self.W + self.c)) + 1.0)  # σ(·), (n, m)
-        return -(x - self.b) + p_h @ self.W.T
+        p = self._params(x)
+        return -(x - p["b"]) + sigmoid(x @ p["W"] + p["c"]) @ p["W"].T  # σ(·) (n, m)
 
     def joint_energy(self, x, h):
         """:math:`E(x,h)` for visible rows ``x`` (n, d) and hidden rows ``h`` (n, m)."""
