@@ -18,6 +18,8 @@ class Backend:
 
     name: str = "?"
     xp = None
+    #: True where arrays live in host memory, so reading a value costs no device synchronisation
+    host_memory: bool = False
     array_type: type = object
 
     def __repr__(self):

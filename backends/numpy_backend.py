@@ -9,6 +9,7 @@ from .strict_backend import StrictArray
 
 class NumpyBackend(Backend):
     name = "numpy"
+    host_memory = True
     xp = numpy
     array_type = numpy.ndarray
     generator_type = numpy.random.Generator

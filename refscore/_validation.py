@@ -40,11 +40,19 @@ def check_points(x, dim=None, name="x"):
 
 
 def check_finite(v, name="x"):
-    """Raise ValueError if ``v`` has a NaN or inf, naming the first bad row; else return ``v``."""
+    """Raise ValueError if ``v`` has a NaN or inf, naming the first bad row; else return ``v``.
+
+    Only host (NumPy) arrays are checked: on a device backend reading the answer is a
+    device-to-host synchronisation, which would stall every step of a sampler or a training loop.
+    There the drivers check instead, amortised (divergence flags read once, the NaN guard of
+    ``fit`` at its logging points)."""
     v = getval(v)
     from refscore import backends
 
-    xp = backends.of(v).xp
+    bk = backends.of(v)
+    if not bk.host_memory:
+        return v
+    xp = bk.xp
     ok = xp.isfinite(v)
     if not bool(xp.all(ok)):
         bad = ok.reshape(ok.shape[0], -1).all(axis=1) if ok.ndim > 1 else ok

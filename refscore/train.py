@@ -113,13 +113,15 @@ class _Guard:
     def __init__(self, bk, leaf_paths, history, bar, ckpt, saved_step):
         self.xp, self.bk, self.paths, self.history, self.bar = bk.xp, bk, leaf_paths, history, bar
         self.ckpt, self.saved_step = ckpt, saved_step
-        self.values, self.flags = [], []
+        self.rows = []
 
     def record(self, value, grads):
-        """Queue the loss and one all-finite flag per gradient leaf (device ops, no host sync)."""
+        """Queue one row per step: the loss, then one all-finite flag per gradient leaf (1.0/0.0,
+        in the loss's dtype) — device ops only, no host sync."""
         xp = self.xp
-        self.values.append(xp.asarray(value))
-        self.flags.append(xp.stack([xp.all(xp.isfinite(g)) for _, g in tree_leaves(grads)]))
+        value = xp.asarray(value)
+        flags = xp.stack([xp.all(xp.isfinite(g)) for _, g in tree_leaves(grads)]).astype(value.dtype)
+        self.rows.append(xp.concatenate([value.reshape(1), flags]))
 
     def kept(self):
         if self.ckpt is None:
@@ -129,12 +131,12 @@ class _Guard:
         return f"the last good checkpoint {self.ckpt} (step {self.saved_step}) is kept"
 
     def flush(self, step):
-        """Move the queued values to the host (one transfer each) and stop at the first bad step."""
-        if not self.values:
+        """Move the queued rows to the host (one transfer) and stop at the first bad step."""
+        if not self.rows:
             return
-        vals = self.bk.to_numpy(self.xp.stack(self.values)).tolist()
-        flags = self.bk.to_numpy(self.xp.stack(self.flags))  # (k, n_leaves)
-        self.values, self.flags = [], []
+        rows = self.bk.to_numpy(self.xp.stack(self.rows))  # (k, 1 + n_leaves)
+        vals, flags = rows[:, 0].tolist(), rows[:, 1:] == 1.0
+        self.rows = []
         first = step - len(vals) + 1
         for i, (v, ok) in enumerate(zip(vals, flags)):
             if not math.isfinite(v):

@@ -282,5 +282,5 @@ def test_the_guard_reads_the_device_only_at_log_and_save_points(tmp_path, monkey
     monkeypatch.setattr(type(strict), "to_numpy", counted)
     _, hist = train.fit(loss, params, strict.asarray(data), strict.rng(7), n_steps=30, log_every=10, batch_size=16,
                         progress_bar=False)
-    # 3 log points x (losses, gradient flags): two transfers each, none in the 27 other steps
-    assert reads["to_numpy"] == 6 and len(hist["loss"]) == 30
+    # 3 log points x one transfer (losses and gradient flags in one array), none in the 27 other steps
+    assert reads["to_numpy"] == 3 and len(hist["loss"]) == 30

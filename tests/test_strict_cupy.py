@@ -98,9 +98,6 @@ def test_toy_samplers_take_any_backends_generator():
         np.testing.assert_array_equal(S.to_numpy(x), e.sample(10, NP.rng(0)))
 
 
-@pytest.mark.xfail(strict=True, reason="owned by helper 'state': fit's _save_checkpoint writes the .npz "
-                   "before calling bk.rng_state, so a backend that cannot save its Generator (CuPy) leaves "
-                   "a half-made checkpoint; calling bk.rng_state(rng) before any write fixes it")
 def test_checkpoints_on_a_backend_without_generator_state_refuse_before_writing(tmp_path, monkeypatch):
     """Defect 3, emulated: the strict backend refusing generator state exactly as the CuPy backend does."""
     from refscore import losses, train

@@ -14,9 +14,6 @@ from refscore.energies import GaussianBernoulliRBM, GaussianMixture
 from refscore.nn import MLPEnergy
 
 S = backends.get("strict")
-SEAMS = ("owned by helper 'seams': the step calls the validated public `score`/`energy`, whose "
-         "check_finite does bool(xp.all(isfinite(x))) — one sync per call outside a driver; "
-         "issue 10 §4 gives steps an unvalidated path")
 
 
 def _gmm():
@@ -74,7 +71,6 @@ def _step_cases():
 
 @pytest.mark.parametrize("name", ["langevin_step", "mala_step", "rwmh_step", "annealed_step",
                                   "reverse_sde_drift"])
-@pytest.mark.xfail(strict=True, reason=SEAMS)
 def test_a_step_with_an_energy_method_does_not_sync(name):
     c = _syncs(_step_cases()[name])
     assert c.syncs == 0, c.sites
@@ -96,9 +92,6 @@ def _fit(n_steps, log_every):
                              progress_bar=False, log_every=log_every)
 
 
-@pytest.mark.xfail(strict=True, reason="owned by helper 'state': fit's NaN guard converts each pending "
-                   "loss with float() (log_every syncs per logging point); the amortised guard of "
-                   "issue 12 moves the pending losses to the host in one transfer")
 def test_a_training_step_syncs_only_at_the_logging_points():
     # 10 more steps with log_every=5 add two logging points: at most one transfer each
     short, long_ = _syncs(_fit(10, 5)), _syncs(_fit(20, 5))
