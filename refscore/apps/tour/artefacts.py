@@ -57,9 +57,10 @@ def energy_model(ctx, name):
 
 def _train_ncsn(ctx):
     data = ring_data(ctx)
-    schedule = nn.ncsnv2_schedule(ctx.host(data), n_levels=ctx.size("ncsn_levels"),
-                                  n_steps_each=ctx.size("ncsn_steps_each"))
-    sigmas = schedule["sigmas"]
+    # d = 2 is below technique 2's rule (it needs d >= 9), so L is given
+    schedule = nn.ncsnv2_schedule(ctx.host(data), sigma_min=0.01, L=ctx.size("ncsn_levels"),
+                                  T=ctx.size("ncsn_steps_each"))
+    sigmas = schedule.sigmas
     net = nn.NoiseConditionalScoreNet(2, HIDDEN, rng=ctx.rng("init NCSN"), data=ctx.host(data))
     loss = lambda p, b, r: losses.ncsn(net.score_fn(p), b, sigmas, r, levels="sample")
     steps = ctx.size("ncsn_steps")

@@ -95,7 +95,7 @@ def noise_scales_section(ctx):
     R = ctx.report
     R.heading("4. Denoising at many noise scales (NCSN)")
     net, schedule, curve = ncsn_model(ctx)
-    sig = onp.asarray(schedule["sigmas"], float)
+    sig = onp.asarray(schedule.sigmas, float)
     show = sig[onp.unique(onp.linspace(0, len(sig) - 1, 5).round().astype(int))]
     fig = plots.sigma_ladder(lambda s: ctx.on_host(ring(ctx).perturbed(s).log_prob), show, lim=4.5)
     R.figure(fig, "04_sigma_ladder.png", "The ring perturbed at five of the schedule's noise levels (largest first)")
@@ -104,7 +104,7 @@ def noise_scales_section(ctx):
     R.figure(fig, "04_ncsn_loss.png", "Training loss of the noise-conditional net (thin: per step; thick: running mean)")
     R.table(Table("Noise schedule (Song & Ermon 2020, techniques 1–2 and 4)", ["quantity", "value"],
                   [("σ₁ (largest pairwise distance)", float(sig[0])), ("σ_L", float(sig[-1])), ("L", len(sig)),
-                   ("ratio γ", float(sig[1] / sig[0])), ("step size h (our h; their ε)", float(schedule["step_size"])),
+                   ("ratio γ", float(sig[1] / sig[0])), ("step size h (our h; their ε)", float(schedule.step_size)),
                    ("steps per level T", ctx.size("ncsn_steps_each"))]))
     R.text("A noise-conditional score network s_θ(x, σ) is trained by the NCSN objective with λ(σ) = σ²: each "
            "example draws its own level uniformly (an unbiased estimate of the average over levels at 1/L of the "

@@ -24,12 +24,12 @@ def _digits(ctx):
 
 def _train(ctx):
     xtr = _digits(ctx)[0]
-    schedule = nn.ncsnv2_schedule(xtr, sigma_min=0.02, n_levels=None if not ctx.quick else ctx.size("digits_levels"),
-                                  n_steps_each=ctx.size("digits_steps_each"))
+    schedule = nn.ncsnv2_schedule(xtr, sigma_min=0.02, L=None if not ctx.quick else ctx.size("digits_levels"),
+                                  T=ctx.size("digits_steps_each"))
     net = nn.NoiseConditionalScoreNet(64, (256, 256), rng=ctx.rng("init digits net"), data=xtr)
-    loss = lambda p, b, r: losses.ncsn(net.score_fn(p), b, schedule["sigmas"], r, levels="sample")
+    loss = lambda p, b, r: losses.ncsn(net.score_fn(p), b, schedule.sigmas, r, levels="sample")
     steps = ctx.size("digits_steps")
-    ctx.log(f"  training the digits net ({len(schedule['sigmas'])} levels, {steps} steps)")
+    ctx.log(f"  training the digits net ({len(schedule.sigmas)} levels, {steps} steps)")
     params, hist = train.fit(loss, net.params, ctx.dev(xtr), ctx.rng("train digits"), n_steps=steps,
                              batch_size=128, desc="digits", optimizer=train.adam(1e-3), ema=0.999)
     net.params = hist.get("ema_params", params)
@@ -41,7 +41,7 @@ def _sample(ctx, net, schedule):
     step :math:`x + \sigma_L^2 s_\theta(x,\sigma_L)`, clipped to the pixel range [0, 1]."""
     rng = ctx.rng("sample digits")
     x0 = ctx.bk.uniform(rng, (N_SAMPLES, SIDE * SIDE))
-    x, _ = samplers.annealed_langevin(net.score_fn(), x0, schedule["sigmas"], schedule["step_size"],
+    x, _ = samplers.annealed_langevin(net.score_fn(), x0, schedule.sigmas, schedule.step_size,
                                       ctx.size("digits_steps_each"), rng, final_denoise=True)
     return onp.clip(ctx.host(x), 0.0, 1.0)
 
@@ -119,8 +119,8 @@ def images_section(ctx):
     cpu = time.process_time() - cpu0
     R.table(_quality_table(q))
     R.text(f"A noise-conditional net (two hidden layers of 256) is trained on {len(xtr)} digits for "
-           f"{len(curve)} steps, one noise level per example over {len(schedule['sigmas'])} levels from "
-           f"σ₁ = {float(schedule['sigmas'][0]):.2f} to σ_L = {float(schedule['sigmas'][-1]):.3f}; 64 digits are drawn by "
+           f"{len(curve)} steps, one noise level per example over {len(schedule.sigmas)} levels from "
+           f"σ₁ = {float(schedule.sigmas[0]):.2f} to σ_L = {float(schedule.sigmas[-1]):.3f}; 64 digits are drawn by "
            f"annealed Langevin ({ctx.size('digits_steps_each')} steps per level) from uniform noise and denoised "
            f"once by Tweedie's formula. Section CPU time: {cpu:.0f} s. The samples are saved as digits_samples.npy "
            "(64, 64).")

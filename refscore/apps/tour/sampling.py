@@ -55,7 +55,7 @@ def _ring_samples(ctx):
     xs["ULA exact score"] = samplers.langevin(target.score, x0, 0.01, n_s, rng)[0]
     xs["MALA exact"], info = samplers.mala(target.unnormalized_log_prob, x0, 0.05, n_s, rng, score_fn=target.score)
     xs["annealed Langevin, NCSN net"] = samplers.annealed_langevin(
-        net.score_fn(), x0, schedule["sigmas"], schedule["step_size"], ctx.size("ncsn_steps_each"), rng,
+        net.score_fn(), x0, schedule.sigmas, schedule.step_size, ctx.size("ncsn_steps_each"), rng,
         final_denoise=True)[0]
     xs["ULA on DSM-trained energy"] = samplers.langevin(energy_model(ctx, "DSM")[0].score, x0, 0.005, n_s, rng)[0]
     rate = info["acceptance_rate"]
