@@ -6,7 +6,7 @@ from __future__ import annotations
 from ... import datasets, losses, nn, train
 from ...energies import MLPEnergy
 
-__all__ = ["ring", "ring_data", "energy_model", "ncsn_model"]
+__all__ = ["ring", "ring_data", "energy_model", "ncsn_model", "ema_decay"]
 
 HIDDEN = (64, 64)
 
@@ -66,9 +66,18 @@ def _train_ncsn(ctx):
     steps = ctx.size("ncsn_steps")
     ctx.log(f"  training the noise-conditional net ({len(sigmas)} levels, {steps} steps)")
     params, hist = train.fit(loss, net.params, data, ctx.rng("train NCSN"), n_steps=steps, batch_size=256,
-                             desc="NCSN", optimizer=train.adam(3e-3), ema=0.999)
+                             desc="NCSN", optimizer=train.adam(3e-3), ema=ema_decay(steps))
     net.params = hist.get("ema_params", params)
     return net, schedule, hist["loss"]
+
+
+def ema_decay(n_steps):
+    r"""EMA decay for a run of ``n_steps``: averages over about the last tenth of the run, at most
+    1000 steps (Song & Ermon 2020 use 0.999):
+
+    .. math:: \beta = \min(0.999,\ 1 - 10/n)
+    """
+    return min(0.999, 1.0 - 10.0 / max(n_steps, 20))
 
 
 def ncsn_model(ctx):
