@@ -1,4 +1,5 @@
-r"""Two-dimensional toy data sets, drawn with a backend ``rng`` (no global state).
+r"""Data sets: two-dimensional toys drawn with a backend ``rng`` (no global state), and
+scikit-learn's 8×8 digits (:func:`digits`, the optional extra ``refscore[data]``).
 
 ``make(name, n, rng)`` with name in ``gaussian_mixture`` (8 Gaussians on a circle),
 ``two_moons``, ``rings``, ``spirals``, ``checkerboard``. Returns ``(n, 2)`` arrays of the rng's
@@ -11,7 +12,7 @@ import math
 from . import backends
 from ._validation import check_positive_int
 
-__all__ = ["make", "NAMES", "gaussian_mixture_law"]
+__all__ = ["make", "NAMES", "gaussian_mixture_law", "digits", "DIGITS_N_TEST"]
 
 NAMES = ("gaussian_mixture", "two_moons", "rings", "spirals", "checkerboard")
 RING_MODES, RING_RADIUS, RING_NOISE = 8, 2.0, 0.15  # the 8 Gaussians of "gaussian_mixture"
@@ -69,3 +70,49 @@ def make(name, n, rng, noise=None):
     y0 = u(n) * 2 - 2 + 2 * xp.floor(u(n) * 2)
     x2 = y0 + (xp.floor(x1) % 2)
     return xp.stack([x1, x2], axis=1)
+
+
+# ----- real data: scikit-learn's bundled 8×8 digits -----
+DIGITS_N_TEST = 360  # about a fifth of the 1797 images
+
+
+def digits(split="train", return_labels=False, backend=None, dtype="float64", seed=0):
+    r"""scikit-learn's bundled 8×8 handwritten digits (1797 images of 0–9; UCI optical digits, the
+    test set of Alpaydin & Kaynak 1998) as rows of 64 pixels in :math:`[0, 1]`:
+
+    .. math:: x = \texttt{load\_digits().data} / 16 \in [0,1]^{64},\qquad
+              \text{pixel } (r, c) \text{ is column } 8r + c
+
+    The split is fixed: a permutation of the 1797 images by ``numpy.random.default_rng(seed)``
+    (``seed=0`` by default); its last ``DIGITS_N_TEST = 360`` images are ``"test"``, the first
+    1437 ``"train"``. Three pixels are blank in every image (zero variance: use DSM/NCSN, not
+    ISM/SSM, on these data).
+
+    Parameters
+    ----------
+    split : "train", "test" or "all"
+    return_labels : also return the (n,) integer labels 0–9
+    backend : backend name (default ``$REFSCORE_BACKEND``, else numpy); dtype : "float64" or "float32"
+
+    Returns
+    -------
+    x : (n, 64) array, or ``(x, labels)`` with ``return_labels=True``
+
+    Needs scikit-learn (``pip install "refscore[data]"``).
+    """
+    import numpy
+
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ImportError('refscore.datasets.digits needs scikit-learn: pip install "refscore[data]"') from None
+    raw = load_digits()
+    x, y = raw.data / 16.0, raw.target.astype(numpy.int64)
+    order = numpy.random.default_rng(seed).permutation(x.shape[0])
+    cut = x.shape[0] - DIGITS_N_TEST
+    idx = {"train": order[:cut], "test": order[cut:], "all": numpy.arange(x.shape[0])}[split]
+    bk = backends.get(backend)
+    xs = bk.asarray(x[idx], dtype=dtype)
+    return (xs, bk.asarray(y[idx])) if return_labels else xs

@@ -21,6 +21,7 @@ eq. after 11.2: :math:`\mathbb E[s^2 + 2\nabla s]`): there ESM = 2·ISM + C.
 from __future__ import annotations
 
 import math
+import warnings
 
 import autograd.numpy as anp
 from autograd import make_vjp
@@ -31,8 +32,10 @@ from ._math import sqnorm
 from ._validation import (check_choice, check_points, check_positive, check_positive_int,
                           check_unit_interval)
 
+from .loss_constants import dsm_esm_gap, esm_ism_gap
+
 __all__ = ["esm", "ism", "ssm", "dsm", "ncsn", "vp_denoising", "geometric_sigmas",
-           "esm_ism_gap", "dsm_esm_gap", "jacobian_trace", "projections"]
+           "esm_ism_gap", "dsm_esm_gap", "jacobian_trace", "projections", "DegenerateDataWarning"]
 
 _REDUCTIONS = ("mean", "none")
 
@@ -47,6 +50,39 @@ def _check_score_shape(s, x, who="score_fn"):
         raise ValueError(f"{who} must map (n, d) to (n, d); got {tuple(getval(s).shape)} "
                          f"for input {tuple(getval(x).shape)}")
     return s
+
+
+class DegenerateDataWarning(UserWarning):
+    r"""The batch has a coordinate that never varies (e.g. always-blank pixels), so the data law has
+    no density there and ISM/SSM are unbounded below.
+
+    .. math:: \mathrm{ISM}(\theta) = \mathbb E\big[\tfrac12\|s_\theta\|^2
+              + \operatorname{tr}\nabla_x s_\theta\big]\to-\infty
+              \quad\text{with } s_{\theta,j}(x) = -c\,(x_j - x_j^0),\ c\to\infty
+
+    on a constant coordinate :math:`x_j\equiv x_j^0`: the square term is 0 there and the trace
+    term is :math:`-c`. Hyvärinen's identity (2005, Thm 1) needs a density; use DSM (its noised
+    data has one) or add noise to the data.
+    """
+
+
+def _warn_if_degenerate(x, who):
+    """Warn (:class:`DegenerateDataWarning`) when some column of the batch has zero variance.
+
+    One column-wise variance and one host read: cheap next to the d reverse passes of ISM.
+    """
+    xv = getval(x)
+    if xv.shape[0] < 2:
+        return
+    xp = backends.of(xv).xp
+    flat = xp.all(xv == xv[:1], axis=0)  # (d,) True where the column is constant
+    n_flat = int(xp.sum(flat))
+    if n_flat:
+        first = int(xp.argmax(flat))
+        warnings.warn(f"{who}: {n_flat} of {xv.shape[1]} coordinates of x never vary in this batch "
+                      f"(first: column {first}); the data have no density there and {who.upper()} "
+                      "runs to -inf as the model sharpens. Use losses.dsm / losses.ncsn, or add "
+                      "small Gaussian noise to the data.", DegenerateDataWarning, stacklevel=3)
 
 
 def esm(score_fn, x, true_score_fn, reduction="mean"):
@@ -105,6 +141,7 @@ def ism(score_fn, x, reduction="mean"):
     loop over the batch. ``score_fn`` must be autograd-traceable.
     """
     check_points(x)
+    _warn_if_degenerate(x, "ism")
     s, tr = jacobian_trace(score_fn, x)
     return _reduce(0.5 * sqnorm(s) + tr, reduction)
 
@@ -157,6 +194,7 @@ def ssm(score_fn, x, rng=None, n_projections=1, projection="gaussian", variance_
         if tuple(getval(v).shape)[1:] != (n, d) or getval(v).ndim != 3:
             raise ValueError(f"v must have shape (M, {n}, {d}), got {tuple(getval(v).shape)}")
         M = getval(v).shape[0]
+    _warn_if_degenerate(x, "ssm")
     vjp, s = make_vjp(score_fn)(x)
     _check_score_shape(s, x)
     quad = 0.0
@@ -170,9 +208,24 @@ def ssm(score_fn, x, rng=None, n_projections=1, projection="gaussian", variance_
     return _reduce(quad / M + second, reduction)
 
 
+def _sigma_column(sigma, x):
+    """``sigma`` as a positive float, or an ``(n,)`` array as an ``(n, 1)`` column in x's dtype."""
+    xv = getval(x)
+    if isinstance(sigma, (int, float)) or getattr(getval(sigma), "ndim", None) == 0:
+        return check_positive(sigma, "sigma")
+    sv = getval(sigma)
+    if tuple(getattr(sv, "shape", ())) != (xv.shape[0],):
+        raise ValueError(f"sigma must be a positive number or an array of shape ({xv.shape[0]},), "
+                         f"got shape {tuple(getattr(sv, 'shape', ()))}")
+    xp = backends.of(xv, sv).xp
+    if not bool(xp.all(xp.isfinite(sv) & (sv > 0))):
+        raise ValueError("every per-example sigma must be positive and finite")
+    return anp.reshape(sv.astype(xv.dtype), (-1, 1))  # (n, 1)
+
+
 def dsm(score_fn, x, sigma, rng=None, reduction="mean", z=None):
-    r"""Denoising score matching at one noise level (Vincent 2011, eq. 11; seed 001_…,
-    "Equivalent to Denoising score matching"):
+    r"""Denoising score matching (Vincent 2011, eq. 11; seed 001_…, "Equivalent to Denoising
+    score matching"):
 
     .. math:: \mathrm{DSM}_\sigma(\theta) = \tfrac12\,\mathbb E\big\|s_\theta(\tilde x)
               - \nabla_{\tilde x}\log q_\sigma(\tilde x\mid x)\big\|^2
@@ -181,17 +234,22 @@ def dsm(score_fn, x, sigma, rng=None, reduction="mean", z=None):
 
     The target is :math:`-(\tilde x-x)/\sigma^2 = -z/\sigma`: a minus sign and :math:`\sigma^2`
     (the sign error of TorchEBM #318 and the σ-for-σ² slip of score_sde #26 fail the tests).
-    ``z`` (n, d) may be passed to fix the noise.
+
+    Parameters
+    ----------
+    sigma : positive float, or an ``(n,)`` array: row i is noised with its own :math:`\sigma_i`
+        (what :func:`ncsn` with ``levels="sample"`` uses); ``score_fn`` still sees only ``x~``.
+    z : optional (n, d) noise, to fix it.
     """
     check_points(x)
-    s2 = check_positive(sigma, "sigma") ** 2
+    sig = _sigma_column(sigma, x)  # float or (n, 1)
     if z is None:
         if rng is None:
             raise ValueError("dsm needs rng (a backend Generator) unless the noise z is given")
         z = backends.of(getval(x)).normal(rng, getval(x).shape, getval(x).dtype)
-    x_tilde = x + math.sqrt(s2) * z
+    x_tilde = x + sig * z
     s = _check_score_shape(score_fn(x_tilde), x)
-    return _reduce(0.5 * sqnorm(s + (x_tilde - x) / s2), reduction)
+    return _reduce(0.5 * sqnorm(s + (x_tilde - x) / sig**2), reduction)
 
 
 def geometric_sigmas(sigma_max, sigma_min, L):
@@ -221,7 +279,15 @@ def _check_sigmas(sigmas):
     return sig
 
 
-def ncsn(score_fn, x, sigmas, rng=None, weighting="sigma2", reduction="mean", z=None):
+def _weighting_fn(weighting):
+    if callable(weighting):
+        return weighting
+    check_choice(weighting, "weighting", ("sigma2", "none"))
+    return (lambda s: s * s) if weighting == "sigma2" else (lambda s: 1.0)
+
+
+def ncsn(score_fn, x, sigmas, rng=None, weighting="sigma2", reduction="mean", z=None, levels="all",
+         level_index=None):
     r"""Noise-conditional score matching over L levels (Song & Ermon 2019, eq. 6; seed 001_…,
     "sum of weighted Fishers"):
 
@@ -230,22 +296,35 @@ def ncsn(score_fn, x, sigmas, rng=None, weighting="sigma2", reduction="mean", z=
               \qquad \lambda(\sigma)=\sigma^2
 
     :math:`\lambda(\sigma)=\sigma^2` makes every term of order one (:math:`\|\sigma s\|\approx
-    \|z\|`). Every level uses every example (an exact average over levels, L forward passes).
+    \|z\|`). Two estimators of the same objective:
+
+    * ``levels="all"`` (default): every level uses every example, an exact average over levels
+      (L forward passes, ``score_fn`` gets a Python float σ). The equivalence tests and the
+      ``refscore check`` identities use this one.
+    * ``levels="sample"``: as Song & Ermon train NCSN, each example draws one level
+      :math:`i_k\sim\mathrm{Uniform}\{1..L\}` and one noise, and ``score_fn`` gets the
+      ``(n,)`` array of per-example σ (one forward pass). Since
+      :math:`\mathbb E_{i_k}[\lambda(\sigma_{i_k})\,\ell_{i_k}] = \frac1L\sum_i\lambda(\sigma_i)\ell_i`,
+      it is an unbiased estimate of the ``"all"`` objective at 1/L of the cost
+      (``tests/test_losses.py`` checks this within Monte Carlo error).
 
     Parameters
     ----------
-    score_fn : callable ``(x, sigma) -> (n, d)``, sigma a Python float
+    score_fn : callable ``(x, sigma) -> (n, d)``; sigma a Python float (``"all"``) or an ``(n,)``
+        array in x's dtype (``"sample"``)
     sigmas : strictly decreasing positive levels :math:`\sigma_1>\dots>\sigma_L`
-    weighting : "sigma2" (default), "none", or a callable ``sigma -> lambda``
-    z : optional (L, n, d) noise
+    weighting : "sigma2" (default), "none", or a callable ``sigma -> lambda`` (with
+        ``levels="sample"`` it receives the ``(n, 1)`` column of σ)
+    z : optional noise, (L, n, d) for ``"all"``, (n, d) for ``"sample"``
+    levels : "all" or "sample"
+    level_index : optional (n,) integer levels (0-based) for ``"sample"``, to fix the draw
     """
     check_points(x)
+    check_choice(levels, "levels", ("all", "sample"))
     sig = _check_sigmas(sigmas)
-    if callable(weighting):
-        lam = weighting
-    else:
-        check_choice(weighting, "weighting", ("sigma2", "none"))
-        lam = (lambda s: s * s) if weighting == "sigma2" else (lambda s: 1.0)
+    lam = _weighting_fn(weighting)
+    if levels == "sample":
+        return _reduce(_ncsn_sampled(score_fn, x, sig, rng, lam, z, level_index), reduction)
     if z is not None and (getval(z).ndim != 3 or getval(z).shape[0] != sig.size):
         raise ValueError(f"z must have shape ({sig.size}, n, d), got {tuple(getval(z).shape)}")
     total = 0.0
@@ -255,6 +334,25 @@ def ncsn(score_fn, x, sigmas, rng=None, weighting="sigma2", reduction="mean", z=
                   z=None if z is None else z[i])
         total = total + lam(s_i) * per
     return _reduce(total / sig.size, reduction)
+
+
+def _ncsn_sampled(score_fn, x, sig, rng, lam, z, level_index):
+    """Per-example ``λ(σ_k)·dsm_k`` with one uniformly drawn level per row: (n,)."""
+    xv = getval(x)
+    bk = backends.of(xv)
+    n, L = xv.shape[0], sig.size
+    if level_index is None:
+        if rng is None:
+            raise ValueError("ncsn(levels='sample') needs rng (a backend Generator) unless "
+                             "level_index and z are given")
+        level_index = bk.xp.minimum(bk.xp.floor(bk.uniform(rng, (n,)) * L).astype(int), L - 1)  # (n,)
+    elif tuple(getval(level_index).shape) != (n,):
+        raise ValueError(f"level_index must have shape ({n},), got {tuple(getval(level_index).shape)}")
+    sigma = bk.asarray(sig, dtype=xv.dtype)[level_index]  # (n,)
+    if z is not None and tuple(getval(z).shape) != tuple(xv.shape):
+        raise ValueError(f"z must have shape {tuple(xv.shape)} with levels='sample', got {tuple(getval(z).shape)}")
+    per = dsm(lambda xt: score_fn(xt, sigma), x, sigma, rng, reduction="none", z=z)  # (n,)
+    return anp.reshape(lam(anp.reshape(sigma, (-1, 1))), (-1,)) * per
 
 
 def vp_denoising(score_fn, x, beta, rng=None, reduction="mean", eps=None):
@@ -298,83 +396,3 @@ def vp_denoising(score_fn, x, beta, rng=None, reduction="mean", eps=None):
     x_prime = a * x + sb * eps
     s = _check_score_shape(score_fn(x_prime, beta), x)
     return _reduce(sqnorm(x_prime + b_col * s - a * x), reduction)
-
-
-# ----------------------------------------------------------------------------------------
-# The constants of the identities
-# ----------------------------------------------------------------------------------------
-def esm_ism_gap(true_score_fn, x):
-    r"""The constant :math:`\mathrm{ESM}(\theta)-\mathrm{ISM}(\theta)=\tfrac12\mathbb E_{p^*}\|s^*(x)\|^2`
-    (Hyvärinen 2005, Thm 1), estimated on the sample ``x`` (a batch mean, like the losses).
-
-    For Gaussian data :math:`\mathcal N(\mu,S)` its expectation is :math:`\tfrac12\operatorname{tr}S^{-1}`.
-    """
-    check_points(x)
-    return anp.mean(0.5 * sqnorm(_check_score_shape(true_score_fn(x), x, "true_score_fn")))
-
-
-def dsm_esm_gap(data, sigma, method="auto", rng=None, n_mc=200_000, bounds=None, return_stderr=False):
-    r"""The constant :math:`C(\sigma)=\mathrm{DSM}_\sigma(\theta)-\mathrm{ESM}_{p_\sigma}(\theta)`
-    (Vincent 2011, §4.2; seed 004_…, Q1 derivation, ½ convention):
-
-    .. math:: C(\sigma) = \frac{d}{2\sigma^2} - \tfrac12\,\mathbb E_{p_\sigma}\|\nabla\log p_\sigma(\tilde x)\|^2
-
-    (the first term is :math:`\tfrac12\mathbb E\|\nabla\log q_\sigma(\tilde x\mid x)\|^2=\tfrac12\mathbb E\|z\|^2/\sigma^2`).
-
-    Methods (``method="auto"`` picks the first that applies):
-
-    * ``"closed"`` for a :class:`~refscore.energies.Gaussian` :math:`\mathcal N(\mu,S)`:
-      :math:`C=\tfrac12\big(d/\sigma^2-\operatorname{tr}(S+\sigma^2I)^{-1}\big)`;
-    * ``"quadrature"`` for a :class:`~refscore.energies.GaussianMixture` with d ≤ 2 (SciPy);
-    * ``"mc"`` otherwise: Monte Carlo over :math:`n_{mc}` samples of :math:`p_\sigma`, with its
-      standard error (``return_stderr=True`` returns ``(value, stderr)``; the closed form and
-      quadrature report stderr 0).
-    """
-    import numpy
-    from scipy import integrate
-
-    from .energies import Gaussian, GaussianMixture
-
-    s = check_positive(sigma, "sigma")
-    check_choice(method, "method", ("auto", "closed", "quadrature", "mc"))
-    d = data.dim
-    if method == "auto":
-        method = ("closed" if isinstance(data, Gaussian) else
-                  "quadrature" if isinstance(data, GaussianMixture) and d <= 2 else "mc")
-    se = 0.0
-    if method == "closed":
-        if not isinstance(data, Gaussian):
-            raise ValueError("method='closed' needs Gaussian data")
-        S = data.backend.to_numpy(data.cov)
-        value = 0.5 * (d / s**2 - numpy.trace(numpy.linalg.inv(S + s**2 * numpy.eye(d))))
-    else:
-        if not isinstance(data, GaussianMixture):
-            raise ValueError("quadrature/mc gaps need GaussianMixture data (Gaussian: method='closed')")
-        p = data.perturbed(s)
-        if method == "quadrature":
-            if d > 2:
-                raise ValueError("quadrature is offered for d <= 2")
-            h = p._host
-            spread = float(numpy.sqrt(h["covs"].diagonal(axis1=1, axis2=2).max()))
-            lo, hi = float(h["means"].min()) - 12 * spread, float(h["means"].max()) + 12 * spread
-            ref = GaussianMixture(h["weights"], h["means"], h["covs"])  # host copy
-
-            def f(pts):
-                return numpy.exp(-ref.energy(pts)) * sqnorm(ref.score(pts))
-
-            if d == 1:
-                e2 = integrate.quad(lambda t: f(numpy.array([[t]]))[0], lo, hi, limit=400)[0]
-            else:
-                inner = lambda t: integrate.fixed_quad(
-                    lambda u: f(numpy.stack([numpy.full_like(u, t), u], 1)), lo, hi, n=400)[0]
-                e2 = integrate.quad(inner, lo, hi, limit=200)[0]
-            value = 0.5 * (d / s**2 - e2)
-        else:
-            if rng is None:
-                raise ValueError("method='mc' needs rng")
-            bk = data.backend
-            xs = p.sample(check_positive_int(n_mc, "n_mc"), rng)
-            sq = bk.to_numpy(sqnorm(p.score(xs)))
-            value = 0.5 * (d / s**2 - sq.mean())
-            se = 0.5 * sq.std(ddof=1) / math.sqrt(sq.size)
-    return (float(value), float(se)) if return_stderr else float(value)

@@ -1,13 +1,17 @@
-r"""Models: a plain MLP and a noise-conditional score network, parameters as pytrees
-(lists/dicts of arrays) initialised from a backend ``rng``.
+r"""Models: a plain MLP, a neural energy and a noise-conditional score network, parameters as
+pytrees (lists/dicts of arrays) initialised from a backend ``rng``; every model saves to and loads
+from one ``.npz`` file (arrays + an architecture JSON string, no pickle).
 
-The noise-conditional network follows NCSN (Song & Ermon 2019, §4.2 and the "v2" technique of
-Song & Ermon 2020, §4.4): :math:`s_\theta(x,\sigma) = \mathrm{net}_\theta(x, \mathrm{emb}(\sigma))/\sigma`,
+The noise-conditional network follows NCSN (Song & Ermon 2019, §4.2 and the "v2" technique 3 of
+Song & Ermon 2020): :math:`s_\theta(x,\sigma) = \mathrm{net}_\theta(c_{in}(\sigma)(x-\mu), \mathrm{emb}(\sigma))/\sigma`,
 so the network predicts :math:`-z` and the :math:`1/\sigma` scale of the true score comes for free.
+The noise schedule of Song & Ermon (2020) is :func:`ncsnv2_schedule` (from :mod:`refscore.schedules`).
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 
 import autograd.numpy as anp
 from autograd import elementwise_grad
@@ -15,11 +19,12 @@ from autograd.tracer import getval
 
 from . import backends
 from ._math import softplus
-from ._validation import check_positive_int
+from ._validation import check_points, check_positive, check_positive_int
 from .energies.base import Energy
+from .schedules import NCSNv2Schedule, ncsnv2_schedule
 
-__all__ = ["mlp_init", "mlp_apply", "MLP", "NoiseConditionalScoreNet", "MLPEnergy"]
-
+__all__ = ["mlp_init", "mlp_apply", "MLP", "NoiseConditionalScoreNet", "MLPEnergy", "ncsnv2_schedule",
+           "NCSNv2Schedule"]
 
 
 _ACTIVATIONS = {
@@ -48,31 +53,98 @@ def mlp_apply(params, h, activation="softplus"):
     return h @ params[-1]["W"] + params[-1]["b"]
 
 
-class MLPEnergy(Energy):
+# ----- saving and loading: one .npz of arrays + the architecture as a JSON string -----
+_ARCH_KEY = "__architecture__"
+
+
+def _tree_arrays(tree, prefix="params"):
+    """``{"params/0/W": array, ...}``: the leaves of a pytree of dicts/lists keyed by their path."""
+    if isinstance(tree, dict):
+        return {k: v for key in sorted(tree) for k, v in _tree_arrays(tree[key], f"{prefix}/{key}").items()}
+    if isinstance(tree, (list, tuple)):
+        return {k: v for i, t in enumerate(tree) for k, v in _tree_arrays(t, f"{prefix}/{i}").items()}
+    return {prefix: tree}
+
+
+def _tree_fill(template, arrays, bk, prefix="params"):
+    """The pytree shaped like ``template`` with leaves read from ``arrays`` by path."""
+    if isinstance(template, dict):
+        return {k: _tree_fill(v, arrays, bk, f"{prefix}/{k}") for k, v in template.items()}
+    if isinstance(template, (list, tuple)):
+        return type(template)(_tree_fill(v, arrays, bk, f"{prefix}/{i}") for i, v in enumerate(template))
+    if prefix not in arrays:
+        raise ValueError(f"the saved file has no array {prefix!r}; it was written by another architecture")
+    return bk.asarray(arrays[prefix])
+
+
+class _Saveable:
+    """``save(path)`` / ``load(path)`` for models described by ``_architecture()`` and their params."""
+
+    def _buffers(self):
+        return {}
+
+    def save(self, path):
+        r"""Write the architecture (JSON) and every parameter array to one ``.npz`` file (no pickle).
+
+        .. math:: \text{load}(\text{save}(\theta)) = \theta \quad\text{bit for bit}
+
+        ``path`` gets a ``.npz`` suffix if it has none; returns the path written.
+        """
+        import numpy
+
+        path = os.fspath(path)
+        path = path if path.endswith(".npz") else path + ".npz"
+        bk = backends.of(*[getval(a) for a in _tree_arrays(self.params).values()])
+        arrays = {k: bk.to_numpy(getval(v)) for k, v in {**_tree_arrays(self.params), **self._buffers()}.items()}
+        arch = {"class": type(self).__name__, **self._architecture()}
+        numpy.savez(path, **arrays, **{_ARCH_KEY: numpy.array(json.dumps(arch))})
+        return path
+
+    @classmethod
+    def load(cls, path, backend=None):
+        r"""Rebuild a model written by :meth:`save` on ``backend`` (default: ``$REFSCORE_BACKEND``,
+        else numpy), with parameters equal bit for bit to the saved ones."""
+        import numpy
+
+        with numpy.load(os.fspath(path), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        arch = json.loads(str(arrays.pop(_ARCH_KEY)))
+        saved = arch.pop("class")
+        if saved != cls.__name__:
+            raise ValueError(f"{path} holds a saved {saved}, not a {cls.__name__}; use {saved}.load")
+        bk = backends.get(backend)
+        return cls._from_saved(arch, arrays, bk)
+
+
+class MLPEnergy(_Saveable, Energy):
     r"""A neural energy :math:`E_\theta(x)=\mathrm{MLP}_\theta(x)\in\mathbb R` (seed 001_…,
     "Neural net predicts energy of a given state"), parameters a pytree ``self.params``.
 
-    The score :math:`s_\theta(x)=-\nabla_x E_\theta(x)` is autograd of the energy; use
-    :meth:`score_fn` to get it as a function of ``x`` for given parameters, which every loss
-    in :mod:`refscore.losses` can differentiate w.r.t. ``params`` (to third order).
+    .. math:: p_\theta(x) = e^{-E_\theta(x)}/Z_\theta,\qquad s_\theta(x) = -\nabla_x E_\theta(x)
+
+    The score is autograd of the energy; use :meth:`score_fn` to get it as a function of ``x``
+    for given parameters, which every loss in :mod:`refscore.losses` can differentiate w.r.t.
+    ``params`` (to third order). :meth:`save` / :meth:`load` write and read one ``.npz``.
 
     Parameters
     ----------
     dim : int
     hidden : tuple of int
-    rng : Generator of the backend that will hold the parameters
+    rng : Generator of the backend that will hold the parameters (not needed with ``params``)
     activation : "softplus" (default, smooth), "tanh" or "swish"
+    params : optional pytree to use instead of a random initialisation
+    dtype : parameter dtype, "float64" (default) or "float32"
     """
 
     def __init__(self, dim, hidden=(64, 64), rng=None, activation="softplus", params=None, dtype="float64"):
         self.dim = check_positive_int(dim, "dim")
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-        self.activation = activation
+        self.activation, self.hidden = activation, tuple(int(h) for h in hidden)
         if params is None:
             if rng is None:
                 raise ValueError("MLPEnergy needs rng (a backend Generator) to initialise its parameters")
-            params = mlp_init((self.dim, *hidden, 1), rng, dtype=dtype)
+            params = mlp_init((self.dim, *self.hidden, 1), rng, dtype=dtype)
         self.params = params
         self.backend = backends.of(params[0]["W"])
 
@@ -94,60 +166,149 @@ class MLPEnergy(Energy):
     def _score(self, x):
         return self.score_fn()(x)
 
+    def _architecture(self):
+        return {"dim": self.dim, "hidden": list(self.hidden), "activation": self.activation}
 
-class MLP:
+    @classmethod
+    def _from_saved(cls, arch, arrays, bk):
+        template = [{"W": 0, "b": 0} for _ in range(len(arch["hidden"]) + 1)]
+        return cls(arch["dim"], arch["hidden"], activation=arch["activation"],
+                   params=_tree_fill(template, arrays, bk))
+
+
+class MLP(_Saveable):
     r"""A multilayer perceptron :math:`\mathbb R^{d_{in}}\to\mathbb R^{d_{out}}`, smooth activations
-    (softplus by default, so second and third derivatives exist for ISM/SSM)."""
+    (softplus by default, so second and third derivatives exist for ISM/SSM):
 
-    def __init__(self, sizes, rng, activation="softplus", dtype="float64"):
-        self.sizes, self.activation = tuple(sizes), activation
-        self.params = mlp_init(self.sizes, rng, dtype=dtype)
+    .. math:: h_0 = x,\quad h_k = \phi(h_{k-1}W_k + b_k),\quad \mathrm{MLP}(x) = h_{K-1}W_K + b_K
+    """
+
+    def __init__(self, sizes, rng=None, activation="softplus", dtype="float64", params=None):
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        self.sizes, self.activation = tuple(int(k) for k in sizes), activation
+        if params is None and rng is None:
+            raise ValueError("MLP needs rng (a backend Generator) to initialise its parameters")
+        self.params = mlp_init(self.sizes, rng, dtype=dtype) if params is None else params
 
     def apply(self, params, x):
+        """Forward pass for explicit parameters: (n, d_in) -> (n, d_out)."""
         return mlp_apply(params, x, self.activation)
 
     def __call__(self, x):
         return self.apply(self.params, x)
 
+    def _architecture(self):
+        return {"sizes": list(self.sizes), "activation": self.activation}
 
-class NoiseConditionalScoreNet:
-    r"""Noise-conditional score network :math:`s_\theta(x,\sigma)`:
+    @classmethod
+    def _from_saved(cls, arch, arrays, bk):
+        template = [{"W": 0, "b": 0} for _ in range(len(arch["sizes"]) - 1)]
+        return cls(arch["sizes"], activation=arch["activation"], params=_tree_fill(template, arrays, bk))
 
-    .. math:: h_1 = \phi(xW_x + e(\sigma)W_e + b),\quad
+
+class NoiseConditionalScoreNet(_Saveable):
+    r"""Noise-conditional score network :math:`s_\theta(x,\sigma)` with input preconditioning:
+
+    .. math:: u = \frac{x-\mu}{\sqrt{\sigma^2+\sigma_{data}^2}},\quad
+              h_1 = \phi(uW_x + e(\sigma)W_e + b),\quad
               s_\theta(x,\sigma) = \mathrm{MLP}(h_1)/\sigma,\quad
               e(\sigma) = [\sin(\omega_k\log\sigma), \cos(\omega_k\log\sigma)]_{k=1}^F
 
-    (a Fourier embedding of :math:`\log\sigma`; the input layer is a sum, not a concatenation,
-    which reads the same and keeps every operation differentiable on every backend).
-    ``sigma`` may be a Python float or an ``(n,)`` array.
+    The network sees inputs of unit scale at every noise level (:math:`x-\mu` has variance about
+    :math:`\sigma_{data}^2+\sigma^2` under :math:`p_\sigma`; the :math:`c_{in}` of Karras et al.
+    2022, eq. 7) and predicts :math:`\sigma s\approx -z`, whose scale is one at every level; the
+    :math:`1/\sigma` output scale is technique 3 of Song & Ermon (2020). :math:`e` is a Fourier
+    embedding of :math:`\log\sigma`; the input layer is a sum, not a concatenation, which reads the
+    same and keeps every operation differentiable on every backend.
+
+    Parameters
+    ----------
+    dim : int
+    hidden : tuple of int, widths of the hidden layers
+    rng : Generator of the backend that will hold the parameters
+    n_freq : int, F
+    activation : "softplus" (default), "tanh" or "swish"
+    dtype : "float64" (default) or "float32": parameters, buffers and outputs
+    data : optional (n, dim) training data: :math:`\mu` is its mean, :math:`\sigma_{data}` its
+        root-mean-square per-coordinate standard deviation
+    mean, sigma_data : optional explicit :math:`\mu` (dim,) and :math:`\sigma_{data}` (float);
+        default 0 and 1 when neither these nor ``data`` are given
+
+    ``sigma`` may be a Python float or an ``(n,)`` array (one level per row, as
+    :func:`refscore.losses.ncsn` passes with ``levels="sample"``).
     """
 
-    def __init__(self, dim, hidden=(128, 128), rng=None, n_freq=8, activation="softplus", dtype="float64"):
+    def __init__(self, dim, hidden=(128, 128), rng=None, n_freq=8, activation="softplus", dtype="float64",
+                 data=None, mean=None, sigma_data=None):
         if rng is None:
             raise ValueError("NoiseConditionalScoreNet needs rng (a backend Generator)")
-        self.dim, self.activation, self.n_freq = dim, activation, n_freq
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        self.dim, self.n_freq = check_positive_int(dim, "dim"), check_positive_int(n_freq, "n_freq")
+        self.hidden, self.activation, self.dtype = tuple(int(h) for h in hidden), activation, str(dtype)
         bk = backends.of_rng(rng)
-        H = hidden[0]
-        self.freqs = bk.asarray([2.0 ** (k - n_freq // 2) for k in range(n_freq)], dtype=dtype)  # (F,)
+        self.mean, self.sigma_data = _data_scale(bk, self.dim, self.dtype, data, mean, sigma_data)
+        H, F = self.hidden[0], self.n_freq
+        self.freqs = bk.asarray([2.0 ** (k - F // 2) for k in range(F)], dtype=dtype)  # (F,)
         self.params = {
             "in_x": bk.normal(rng, (dim, H), dtype) / math.sqrt(dim),
-            "in_s": bk.normal(rng, (2 * n_freq, H), dtype) / math.sqrt(2 * n_freq),
+            "in_s": bk.normal(rng, (2 * F, H), dtype) / math.sqrt(2 * F),
             "b": bk.xp.zeros((H,), dtype=dtype),
-            "mlp": mlp_init((*hidden, dim), rng, dtype=dtype),
+            "mlp": mlp_init((*self.hidden, dim), rng, dtype=dtype),
         }
 
+    def _sigma(self, sigma):
+        """σ as a float, or an (n,) array as an (n, 1) column in the model's dtype."""
+        sv = getval(sigma)
+        if isinstance(sv, (int, float)) or getattr(sv, "ndim", None) == 0:
+            return float(sv)
+        return anp.reshape(sv.astype(self.dtype), (-1, 1))  # (n, 1)
+
     def apply(self, params, x, sigma):
+        r""":math:`s_\theta(x,\sigma)` for explicit parameters: (n, d) -> (n, d)."""
+        sig = self._sigma(sigma)  # float or (n, 1)
+        if isinstance(sig, float):
+            c_in, log_s = 1.0 / math.sqrt(sig * sig + self.sigma_data**2), math.log(sig)
+        else:
+            c_in, log_s = 1.0 / anp.sqrt(sig * sig + self.sigma_data**2), anp.log(sig)
         F = self.n_freq
-        ls = math.log(sigma) if isinstance(sigma, (int, float)) else anp.reshape(anp.log(sigma), (-1, 1))
-        ang = anp.reshape(ls * self.freqs, (-1, F))  # (n or 1, F)
+        ang = anp.reshape(log_s * self.freqs, (-1, F))  # (n or 1, F)
         emb = anp.sin(ang) @ params["in_s"][:F] + anp.cos(ang) @ params["in_s"][F:]  # (n or 1, H)
         act = _ACTIVATIONS[self.activation]
-        h = act(x @ params["in_x"] + emb + params["b"])
+        h = act(((x - self.mean) * c_in) @ params["in_x"] + emb + params["b"])  # (n, H)
         out = mlp_apply(params["mlp"], h, self.activation) if len(params["mlp"]) > 0 else h
-        scale = sigma if isinstance(sigma, (int, float)) else anp.reshape(sigma, (-1, 1))
-        return out / scale
+        return out / sig
 
     def score_fn(self, params=None):
         """``(x, sigma) -> s_θ(x, σ)`` for ``params`` (default: the current ones)."""
         params = self.params if params is None else params
         return lambda x, sigma: self.apply(params, x, sigma)
+
+    def _architecture(self):
+        return {"dim": self.dim, "hidden": list(self.hidden), "n_freq": self.n_freq,
+                "activation": self.activation, "dtype": self.dtype, "sigma_data": self.sigma_data}
+
+    def _buffers(self):
+        return {"buffers/mean": self.mean, "buffers/freqs": self.freqs}
+
+    @classmethod
+    def _from_saved(cls, arch, arrays, bk):
+        net = cls(arch["dim"], arch["hidden"], rng=bk.rng(0), n_freq=arch["n_freq"], activation=arch["activation"],
+                  dtype=arch["dtype"], mean=arrays["buffers/mean"], sigma_data=arch["sigma_data"])
+        net.mean, net.freqs = bk.asarray(arrays["buffers/mean"]), bk.asarray(arrays["buffers/freqs"])
+        net.params = _tree_fill(net.params, arrays, bk)
+        return net
+
+
+def _data_scale(bk, dim, dtype, data, mean, sigma_data):
+    r""":math:`\mu` (dim,) in ``dtype`` and :math:`\sigma_{data}` (float) from data or as given."""
+    if data is not None:
+        check_points(data, dim, "data")
+        v = getval(data)
+        mean = v.mean(axis=0) if mean is None else mean
+        sigma_data = float(bk.xp.sqrt(bk.xp.mean(v.var(axis=0)))) if sigma_data is None else sigma_data
+    mean = bk.xp.zeros((dim,), dtype=dtype) if mean is None else bk.asarray(mean, dtype=dtype)
+    if tuple(mean.shape) != (dim,):
+        raise ValueError(f"mean must have shape ({dim},), got {tuple(mean.shape)}")
+    return mean, check_positive(1.0 if sigma_data is None else sigma_data, "sigma_data")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 
 import autograd.numpy as anp
 from autograd import value_and_grad
@@ -15,7 +16,7 @@ from . import backends
 from ._progress import progress
 from ._validation import check_points, check_positive, check_positive_int, hot_loop
 
-__all__ = ["adam", "sgd", "fit", "tree_map", "tree_leaves", "cd_loss", "fit_cd"]
+__all__ = ["adam", "sgd", "fit", "tree_map", "tree_leaves", "cd_loss", "fit_cd", "ema_update", "cosine_schedule"]
 
 
 # ----- pytrees: nested lists/tuples/dicts of arrays -----
@@ -123,7 +124,8 @@ def _load_checkpoint(path, params, opt_state, rng, bk):
 
 
 def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256, checkpoint_dir=None,
-        checkpoint_every=100, resume=True, progress_bar=True, log_every=25, desc="fit"):
+        checkpoint_every=100, resume=True, progress_bar=True, log_every=25, desc="fit", ema=None,
+        lr_schedule=None, eval_data=None, callback=None, eval_seed=0):
     r"""Minimise ``loss_fn(params, batch, rng)`` by stochastic gradient steps.
 
     Each step draws a minibatch of ``batch_size`` rows of ``data`` (with replacement) from
@@ -137,9 +139,23 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     raises ``FloatingPointError`` naming the step, and the last good checkpoint is kept (a
     checkpoint is only written from finite parameters).
 
+    Extras (see :class:`_FitExtras`): ``ema=decay`` keeps an exponential moving average of the
+    parameters (Song & Ermon 2020, technique 5), returned as ``history["ema_params"]`` — sample from
+    those; ``lr_schedule`` is a callable ``step -> lr`` (0-based step; e.g. :func:`cosine_schedule`)
+    that sets the optimiser's ``lr`` before each step; ``eval_data`` gives a held-out loss
+    ``loss_fn(params, eval_data, rng_eval)`` at every log step, with ``rng_eval`` a fresh
+    ``backend.rng(eval_seed)`` each time (the same noise at every evaluation, so the curve shows
+    the parameters changing, not the noise), in ``history["eval_loss"]`` (and
+    ``history["eval_loss_ema"]`` with ``ema``) at the steps ``history["eval_step"]``;
+    ``callback(step, params, info)`` is called at every log step with ``info`` holding ``loss``,
+    ``lr``, ``seconds_per_step``, and ``eval_loss`` / ``ema_params`` where set. The progress bar
+    shows the loss and the seconds per step. The EMA is not part of checkpoints: on resume it
+    restarts from the resumed parameters.
+
     Returns
     -------
-    params, history : ``history["loss"]`` is the per-step loss (host floats).
+    params, history : the last iterate (not the EMA) and ``history["loss"]``, the per-step loss
+        (host floats), plus the extras above.
     """
     check_points(data, name="data")
     n_steps = check_positive_int(n_steps, "n_steps", minimum=0)
@@ -160,6 +176,7 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     n = data.shape[0]
     pending = []
     bar = progress(n_steps - start, desc, progress_bar)
+    extras = _FitExtras(loss_fn, optimizer, params, bk, ema, lr_schedule, eval_data, callback, eval_seed)
 
     def flush(step):
         vals = [float(v) for v in pending]
@@ -175,19 +192,116 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
 
     with hot_loop():
         for step in range(start, n_steps):
+            extras.before_step(step)
             idx = bk.choice(rng, n, batch_size, bk.xp.ones(n, dtype=data.dtype))
             value, grads = vg(params, data[idx], rng)
             params, opt_state = optimizer.update(grads, opt_state, params)
+            extras.after_step(params)
             pending.append(value)
             bar.update()
             if (step + 1) % log_every == 0 or step + 1 == n_steps:
                 flush(step + 1)
+                extras.at_log(step + 1, params, history, bar)
             if ckpt and (step + 1) % checkpoint_every == 0:
                 flush(step + 1)
                 _save_checkpoint(ckpt, step + 1, params, opt_state, rng, history, bk)
     flush(n_steps)
     bar.close()
+    extras.finish(history)
     return params, history
+
+
+# ----- what fit grows for users: EMA, lr schedules, held-out loss, callbacks, timing -----
+def ema_update(avg, params, decay):
+    r"""One step of the exponential moving average of parameters (Song & Ermon 2020, technique 5):
+
+    .. math:: \bar\theta \leftarrow m\,\bar\theta + (1-m)\,\theta
+    """
+    return tree_map(lambda a, p: decay * a + (1.0 - decay) * getval(p), avg, params)
+
+
+def cosine_schedule(lr, n_steps, warmup=0, lr_min=0.0):
+    r"""A learning-rate schedule ``step -> lr``: linear warm-up over ``warmup`` steps, then cosine
+    decay from ``lr`` to ``lr_min`` at ``n_steps`` (Loshchilov & Hutter 2017, eq. 5, one cycle):
+
+    .. math:: \eta_t = \eta_{min} + \tfrac12(\eta-\eta_{min})\Big(1+\cos\frac{\pi(t-t_w)}{T-t_w}\Big)
+    """
+    lr, n_steps = check_positive(lr, "lr"), check_positive_int(n_steps, "n_steps")
+    warmup = check_positive_int(warmup, "warmup", minimum=0)
+    if not 0.0 <= lr_min < lr:
+        raise ValueError(f"lr_min must lie in [0, lr={lr}), got {lr_min!r}")
+
+    def schedule(step):
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        frac = min((step - warmup) / max(n_steps - warmup, 1), 1.0)
+        return max(lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * frac)), lr_min or 1e-12 * lr)
+
+    return schedule
+
+
+class _FitExtras:
+    r"""The optional parts of :func:`fit`, kept apart from its loop. EMA decay warms up as
+    :math:`m_t=\min(m, (1+t)/(10+t))` after t updates, so early averages are not dominated by the
+    random initialisation (the ``num_updates`` rule of TensorFlow's ExponentialMovingAverage)."""
+
+    def __init__(self, loss_fn, optimizer, params, bk, ema, lr_schedule, eval_data, callback, eval_seed):
+        if ema is not None and not 0.0 < ema < 1.0:
+            raise ValueError(f"ema must be a decay in (0, 1), e.g. 0.999; got {ema!r}")
+        if lr_schedule is not None and not callable(lr_schedule):
+            raise TypeError(f"lr_schedule must be a callable step -> lr, got {type(lr_schedule).__name__}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be a callable (step, params, info), got {type(callback).__name__}")
+        if eval_data is not None:
+            check_points(eval_data, name="eval_data")
+        self.loss_fn, self.optimizer, self.bk, self.eval_seed = loss_fn, optimizer, bk, eval_seed
+        self.decay, self.schedule, self.eval_data, self.callback = ema, lr_schedule, eval_data, callback
+        self.base_lr = self.lr = getattr(optimizer, "lr", None)
+        if lr_schedule is not None and self.base_lr is None:
+            raise TypeError(f"lr_schedule needs an optimizer with an `lr` attribute, got {type(optimizer).__name__}")
+        self.avg = tree_map(getval, params) if ema is not None else None
+        self.t, self.clock, self.steps_since = 0, time.perf_counter(), 0
+
+    def before_step(self, step):
+        if self.schedule is not None:
+            self.lr = self.optimizer.lr = check_positive(self.schedule(step), f"lr_schedule({step})")
+
+    def after_step(self, params):
+        self.steps_since += 1
+        if self.avg is not None:
+            self.t += 1
+            self.avg = ema_update(self.avg, params, min(self.decay, (1.0 + self.t) / (10.0 + self.t)))
+
+    def _eval(self, params):
+        return float(self.loss_fn(params, self.eval_data, self.bk.rng(self.eval_seed)))
+
+    def at_log(self, step, params, history, bar):
+        now = time.perf_counter()
+        info = {"loss": history["loss"][-1] if history["loss"] else math.nan, "lr": self.lr,
+                "seconds_per_step": (now - self.clock) / max(self.steps_since, 1)}
+        self.clock, self.steps_since = now, 0
+        if self.eval_data is not None:
+            info["eval_loss"] = self._eval(params)
+            history.setdefault("eval_step", []).append(step)
+            history.setdefault("eval_loss", []).append(info["eval_loss"])
+            if self.avg is not None:
+                info["eval_loss_ema"] = self._eval(self.avg)
+                history.setdefault("eval_loss_ema", []).append(info["eval_loss_ema"])
+        post = {"loss": f"{info['loss']:.4g}", "s/step": f"{info['seconds_per_step']:.3g}"}
+        if "eval_loss" in info:
+            post["eval"] = f"{info['eval_loss']:.4g}"
+        bar.set_postfix(**post)
+        if self.callback is not None:
+            if self.avg is not None:
+                info["ema_params"] = self.avg
+            self.callback(step, params, info)
+        self.clock = time.perf_counter()  # the callback's own time is not a training step's
+
+    def finish(self, history):
+        if self.schedule is not None:
+            self.optimizer.lr = self.base_lr
+        if self.avg is not None:
+            history["ema_params"] = self.avg
 
 
 # ----- contrastive divergence -----

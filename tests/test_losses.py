@@ -349,7 +349,7 @@ def test_losses_and_gradients_agree_across_backends(bk, name):
 # Bad input
 # ---------------------------------------------------------------------------------------
 def test_loss_input_errors():
-    x = np.zeros((4, 2))
+    x = np.random.default_rng(0).normal(size=(4, 2))
     s = lambda y: -y
     with pytest.raises(ValueError, match="reduction must be one of 'mean', 'none'"):
         losses.ism(s, x, reduction="sum")
@@ -371,3 +371,102 @@ def test_loss_input_errors():
         losses.vp_denoising(lambda y, b: y, x, 1.0, np.random.default_rng(0))
     with pytest.raises(ValueError, match="2-D array"):
         losses.esm(s, np.zeros(3), s)
+
+
+# ---------------------------------------------------------------------------------------
+# NCSN with one sampled level per example (Song & Ermon 2019, §4.2) is unbiased for all levels
+# ---------------------------------------------------------------------------------------
+def _linear_ncsn_case(d=2, n=12, seed=3):
+    """A Gaussian-family score s(y, σ) = -(y - b)/(c + σ²), whose DSM expectation over z is closed:
+    ½E||-a(x + σz - b) + z/σ||² = ½[a²||x - b||² + d(1/σ - aσ)²] with a = 1/(c + σ²)."""
+    rng = np.random.default_rng(seed)
+    x, b, c = rng.normal(size=(n, d)), rng.normal(size=d), 0.7
+    score = lambda y, s: -(y - b) / (c + (s * s if np.ndim(s) == 0 else np.reshape(s, (-1, 1)) ** 2))
+    sig = losses.geometric_sigmas(3.0, 0.1, 5)
+
+    def exact(weighting):
+        a = 1.0 / (c + sig**2)  # (L,)
+        per = 0.5 * (a[:, None] ** 2 * np.sum((x - b) ** 2, 1) + d * ((1 / sig - a * sig) ** 2)[:, None])  # (L, n)
+        lam = sig**2 if weighting == "sigma2" else np.ones_like(sig)
+        return float(np.mean(lam[:, None] * per))
+
+    return x, score, sig, exact
+
+
+@pytest.mark.parametrize("weighting", ["sigma2", "none"])
+def test_ncsn_sampled_levels_is_unbiased_for_all_levels(weighting):
+    x, score, sig, exact = _linear_ncsn_case()
+    reps = 4000  # every row of x repeated: the mean over rows is the mean over the batch
+    xr = np.tile(x, (reps, 1))  # (reps·n, d)
+    rng = np.random.default_rng(11)
+    per_all = losses.ncsn(score, xr, sig, rng, weighting=weighting, reduction="none")
+    per_one = losses.ncsn(score, xr, sig, rng, weighting=weighting, reduction="none", levels="sample")
+    within_se(per_all, exact(weighting))  # the exact average, by Monte Carlo over z only
+    within_se(per_one, exact(weighting))  # one level and one z per row: same expectation
+    # and it is a different estimator, not the same one: its variance is larger
+    assert per_one.var() > per_all.var()
+
+
+def test_ncsn_sampled_levels_pass_per_example_sigma():
+    x, score, sig, _ = _linear_ncsn_case()
+    seen = {}
+
+    def spy(y, s):
+        seen["sigma"] = s
+        return score(y, s)
+
+    idx = np.array([0, 4, 2, 1, 3, 0, 0, 1, 2, 3, 4, 4])
+    z = np.random.default_rng(1).normal(size=x.shape)
+    per = losses.ncsn(spy, x, sig, levels="sample", level_index=idx, z=z, reduction="none")
+    np.testing.assert_array_equal(seen["sigma"], sig[idx])
+    for k in (0, 1, 5):  # row k is the single-level DSM at its own σ, weighted σ²
+        one = losses.dsm(lambda y: score(y, sig[idx[k]]), x[k:k + 1], sig[idx[k]], z=z[k:k + 1])
+        assert per[k] == pytest.approx(sig[idx[k]] ** 2 * float(one), rel=1e-13)
+    x32 = x.astype(np.float32)
+    score32 = lambda y, s: -y / (1 + np.reshape(s, (-1, 1)) ** 2)  # float32 in, float32 out
+    score = score32
+    out = losses.ncsn(spy, x32, sig, np.random.default_rng(0), levels="sample")
+    assert seen["sigma"].dtype == np.float32 and out.dtype == np.float32
+
+
+def test_dsm_per_example_sigma_matches_scalar_dsm_row_by_row():
+    rng = np.random.default_rng(5)
+    x, z = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
+    sigma = rng.uniform(0.1, 2.0, size=6)
+    score = lambda y: -y / (1.0 + y**2)
+    per = losses.dsm(score, x, sigma, z=z, reduction="none")
+    for k in range(6):
+        assert per[k] == pytest.approx(float(losses.dsm(score, x[k:k + 1], sigma[k], z=z[k:k + 1])), rel=1e-13)
+    with pytest.raises(ValueError, match=r"sigma must be a positive number or an array of shape \(6,\)"):
+        losses.dsm(score, x, sigma[:3], z=z)
+    with pytest.raises(ValueError, match="every per-example sigma must be positive"):
+        losses.dsm(score, x, -sigma, z=z)
+
+
+def test_ncsn_levels_argument_is_validated():
+    x, score, sig, _ = _linear_ncsn_case()
+    with pytest.raises(ValueError, match="levels must be one of 'all', 'sample'; got 'one'"):
+        losses.ncsn(score, x, sig, np.random.default_rng(0), levels="one")
+    with pytest.raises(ValueError, match="needs rng"):
+        losses.ncsn(score, x, sig, levels="sample")
+    with pytest.raises(ValueError, match=r"z must have shape \(12, 2\)"):
+        losses.ncsn(score, x, sig, np.random.default_rng(0), levels="sample", z=np.zeros((5, 12, 2)))
+
+
+def test_ism_and_ssm_warn_on_constant_coordinates():
+    """Blank pixels (a column that never varies) make ISM/SSM unbounded below: a warning names DSM."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 3))
+    x[:, 1] = 0.0
+    s = lambda y: -y
+    with pytest.warns(losses.DegenerateDataWarning, match=r"1 of 3 coordinates .*column 1.*losses.dsm"):
+        losses.ism(s, x)
+    with pytest.warns(losses.DegenerateDataWarning, match="SSM runs to -inf"):
+        losses.ssm(s, x, rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        losses.ism(s, rng.normal(size=(20, 3)))
+        losses.dsm(s, x, 0.1, rng)  # DSM is fine on such data
+    assert issubclass(losses.DegenerateDataWarning, UserWarning)

@@ -20,7 +20,12 @@ TARGETS = {"confidence": 0.85, "nn_ratio": 1.15}
 
 def _digits(ctx):
     r"""Train and test digits, host ``(n, 64)`` in the units of ``load_digits().data / 16``, with labels."""
-    return ctx.once("digits", lambda c: datasets.digits())
+    def load(c):
+        xtr, ytr = datasets.digits("train", return_labels=True)
+        xte, yte = datasets.digits("test", return_labels=True)
+        return xtr, ytr, xte, yte
+
+    return ctx.once("digits", load)
 
 
 def _train(ctx):
