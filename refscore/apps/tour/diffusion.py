@@ -100,17 +100,19 @@ def _ais_table(ctx):
 
     model, target = energy_model(ctx, "DSM")[0], ring(ctx)
     held_out = target.sample(2000, ctx.rng("held out"))
-    res = partition.ais(model, ctx.rng("ais"), n_chains=ctx.size("n_ais"), n_steps=ctx.size("ais_steps"))
-    log_z, se = float(res[0]), float(res[1])
     log_z_quad = partition.log_partition_quadrature(model, [(-6, 6), (-6, 6)])
-    ll_model = ctx.host(-model.energy(held_out)).mean()
-    ll_true = float(ctx.host(target.log_prob(held_out)).mean())
-    ctx.results["heldout_ll_dsm_ais"], ctx.results["heldout_ll_true"] = ll_model - log_z, ll_true
+    ll_model = float(ctx.host(-model.energy(held_out)).mean())
+    lp_true = ctx.host(target.log_prob(held_out))
+    rows = [("log Z_θ by quadrature", float(log_z_quad), 0.0),
+            ("model log p_θ(x), quadrature", ll_model - log_z_quad, 0.0)]
+    if hasattr(partition, "ais"):  # the models work adds AIS; without it the quadrature rows stand alone
+        log_z, se = (float(v) for v in partition.ais(model, ctx.rng("ais"), n_chains=ctx.size("n_ais"),
+                                                     n_steps=ctx.size("ais_steps"))[:2])
+        rows = [("log Z_θ by AIS", log_z, se), rows[0], ("model log p_θ(x), AIS", ll_model - log_z, se), rows[1]]
+        ctx.results["heldout_ll_dsm_ais"] = ll_model - log_z
+    ctx.results["heldout_ll_dsm_quadrature"], ctx.results["heldout_ll_true"] = ll_model - log_z_quad, float(lp_true.mean())
+    rows.append(("true log p(x)", float(lp_true.mean()), float(lp_true.std(ddof=1) / lp_true.size ** 0.5)))
     return Table("Held-out log-likelihood (mean over 2000 ring points) of the DSM-trained energy",
-                 ["quantity", "value", "s.e."],
-                 [("log Z_θ by AIS", log_z, se), ("log Z_θ by quadrature", float(log_z_quad), 0.0),
-                  ("model log p_θ(x), AIS", float(ll_model - log_z), se),
-                  ("model log p_θ(x), quadrature", float(ll_model - log_z_quad), 0.0),
-                  ("true log p(x)", ll_true, float(ctx.host(target.log_prob(held_out)).std() / 2000 ** 0.5))],
+                 ["quantity", "value", "s.e."], rows,
                  note="Score matching never sees Z; AIS (MALA transitions from a Gaussian base) recovers it, "
                       "so the EBM's likelihood can be reported after training (seed 002_…).")
