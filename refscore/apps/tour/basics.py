@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as onp
 
-from ... import losses
 from ...energies import DoubleWell, Ring, SumOfEnergies
 from ...partition import log_partition_quadrature
 from .. import plots

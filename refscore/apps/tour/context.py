@@ -9,7 +9,6 @@ import zlib
 
 import numpy as onp
 
-from ... import backends
 
 __all__ = ["TourContext", "SIZES"]
 
