@@ -12,9 +12,28 @@ import math
 from . import backends
 from ._validation import check_positive_int
 
-__all__ = ["make", "NAMES", "digits", "DIGITS_N_TEST"]
+__all__ = ["make", "NAMES", "gaussian_mixture_law", "digits", "DIGITS_N_TEST"]
 
 NAMES = ("gaussian_mixture", "two_moons", "rings", "spirals", "checkerboard")
+RING_MODES, RING_RADIUS, RING_NOISE = 8, 2.0, 0.15  # the 8 Gaussians of "gaussian_mixture"
+
+
+def gaussian_mixture_law(noise=None, backend=None):
+    r"""The exact law of ``make("gaussian_mixture", ...)``: eight equally weighted Gaussians
+    on the circle of radius 2,
+
+    .. math:: p(x) = \frac18\sum_{k=0}^{7}\mathcal N\big(x;\ 2(\cos\tfrac{2\pi k}{8}, \sin\tfrac{2\pi k}{8}),\ s^2 I\big),
+              \quad s = 0.15
+
+    (Grathwohl et al. 2019's toy), as a :class:`~refscore.energies.GaussianMixture` with exact
+    score, samples and perturbed laws.
+    """
+    from .energies import GaussianMixture
+
+    s = RING_NOISE if noise is None else noise
+    ang = [2 * math.pi * k / RING_MODES for k in range(RING_MODES)]
+    means = [[RING_RADIUS * math.cos(a), RING_RADIUS * math.sin(a)] for a in ang]
+    return GaussianMixture([1.0 / RING_MODES] * RING_MODES, means, [s * s] * RING_MODES, backend=backend)
 
 
 def make(name, n, rng, noise=None):
@@ -27,10 +46,10 @@ def make(name, n, rng, noise=None):
     u = lambda *s: bk.uniform(rng, s)
     z = lambda *s: bk.normal(rng, s)
     if name == "gaussian_mixture":
-        k = xp.floor(u(n) * 8)
-        ang = 2 * math.pi * k / 8
-        centers = xp.stack([xp.cos(ang), xp.sin(ang)], axis=1) * 2.0
-        return centers + (0.15 if noise is None else noise) * z(n, 2)
+        k = xp.floor(u(n) * RING_MODES)
+        ang = 2 * math.pi * k / RING_MODES
+        centers = xp.stack([xp.cos(ang), xp.sin(ang)], axis=1) * RING_RADIUS
+        return centers + (RING_NOISE if noise is None else noise) * z(n, 2)
     if name == "two_moons":
         t = u(n) * math.pi
         upper = u(n) < 0.5

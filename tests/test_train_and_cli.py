@@ -122,15 +122,29 @@ def test_cli_tour_quick_writes_a_report(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     md = (out / "report.md").read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert len(links) >= 7
+    assert len(links) >= 9
     for name in links:
         f = out / name
         assert f.exists() and f.stat().st_size > 5000, name
         assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(links) and "<table>" in html
-    for section in range(1, 9):
-        assert f"## {section}." in md
+    # the sections in lecture order, and every figure (named NN_…) under its own section NN
+    headings = [int(h) for h in re.findall(r"^## (\d+)\.", md, flags=re.M)]
+    assert headings == list(range(1, 10))
+    section = 0
+    for line in md.splitlines():
+        if line.startswith("## "):
+            section = int(line[3:].split(".")[0])
+        for name in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", line):
+            assert int(name[:2]) == section, (name, section)
+    ring = np.load(out / "ncsn_2d_samples.npy")
+    digits = np.load(out / "digits_samples.npy")
+    assert ring.ndim == 2 and ring.shape[1] == 2 and np.isfinite(ring).all()
+    assert digits.shape == (64, 64) and digits.min() >= 0.0 and digits.max() <= 1.0
+    results = json.load(open(out / "results.json"))
+    assert {"sw2_ncsn", "sw2_ula_exact", "digits_confidence_samples", "digits_nn_ratio", "digits_copies",
+            "digits_classes"} <= set(results)
 
 
 def test_cli_check_passes_and_bad_arguments_fail(tmp_path):
