@@ -41,6 +41,7 @@ class Row(NamedTuple):
     passed: bool
     message: str
     diagnosis: str
+    faults: tuple = ()  # names of the known faults that match this (failing) case
 
 
 class Report:
@@ -58,6 +59,14 @@ class Report:
     def failures(self):
         return [r for r in self.rows if not r.passed]
 
+    @property
+    def faults(self):
+        """Names of the known faults that match every failing case (empty when none do)."""
+        if not self.failures:
+            return []
+        common = set(self.failures[0].faults).intersection(*(r.faults for r in self.failures))
+        return [name for name in self.failures[0].faults if name in common]
+
     def __str__(self):
         rtol, atol = TOLERANCES[self.dtype]
         width = max([len(r.case) for r in self.rows] + [4])
@@ -71,6 +80,8 @@ class Report:
             lines += ["", r.message, "  " + r.diagnosis]
         n_ok = len(self.rows) - len(self.failures)
         lines += ["", f"{n_ok}/{len(self.rows)} cases pass" + ("" if self.passed else " — NOT conformant")]
+        if self.faults:
+            lines.append(f"every failing case matches known fault: {' / '.join(self.faults)}")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -114,6 +125,7 @@ def _fault_values(fault, case, quantity):
 
 def diagnose(case, got, quantity, ref, rtol):
     r"""Name the known faults whose values match ``got`` on ``case`` (see :mod:`.faults`).
+    Returns ``(text, names)``: a line per matching fault, and their names.
 
     .. math:: \text{match}(f) \iff |g_i - f_i| \le \text{rtol}_m|f_i| + \text{rtol}_m\max(1,\max_j|f_j|)
               \ \forall i,\qquad \text{rtol}_m = \max(100\,\text{rtol}, 10^{-8})
@@ -126,13 +138,14 @@ def diagnose(case, got, quantity, ref, rtol):
             continue  # this fault is invisible on this case
         if _errors(got, fv, tol, tol)[2].all():
             hits.append(fault)
+    names = tuple(f.name for f in hits)
     if hits:
-        return "; also ".join(f"matches known fault: {f.name} — {f.explanation}" for f in hits)
+        return "; also ".join(f"matches known fault: {f.name} — {f.explanation}" for f in hits), names
     with onp.errstate(divide="ignore", invalid="ignore"):
-        ratio = got / ref
+        ratio = (got / ref).ravel()
     if onp.all(onp.isfinite(ratio)) and onp.ptp(ratio) <= 1e-8 * abs(ratio[0]):
-        return f"no known fault matches; got = {ratio[0]:.6g} × reference on every example"
-    return "no known fault matches; compare term by term with docs/conformance.md"
+        return f"no known fault matches; got = {ratio[0]:.6g} × reference on every example", names
+    return "no known fault matches; compare term by term with docs/conformance.md", names
 
 
 def _check_case(case, impl, dtype):
@@ -158,7 +171,8 @@ def _check_case(case, impl, dtype):
     i = onp.unravel_index(int(onp.argmax(err)), err.shape)
     msg = (f"case '{case['name']}': {quantity} differs at example {i[0]}: got {got[i]:.12g}, "
            f"reference {ref[i]:.12g} (abs err {err[i]:.3e}, rel err {rel[i]:.3e})")
-    return row._replace(message=msg, diagnosis=diagnose(case, got, quantity, ref, rtol))
+    text, names = diagnose(case, got, quantity, ref, rtol)
+    return row._replace(message=msg, diagnosis=text, faults=names)
 
 
 def _cast(obj):
