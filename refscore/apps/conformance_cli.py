@@ -18,7 +18,10 @@ import sys
 
 
 def add_parser(subparsers):
-    """Register ``conformance`` and its three sub-commands on the ``refscore`` parser."""
+    r"""Register ``conformance`` and its three sub-commands on the ``refscore`` parser.
+
+    .. math:: \text{exit status} = 0 \iff \text{every case passes } (|g_i - r_i| \le \text{tol}_i)
+    """
     p = subparsers.add_parser("conformance", help="check another implementation against refscore's cases")
     sub = p.add_subparsers(dest="conformance_command", required=True)
     e = sub.add_parser("export", help="write every case as JSON + .npz, with a README of the fields")
@@ -40,7 +43,10 @@ def add_parser(subparsers):
 
 
 def load_callable(target):
-    """``"pkg.module:func"`` or ``"path/to/file.py:func"`` -> the function."""
+    r"""``"pkg.module:func"`` or ``"path/to/file.py:func"`` -> the function :math:`g`.
+
+    .. math:: g : \text{case} \mapsto (g_1, \dots, g_n)
+    """
     module_name, sep, func = target.rpartition(":")
     if not sep or not module_name or not func:
         raise ValueError(f"expected MODULE:FUNC (e.g. my_losses:dsm_per_example), got {target!r}")
@@ -59,7 +65,10 @@ def load_callable(target):
 
 
 def main(args):
-    """Run the parsed ``refscore conformance`` command; returns the exit status."""
+    r"""Run the parsed ``refscore conformance`` command; returns the exit status.
+
+    .. math:: \text{status} = 0 \text{ if the report passes, else } 1
+    """
     from .. import conformance
 
     if args.conformance_command == "export":

@@ -24,7 +24,10 @@ __all__ = ["Fault", "FAULTS", "faults_for"]
 
 
 class Fault(NamedTuple):
-    """A named faulty variant: ``value(case)`` is what that bug computes on the case."""
+    r"""A named faulty variant: ``value(case)`` is what that bug computes on the case.
+
+    .. math:: \text{e.g. ``missing ½'':}\quad \|s - s^*\|^2 \ \text{instead of}\ \tfrac12\|s - s^*\|^2
+    """
 
     name: str
     explanation: str

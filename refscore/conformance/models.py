@@ -38,7 +38,10 @@ __all__ = ["energy_fn", "score_fn", "noise_conditional_score_fn", "flat", "log_p
 
 
 def flat(a):
-    r"""Flatten image-shaped points ``(n, *shape)`` to rows ``(n, d)``, :math:`d=\prod` shape."""
+    r"""Flatten image-shaped points ``(n, *shape)`` to rows ``(n, d)`` (row-major).
+
+    .. math:: d = \textstyle\prod_k \text{shape}_k
+    """
     return anp.reshape(a, (a.shape[0], -1))
 
 
@@ -56,7 +59,10 @@ def _mlp_energy(model):
 
 
 def energy_fn(model):
-    r"""The energy :math:`E` of a ``quadratic`` or ``mlp`` model: (n, d) -> (n,), autograd-traceable."""
+    r"""The energy of a ``quadratic`` or ``mlp`` model: (n, d) -> (n,), autograd-traceable.
+
+    .. math:: E(x) = \tfrac12 x^\top A x - b^\top x \quad\text{or}\quad E(x) = \mathrm{MLP}(x)
+    """
     kind = model["kind"]
     if kind == "quadratic":
         A, b = onp.asarray(model["A"]), onp.asarray(model["b"])
@@ -70,6 +76,8 @@ def score_fn(model, level=None):
     r"""The score :math:`s=-\nabla E` of a model as a function of flattened ``x`` (n, d) -> (n, d).
 
     For ``gaussian_family`` the noise ``level`` (σ for ``ve``, β for ``vp``) must be given.
+
+    .. math:: s(x) = -\nabla_x E(x)\quad(\text{seed } 001\_\ldots,\ \text{score function})
     """
     kind = model["kind"]
     if kind == "quadratic":
@@ -97,7 +105,10 @@ def _gaussian_at(model, level):
 
 def noise_conditional_score_fn(model):
     r"""``(x, level) -> s(x, level)``: the gaussian family's exact noised score, or the
-    level-free score of a quadratic / MLP model."""
+    level-free score of a quadratic / MLP model.
+
+    .. math:: s(x,\sigma) = -(S+\sigma^2 I)^{-1}(x-\mu)\quad(\text{ve})
+    """
     if model["kind"] == "gaussian_family":
         return lambda x, level: _gaussian_at(model, level).score(x)
     s = score_fn(model)
@@ -105,13 +116,18 @@ def noise_conditional_score_fn(model):
 
 
 def log_prob_fn(model):
-    r"""The unnormalised log-density :math:`\log\tilde p = -E` of a quadratic / MLP model."""
+    r"""The unnormalised log-density of a quadratic / MLP model.
+
+    .. math:: \log\tilde p(x) = -E(x)\quad(p = e^{-E}/Z,\ \text{API.md conventions})
+    """
     E = energy_fn(model)
     return lambda x: -E(x)
 
 
 def score_jacobian(model, x, level=None):
-    r"""Per-example Jacobians :math:`J_{ij} = \partial s_i/\partial x_j` of the score: (n, d, d).
+    r"""Per-example Jacobians of the score: (n, d, d).
+
+    .. math:: J_{ij}(x) = \partial s_i(x)/\partial x_j = -\partial^2 E/\partial x_i\partial x_j
 
     One reverse pass per output coordinate (autograd); the rows of the batch do not interact.
     """

@@ -98,7 +98,12 @@ _REFERENCE = {"esm": _esm, "ism": _ism, "ssm": _ssm, "dsm": _dsm, "ncsn": _ncsn,
 def reference_values(case):
     r"""``(expected (n,), expected_x (n, *shape) or None)`` for a case, by refscore.
 
-    For map objectives ``expected_x`` is the mapped points and ``expected`` their squared norms.
+    For map objectives ``expected_x`` is the mapped points and ``expected`` their squared norms:
+
+    .. math:: \texttt{expected}_i = \lVert\texttt{expected\_x}_i\rVert^2
+              \quad(\texttt{tweedie},\ \texttt{tweedie\_vp},\ \texttt{langevin\_step})
+
+    and otherwise the per-example values of the module docstring's table.
     """
     x = onp.asarray(case["x"], dtype=float)
     out = onp.asarray(_REFERENCE[case["objective"]](case, flat(x)), dtype=float)

@@ -76,6 +76,11 @@ def mala_acceptance_gaussian(h, d=1, n_mc=2_000_000, seed=0):
 
 
 class SamplerRow(NamedTuple):
+    r"""One statistical check: passes when the measured mean is within ``k`` standard errors.
+
+    .. math:: |\bar m - m| \le k\,\mathrm{SE},\qquad \mathrm{SE} = \mathrm{sd}/\sqrt{n_\text{chains}}
+    """
+
     quantity: str
     measured: float
     expected: float
@@ -84,7 +89,10 @@ class SamplerRow(NamedTuple):
 
 
 class SamplerReport:
-    """The rows of :func:`check_sampler`; ``.passed``, ``.rows``, ``str(report)`` a table."""
+    r"""The rows of :func:`check_sampler`; ``.passed``, ``.rows``, ``str(report)`` a table.
+
+    .. math:: \texttt{passed} = \bigwedge_\text{rows} |\bar m - m| \le k\,\mathrm{SE}
+    """
 
     def __init__(self, title, rows, k):
         self.title, self.rows, self.k = title, rows, k

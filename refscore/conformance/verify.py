@@ -32,7 +32,11 @@ _EXPECTED_FIELDS = ("expected", "expected_x")
 
 
 class Row(NamedTuple):
-    """One case's verdict: errors are maxima over the examples (and entries, for ``expected_x``)."""
+    r"""One case's verdict: errors are maxima over the examples (and entries, for ``expected_x``).
+
+    .. math:: \texttt{max\_abs\_err} = \max_i |g_i - r_i|,\qquad
+              \texttt{max\_rel\_err} = \max_i |g_i - r_i| / |r_i|
+    """
 
     case: str
     quantity: str
@@ -45,7 +49,11 @@ class Row(NamedTuple):
 
 
 class Report:
-    """The verdicts of :func:`verify`: ``.passed``, ``.rows``, and ``str(report)`` a table."""
+    r"""The verdicts of :func:`verify`: ``.passed``, ``.rows``, ``.faults``, and ``str(report)`` a table.
+
+    .. math:: \texttt{passed} = \bigwedge_{\text{cases}}\ \forall i:\
+              |g_i - r_i| \le \text{rtol}|r_i| + \text{atol}\max(1, \max_j|r_j|)
+    """
 
     def __init__(self, objective, rows, dtype):
         self.objective, self.rows, self.dtype = objective, rows, dtype
