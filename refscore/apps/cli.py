@@ -38,6 +38,9 @@ def build_parser():
     _common(b)
     b.add_argument("--quick", action="store_true", help="small sizes")
     b.add_argument("--torch", action="store_true", help="also measure the PyTorch reference if installed")
+    from .conformance_cli import add_parser as add_conformance_parser  # conformance: 2 lines
+
+    add_conformance_parser(sub)
     return parser
 
 
@@ -74,6 +77,10 @@ def _run(args):
 
         return run_bench(backend=args.backend, seed=args.seed, out=check_writable(args.out or "bench-output"),
                          quick=args.quick, torch=args.torch)
+    if args.command == "conformance":
+        from .conformance_cli import main as conformance_main
+
+        return conformance_main(args)
     return 2
 
 

@@ -1,0 +1,18 @@
+r"""Conformance: check another implementation of score matching against refscore.
+
+Deterministic cases (plain NumPy arrays, exportable to JSON + ``.npz`` for any framework), a
+verifier that names the known fault behind a failure, and statistical checks for samplers.
+API.md, "Conformance"; docs chapter ``docs/conformance.md`` ("Check your implementation").
+
+.. math:: \texttt{expected}_i = \ell(x_i) \text{ computed by refscore (float64)};\quad
+          \text{an implementation passes when } |g_i-\texttt{expected}_i| \le \text{tol}_i\ \forall i
+"""
+from .cases import OBJECTIVES, cases
+from .export import export, load
+from .faults import FAULTS, Fault, faults_for
+from .statistical import SamplerReport, check_sampler, mala_acceptance_gaussian
+from .verify import TOLERANCES, Report, Row, diagnose, verify
+
+__all__ = ["OBJECTIVES", "cases", "verify", "export", "load", "Report", "Row", "TOLERANCES",
+           "diagnose", "Fault", "FAULTS", "faults_for", "check_sampler", "SamplerReport",
+           "mala_acceptance_gaussian"]

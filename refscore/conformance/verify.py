@@ -1,0 +1,231 @@
+r"""Verify an implementation against the built-in cases, and diagnose a failure by its known fault.
+
+Tolerances (per example :math:`i`, reference :math:`r_i` in float64, implementation :math:`g_i`):
+
+.. math:: |g_i - r_i| \le \text{rtol}\,|r_i| + \text{atol}\cdot\max(1, \max_j |r_j|)
+
+with ``rtol = 1e-10, atol = 1e-12`` for ``dtype="float64"`` (the reference is float64; the
+cases need a few hundred floating-point operations per value, each rounding at
+:math:`2^{-53}\approx 1.1\times10^{-16}`) and ``rtol = 1e-4, atol = 1e-5`` for
+``dtype="float32"`` (inputs rounded to float32, :math:`2^{-24}\approx 6\times10^{-8}`, then a few
+hundred operations, with the cancellation in ISM/SSM absorbed by the absolute floor scaled by
+the case's largest value). A known fault "matches" when the implementation agrees with that
+fault's values within ``max(100·rtol, 1e-8)`` on every example, and the fault is
+distinguishable from the reference on that case.
+"""
+from __future__ import annotations
+
+import copy
+from typing import NamedTuple
+
+import numpy as onp
+
+from .cases import OBJECTIVES
+from .cases import cases as builtin_cases
+from .faults import faults_for
+from .reference import MAP_OBJECTIVES
+
+__all__ = ["verify", "Report", "Row", "TOLERANCES"]
+
+TOLERANCES = {"float64": (1e-10, 1e-12), "float32": (1e-4, 1e-5)}  # (rtol, atol floor)
+_EXPECTED_FIELDS = ("expected", "expected_x")
+
+
+class Row(NamedTuple):
+    r"""One case's verdict: errors are maxima over the examples (and entries, for ``expected_x``).
+
+    .. math:: \texttt{max\_abs\_err} = \max_i |g_i - r_i|,\qquad
+              \texttt{max\_rel\_err} = \max_i |g_i - r_i| / |r_i|
+    """
+
+    case: str
+    quantity: str
+    max_abs_err: float
+    max_rel_err: float
+    passed: bool
+    message: str
+    diagnosis: str
+    faults: tuple = ()  # names of the known faults that match this (failing) case
+
+
+class Report:
+    r"""The verdicts of :func:`verify`: ``.passed``, ``.rows``, ``.faults``, and ``str(report)`` a table.
+
+    .. math:: \texttt{passed} = \bigwedge_{\text{cases}}\ \forall i:\
+              |g_i - r_i| \le \text{rtol}|r_i| + \text{atol}\max(1, \max_j|r_j|)
+    """
+
+    def __init__(self, objective, rows, dtype):
+        self.objective, self.rows, self.dtype = objective, rows, dtype
+
+    @property
+    def passed(self):
+        """True when every case passed (and there was at least one)."""
+        return bool(self.rows) and all(r.passed for r in self.rows)
+
+    @property
+    def failures(self):
+        return [r for r in self.rows if not r.passed]
+
+    @property
+    def faults(self):
+        """Names of the known faults that match every failing case (empty when none do)."""
+        if not self.failures:
+            return []
+        common = set(self.failures[0].faults).intersection(*(r.faults for r in self.failures))
+        return [name for name in self.failures[0].faults if name in common]
+
+    def __str__(self):
+        rtol, atol = TOLERANCES[self.dtype]
+        width = max([len(r.case) for r in self.rows] + [4])
+        head = f"{'case':<{width}}  {'quantity':<10}  {'max abs err':>11}  {'max rel err':>11}  result"
+        lines = [f"conformance: {self.objective} ({self.dtype}: rtol {rtol:g}, atol {atol:g})", head,
+                 "-" * len(head)]
+        for r in self.rows:
+            lines.append(f"{r.case:<{width}}  {r.quantity:<10}  {r.max_abs_err:>11.3e}  "
+                         f"{r.max_rel_err:>11.3e}  {'pass' if r.passed else 'FAIL'}")
+        for r in self.failures:
+            lines += ["", r.message, "  " + r.diagnosis]
+        n_ok = len(self.rows) - len(self.failures)
+        lines += ["", f"{n_ok}/{len(self.rows)} cases pass" + ("" if self.passed else " — NOT conformant")]
+        if self.faults:
+            lines.append(f"every failing case matches known fault: {' / '.join(self.faults)}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _to_numpy(a):
+    if hasattr(a, "detach"):  # a torch tensor, possibly on a device or requiring grad
+        a = a.detach().cpu().numpy()
+    return onp.asarray(a, dtype=float)
+
+
+def _errors(got, ref, rtol, atol_floor):
+    atol = atol_floor * max(1.0, float(onp.max(onp.abs(ref))))
+    err = onp.abs(got - ref)
+    with onp.errstate(divide="ignore", invalid="ignore"):
+        rel = onp.where(ref != 0, err / onp.abs(ref), onp.where(err > 0, onp.inf, 0.0))
+    return err, rel, err <= atol + rtol * onp.abs(ref)
+
+
+def _quantity(case, got):
+    """Which reference the output is compared with: ``expected`` (n,) or ``expected_x`` (n, d)."""
+    n, name, obj = case["x"].shape[0], case["name"], case["objective"]
+    if got.shape == (n,):
+        return "expected", case["expected"]
+    d = int(onp.prod(case["x"].shape[1:]))
+    if obj in MAP_OBJECTIVES and got.shape in ((n, *case["x"].shape[1:]), (n, d)):
+        return "expected_x", case["expected_x"].reshape(n, -1)
+    want = f"({n},)" + (f" or {case['x'].shape} (the mapped points)" if obj in MAP_OBJECTIVES else "")
+    raise ValueError(f"case '{name}': the implementation returned shape {got.shape}; the quantity "
+                     f"'expected' is one value per example, shape {want}. Return per-example values "
+                     f"(reduction='none'), not the batch mean.")
+
+
+def _fault_values(fault, case, quantity):
+    v = onp.asarray(fault.value(case), dtype=float)
+    if case["objective"] in MAP_OBJECTIVES:
+        v = v.reshape(v.shape[0], -1)
+        return v if quantity == "expected_x" else onp.sum(v * v, axis=1)
+    return v
+
+
+def diagnose(case, got, quantity, ref, rtol):
+    r"""Name the known faults whose values match ``got`` on ``case`` (see :mod:`.faults`).
+    Returns ``(text, names)``: a line per matching fault, and their names.
+
+    .. math:: \text{match}(f) \iff |g_i - f_i| \le \text{rtol}_m|f_i| + \text{rtol}_m\max(1,\max_j|f_j|)
+              \ \forall i,\qquad \text{rtol}_m = \max(100\,\text{rtol}, 10^{-8})
+    """
+    tol = max(100 * rtol, 1e-8)
+    hits = []
+    for fault in faults_for(case["objective"]):
+        fv = _fault_values(fault, case, quantity)
+        if _errors(fv, ref, tol, tol)[2].all():
+            continue  # this fault is invisible on this case
+        if _errors(got, fv, tol, tol)[2].all():
+            hits.append(fault)
+    names = tuple(f.name for f in hits)
+    if hits:
+        return "; also ".join(f"matches known fault: {f.name} — {f.explanation}" for f in hits), names
+    with onp.errstate(divide="ignore", invalid="ignore"):
+        ratio = (got / ref).ravel()
+    if onp.all(onp.isfinite(ratio)) and onp.ptp(ratio) <= 1e-8 * abs(ratio[0]):
+        return f"no known fault matches; got = {ratio[0]:.6g} × reference on every example", names
+    return "no known fault matches; compare term by term with docs/conformance.md", names
+
+
+def _check_case(case, impl, dtype):
+    rtol, atol = TOLERANCES[dtype]
+    given = {k: v for k, v in copy.deepcopy(case).items() if k not in _EXPECTED_FIELDS}
+    if dtype == "float32":
+        given = _cast(given)
+    try:
+        got = _to_numpy(impl(given))
+    except Exception as e:
+        e.add_note(f"(raised by the implementation on conformance case '{case['name']}')")
+        raise
+    quantity, ref = _quantity(case, got)
+    got = got.reshape(ref.shape)
+    if not onp.all(onp.isfinite(got)):
+        bad = int(onp.flatnonzero(~onp.isfinite(got).reshape(len(got), -1).all(1))[0])
+        return Row(case["name"], quantity, onp.inf, onp.inf, False,
+                   f"case '{case['name']}': {quantity} is not finite at example {bad}", "")
+    err, rel, ok = _errors(got, ref, rtol, atol)
+    row = Row(case["name"], quantity, float(err.max()), float(rel.max()), bool(ok.all()), "", "")
+    if row.passed:
+        return row
+    i = onp.unravel_index(int(onp.argmax(err)), err.shape)
+    msg = (f"case '{case['name']}': {quantity} differs at example {i[0]}: got {got[i]:.12g}, "
+           f"reference {ref[i]:.12g} (abs err {err[i]:.3e}, rel err {rel[i]:.3e})")
+    text, names = diagnose(case, got, quantity, ref, rtol)
+    return row._replace(message=msg, diagnosis=text, faults=names)
+
+
+def _cast(obj):
+    if isinstance(obj, onp.ndarray):
+        return obj.astype(onp.float32)
+    if isinstance(obj, dict):
+        return {k: _cast(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cast(v) for v in obj]
+    return obj
+
+
+def verify(objective, impl, cases=None, dtype="float64"):
+    r"""Check ``impl(case) -> (n,)`` per-example values on every case of ``objective``.
+
+    .. math:: \text{pass} \iff |g_i - r_i| \le \text{rtol}|r_i| + \text{atol}\max(1,\max_j|r_j|)\ \forall i
+
+    (tolerances in :data:`TOLERANCES`; the reference values :math:`r_i` and their equations are
+    in :mod:`refscore.conformance.reference`, API.md "Conformance").
+
+    Parameters
+    ----------
+    objective : one of ``esm ism ssm dsm ncsn vp_denoising tweedie tweedie_vp langevin_step
+        mala_log_ratio``
+    impl : callable ``case -> (n,)`` array (NumPy, or anything with ``.detach()``/``__array__``).
+        Map objectives may instead return the mapped points ``(n, *shape)``, then compared
+        entry by entry with ``expected_x``. ``impl`` never sees ``expected``/``expected_x``.
+    cases : list of cases (default: the built-in ones of ``objective``)
+    dtype : "float64" (default) or "float32": the case arrays are cast to it before ``impl``
+        sees them, and the looser float32 tolerance applies
+
+    Returns
+    -------
+    Report
+        ``.passed``, ``.rows`` (:class:`Row` per case), ``str(report)`` the table with, for each
+        failing case, the message (case, quantity, example, values) and the diagnosis.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
+    if dtype not in TOLERANCES:
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    if not callable(impl):
+        raise TypeError(f"impl must be a callable case -> (n,) values, got {type(impl).__name__}")
+    chosen = builtin_cases(objective) if cases is None else list(cases)
+    wrong = sorted({c.get("objective") for c in chosen} - {objective})
+    if wrong:
+        raise ValueError(f"cases for objective {objective!r} include cases of {wrong}")
+    return Report(objective, [_check_case(c, impl, dtype) for c in chosen], dtype)
