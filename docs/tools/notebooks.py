@@ -41,8 +41,7 @@ def _flatten_admonitions(lines):
 
 
 def notebook_markdown(text):
-    """Chapter Markdown rewritten for Jupyter (plain blocks, ``$`` math, no mkdocs references)."""
-    text = "\n".join(_flatten_admonitions(text.split("\n")))
+    """Prose of a chapter rewritten for Jupyter: ``$`` math, no mkdocs references."""
     text = AUTOREF.sub(r"\1", text)
     text = text.replace("](figures/", "](../figures/")
     for old, new in (("\\(", "$"), ("\\)", "$"), ("\\[", "$$"), ("\\]", "$$")):
@@ -54,7 +53,11 @@ def chapter_notebook(path):
     """The notebook (an ``nbformat`` node) of one chapter page."""
     import jupytext  # the `docs` extra
 
-    nb = jupytext.reads(notebook_markdown(pathlib.Path(path).read_text()), fmt="md")
+    flat = "\n".join(_flatten_admonitions(pathlib.Path(path).read_text().split("\n")))
+    nb = jupytext.reads(flat, fmt="md")
+    for cell in nb.cells:  # code is left exactly as written
+        if cell.cell_type == "markdown":
+            cell.source = notebook_markdown(cell.source)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.pop("jupytext", None)
     return nb
