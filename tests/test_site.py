@@ -136,3 +136,14 @@ def test_figures_decode_in_chromium(site, server):
     assert m, "the probe page did not finish loading its images"
     widths = [int(w) for w in m.group(1).split(",")]
     assert len(widths) == len(figs) >= len(CHAPTERS) and min(widths) > 0, dict(zip(figs, widths))
+
+
+def test_griffe_extension_rewrites_rest_math():
+    sys.path.insert(0, str(ROOT / "docs" / "tools"))
+    from griffe_math import rest_math_to_arithmatex
+
+    doc = "Loss.\n\n.. math::\n   a &= b \\\\\n   c &= d\n\nwith :math:`x_i` and :func:`refscore.losses.esm`.\n"
+    out = rest_math_to_arithmatex(doc)
+    assert "\\[a &= b \\\\ c &= d\\]" in out
+    assert "\\(x_i\\)" in out and "`refscore.losses.esm`" in out
+    assert ":math:" not in out and ".. math::" not in out and ":func:" not in out

@@ -6,7 +6,8 @@ as raw text. Before griffe parses a docstring, this extension turns
 
 - ``:math:`a+b``` into ``\(a+b\)`` (inline, typeset by MathJax through pymdownx.arithmatex),
 - ``.. math:: body`` (one line, or an indented block) into a display ``\[ body \]``,
-- ``:func:`x``` / ``:class:`x``` / ``:meth:`x``` / ``:mod:`x``` into code ``x``.
+- ``:func:`x``` / ``:class:`x``` / ``:meth:`x``` / ``:mod:`x``` into code ``x``,
+- doctest lines (``>>> ...`` and their output) into a fenced ``pycon`` block.
 
 Registered in mkdocs.yml under the python handler's ``extensions``.
 """
@@ -44,13 +45,30 @@ def _math_blocks(lines):
     return out
 
 
+def _doctests(lines):
+    """Fence every run of doctest lines (from a ``>>>`` line to the next blank line) as pycon."""
+    out, i = [], 0
+    while i < len(lines):
+        if not lines[i].lstrip().startswith(">>>"):
+            out.append(lines[i])
+            i += 1
+            continue
+        indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+        out += ["", f"{indent}```pycon"]
+        while i < len(lines) and lines[i].strip():
+            out.append(lines[i])
+            i += 1
+        out += [f"{indent}```", ""]
+    return out
+
+
 def rest_math_to_arithmatex(text: str) -> str:
     r"""Docstring text with reST math and cross-reference roles rewritten for Markdown.
 
     >>> rest_math_to_arithmatex("x :math:`a^2` y")
     'x \\(a^2\\) y'
     """
-    text = "\n".join(_math_blocks(text.split("\n")))
+    text = "\n".join(_doctests(_math_blocks(text.split("\n"))))
     text = ROLE_MATH.sub(lambda m: "\\(" + m.group(1) + "\\)", text)
     return ROLE_CODE.sub(lambda m: "`" + m.group(1) + "`", text)
 
