@@ -89,16 +89,17 @@ def fig_sigma_ladder(path):
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
     for s in sigmas:
         ax[0].plot(u[:, 0], np.exp(one_d.perturbed(s).log_prob(u)), label=f"sigma = {s:.2g}")
-    ax[0].set_title("perturbed densities p_sigma (1-D slice)")
+    ax[0].set_title("p_sigma of the 1-D analogue 0.2 N(-4,1) + 0.8 N(4,1)", fontsize=9)
     ax[0].legend(fontsize=7)
     rng = np.random.default_rng(0)
     x = TWO_MODES.sample(400, rng)
     X, Y, pts = _grid(9)
-    ax[1].contourf(X, Y, TWO_MODES.log_prob(pts).reshape(X.shape), levels=np.linspace(-40, 0, 21), cmap="Greys_r")
+    logp = np.maximum(TWO_MODES.log_prob(pts).reshape(X.shape), -30.0)  # clip: the colour scale ends at -30
+    ax[1].contourf(X, Y, logp, levels=np.linspace(-30, 0, 16), cmap="Greys_r")
     ax[1].plot(x[:, 0], x[:, 1], ".", ms=2, color="tab:orange")
     ax[1].plot(*TWO_MODES.perturbed(3.0).sample(300, rng).T, ".", ms=2, color="tab:blue", alpha=0.5)
-    ax[1].set_title("data (orange) leave the grey region empty;\nsigma = 3 samples (blue) cover it")
-    ax[1].set_aspect("equal")
+    ax[1].set_title("log p (dark = low density): data (orange) leave it empty;\nsigma = 3 samples (blue) cover it", fontsize=9)
+    ax[1].set(xlim=(-9, 9), ylim=(-9, 9), aspect="equal")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
 
