@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: tour test test-slow check bench docs clean
+.PHONY: tour test test-slow check bench docs docs-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,13 @@ $(STAMP): pyproject.toml
 tour: $(STAMP)
 	$(PY) -m refscore tour --out tour-output
 
-test: $(STAMP)
+# The book vendors MathJax from npm and is tested in headless Chromium: install both where missing
+# (as root, from Debian); without root the browser test skips and says why.
+docs-deps:
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq npm; } || echo "npm missing: the docs build cannot vendor MathJax"
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium missing: the browser test will skip"
+
+test: $(STAMP) docs-deps
 	$(PY) -m pytest -p no:cacheprovider
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir site
 
@@ -28,8 +34,8 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m refscore bench --out bench-output
 
-docs: $(STAMP)
+docs: $(STAMP) docs-deps
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) site tour-output bench-output .hypothesis
+	rm -rf $(VENV) site tour-output bench-output .hypothesis docs/figures docs/notebooks docs/javascripts/vendor

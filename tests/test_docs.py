@@ -1,7 +1,11 @@
 """Every ```python block in docs/*.md and README.md runs (blocks of one page share a namespace,
-in order), so the documentation cannot rot."""
+in order), so the documentation cannot rot. Chapters run here through their notebooks
+(tests/test_notebooks.py); this file runs the other pages and checks the rules every snippet obeys."""
+import contextlib
+import io
 import pathlib
 import re
+import textwrap
 
 import matplotlib
 import pytest
@@ -9,24 +13,39 @@ import pytest
 matplotlib.use("Agg")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
-BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+CHAPTER = re.compile(r"^\d\d_")
+# a python fence, top level or indented inside an admonition (the body is dedented)
+BLOCK = re.compile(r"^( *)```python\n(.*?)^\1```", re.S | re.M)
+PRIVATE = re.compile(r"(?<![\w.])(?:\w+\.)+_[a-z]\w*|\bfrom\s+\S+\s+import\s+.*\b_[a-z]\w*")
+
+
+def blocks(page):
+    return [textwrap.dedent(code) for _, code in BLOCK.findall(page.read_text())]
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if not CHAPTER.match(p.name)], ids=lambda p: p.name)
+def test_code_blocks_run(page):
+    ns, out = {"__name__": f"docs_{page.stem}"}, io.StringIO()
+    for i, code in enumerate(blocks(page)):
+        with contextlib.redirect_stdout(out):
+            try:
+                exec(compile(code, f"{page.name}[block {i}]", "exec"), ns)
+            except Exception as e:  # name the page and block
+                raise AssertionError(f"{page.name}, python block {i} failed: {type(e).__name__}: {e}") from e
+    assert not re.search(r"\b(True|False)\b", out.getvalue()), f"{page.name} prints a bare boolean"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_code_blocks_run(page, capsys):
-    blocks = BLOCK.findall(page.read_text())
-    ns = {"__name__": f"docs_{page.stem}"}
-    for i, code in enumerate(blocks):
-        try:
-            exec(compile(code, f"{page.name}[block {i}]", "exec"), ns)
-        except Exception as e:  # name the page and block
-            raise AssertionError(f"{page.name}, python block {i} failed: {type(e).__name__}: {e}") from e
-    out = capsys.readouterr().out
-    assert "False" not in out.split(), f"{page.name}: a printed check is False:\n{out}"
+def test_docs_use_no_private_names(page):
+    for code in blocks(page):
+        hit = PRIVATE.search(code)
+        assert hit is None, f"{page.name} uses a private name: {hit.group(0)!r}"
 
 
-def test_every_chapter_has_runnable_code():
-    chapters = [p for p in PAGES if re.match(r"\d\d_", p.name)]
+def test_every_chapter_has_runnable_code_and_a_figure():
+    chapters = [p for p in PAGES if CHAPTER.match(p.name)]
     assert len(chapters) == 8
     for p in chapters:
-        assert BLOCK.search(p.read_text()), f"{p.name} has no python block"
+        text = p.read_text()
+        assert BLOCK.search(text), f"{p.name} has no python block"
+        assert re.search(r"!\[[^\]]*\]\(figures/\w+\.png\)", text), f"{p.name} has no figure"

@@ -1,0 +1,263 @@
+"""The book's figures, drawn from refscore's public API at docs build time.
+
+Each figure is one small function ``fig_<name>(path)``; ``build(out_dir)`` draws the ones whose
+PNG is missing or older than this file. Small n throughout: the whole set takes well under a
+minute of CPU. Run by hand with ``python docs/tools/make_figures.py [--force]``.
+"""
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from refscore import experiments, samplers, sde, tweedie  # noqa: E402
+from refscore.energies import DoubleWell, Gaussian, GaussianMixture, Ring, SumOfEnergies  # noqa: E402
+from refscore.partition import log_partition_quadrature  # noqa: E402
+
+DPI = 90
+# the running example of the book: two well-separated modes of unequal weight (chapters 4, 6, 7)
+TWO_MODES = GaussianMixture([0.2, 0.8], [[-4.0, -4.0], [4.0, 4.0]], [1.0, 1.0])
+RING8 = GaussianMixture(np.full(8, 1 / 8), 2.0 * np.c_[np.cos(np.arange(8) * np.pi / 4),
+                                                      np.sin(np.arange(8) * np.pi / 4)], np.full(8, 0.04))
+
+
+def _grid(lim, m=120):
+    u = np.linspace(-lim, lim, m)
+    X, Y = np.meshgrid(u, u)
+    return X, Y, np.c_[X.ravel(), Y.ravel()]  # (m*m, 2)
+
+
+def fig_ebm(path):
+    """A product of experts E = E_ring + E_well: the energy, and the density after dividing by Z."""
+    poe = SumOfEnergies([Ring(radius=2.0, width=0.4), DoubleWell(dim=2, barrier=0.5)])
+    log_z = log_partition_quadrature(poe, [(-5, 5), (-5, 5)])
+    X, Y, pts = _grid(3.5)
+    E = poe.energy(pts).reshape(X.shape)
+    fig, ax = plt.subplots(1, 2, figsize=(8, 3.6))
+    ax[0].contourf(X, Y, np.minimum(E, np.percentile(E, 90)), 30, cmap="viridis")
+    ax[0].set_title("energy E(x) (low = likely)")
+    ax[1].contourf(X, Y, np.exp(-E - log_z), 30, cmap="magma")
+    ax[1].set_title(f"p(x) = exp(-E(x)) / Z,  log Z = {log_z:.3f}")
+    for a in ax:
+        a.set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+
+
+def fig_score_field(path):
+    """The score of a mixture as arrows over its density, and the same field for E + c."""
+    gmm = GaussianMixture([0.3, 0.7], [[-1.5, 0.0], [1.5, 0.5]], [0.5, 0.8])
+    X, Y, pts = _grid(3.5)
+    Xq, Yq, q = _grid(3.5, 17)
+    s = gmm.score(q)
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.contourf(X, Y, np.exp(gmm.log_prob(pts)).reshape(X.shape), 30, cmap="Blues")
+    ax.quiver(Xq, Yq, s[:, 0], s[:, 1], color="k", angles="xy", scale=60, width=0.004)
+    ax.set_title("s(x) = -grad E(x) over p(x)")
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+
+
+def fig_ssm_variance(path):
+    """SSM's per-example variance over projections against M: measured and closed form."""
+    t = experiments.ssm_variance_vs_projections(Ms=(1, 2, 4, 8, 16), n=2000)
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    for kind, vr, mark in (("gaussian", "no", "o"), ("gaussian", "yes", "s"), ("rademacher", "yes", "^")):
+        rows = [r for r in t.rows if r[1] == kind and r[2] == vr]
+        M = [r[0] for r in rows]
+        ax.loglog(M, [r[3] for r in rows], mark, label=f"{kind}, VR={vr} (measured)")
+        ax.loglog(M, [r[4] for r in rows], "-", color=ax.lines[-1].get_color(), alpha=0.6)
+    ax.set_xlabel("projections per example M")
+    ax.set_ylabel("Var(SSM - ISM) per example")
+    ax.set_title("Hutchinson: variance falls as 1/M (lines: closed form)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+
+
+def fig_sigma_ladder(path):
+    """The sigma ladder: p_sigma of the two-mode data for sigma_1 > ... > sigma_L, and the data."""
+    one_d = GaussianMixture([0.2, 0.8], [[-4.0], [4.0]], [1.0, 1.0])
+    u = np.linspace(-14, 14, 600)[:, None]
+    sigmas = np.geomspace(8.0, 0.1, 5)
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    for s in sigmas:
+        ax[0].plot(u[:, 0], np.exp(one_d.perturbed(s).log_prob(u)), label=f"sigma = {s:.2g}")
+    ax[0].set_title("p_sigma of the 1-D analogue 0.2 N(-4,1) + 0.8 N(4,1)", fontsize=9)
+    ax[0].legend(fontsize=7)
+    rng = np.random.default_rng(0)
+    x = TWO_MODES.sample(400, rng)
+    X, Y, pts = _grid(9)
+    logp = np.maximum(TWO_MODES.log_prob(pts).reshape(X.shape), -30.0)  # clip: the colour scale ends at -30
+    ax[1].contourf(X, Y, logp, levels=np.linspace(-30, 0, 16), cmap="Greys_r")
+    ax[1].plot(x[:, 0], x[:, 1], ".", ms=2, color="tab:orange")
+    ax[1].plot(*TWO_MODES.perturbed(3.0).sample(300, rng).T, ".", ms=2, color="tab:blue", alpha=0.5)
+    ax[1].set_title("log p (dark = low density): data (orange) leave it empty;\nsigma = 3 samples (blue) cover it", fontsize=9)
+    ax[1].set(xlim=(-9, 9), ylim=(-9, 9), aspect="equal")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+
+
+def fig_dsm_variance(path):
+    """DSM's variance against sigma (grows like d / (2 sigma^4)) and the bias of its optimum."""
+    sig = (0.03, 0.1, 0.3, 1.0, 3.0)
+    v = experiments.dsm_variance_vs_sigma(sigmas=sig, n=4000)
+    b = experiments.dsm_bias_vs_sigma(sigmas=sig, n=4000)
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax[0].loglog(sig, v.column("var loss"), "o", label="measured")
+    ax[0].loglog(sig, v.column("var loss (closed form)"), "-", label="d/2 (1/sigma^2 - a*)^2")
+    ax[0].set_title("variance of the DSM loss")
+    ax[1].loglog(sig, b.column("KL(p || p_sigma)"), "o-", color="tab:red")
+    ax[1].set_title("bias: KL(p || p_sigma) of the DSM optimum")
+    for a in ax:
+        a.set_xlabel("sigma")
+    ax[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+
+
+def fig_tweedie(path):
+    """Tweedie (eq. 11.13): noisy points x' and the denoised E[x | x'] from the score alone."""
+    beta = 0.4
+    rng = np.random.default_rng(1)
+    x = RING8.sample(60, rng)
+    xp = np.sqrt(1 - beta) * x + np.sqrt(beta) * rng.standard_normal(x.shape)
+    den = tweedie.denoise_vp(RING8.diffused(beta).score, xp, beta)
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    ax.plot(*RING8.sample(800, rng).T, ".", ms=1.5, color="0.7", label="data x")
+    ax.plot(*xp.T, "x", ms=4, color="tab:blue", label="x' = sqrt(1-b) x + sqrt(b) eps")
+    ax.plot(*den.T, "o", ms=3, color="tab:red", label="(x' + b s(x')) / sqrt(1-b)")
+    for a, c in zip(xp, den):
+        ax.plot([a[0], c[0]], [a[1], c[1]], "-", lw=0.5, color="tab:red")
+    ax.set_title(f"Tweedie denoising, beta = {beta}")
+    ax.set_aspect("equal")
+    ax.legend(fontsize=6, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+
+
+def fig_samplers(path):
+    """ULA, MALA and annealed Langevin on the two-mode data, from the same uniform start."""
+    rng = np.random.default_rng(2)
+    x0 = rng.uniform(-8, 8, (600, 2))
+    ula, _ = samplers.langevin(TWO_MODES.score, x0, 0.1, 300, rng)
+    mala, _ = samplers.mala(TWO_MODES.unnormalized_log_prob, x0, 0.1, 300, rng, score_fn=TWO_MODES.score)
+    sig = np.geomspace(10.0, 0.5, 10)
+    ann, _ = samplers.annealed_langevin(lambda x, s: TWO_MODES.perturbed(s).score(x), x0, sig, 0.05, 30, rng)
+    fig, ax = plt.subplots(1, 3, figsize=(10, 3.5), sharex=True, sharey=True)
+    for a, (name, y) in zip(ax, (("ULA", ula), ("MALA", mala), ("annealed Langevin", ann))):
+        frac = float(np.mean(y[:, 0] > 0))
+        a.plot(*y.T, ".", ms=2)
+        a.set_title(f"{name}: {frac:.2f} in the 0.8 mode")
+        a.set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+
+
+def fig_ula_bias(path):
+    """ULA's stationary variance on N(0, 1) against the step h, and 1 / (1 - h/2)."""
+    g = Gaussian([0.0], [[1.0]])
+    rng = np.random.default_rng(3)
+    hs = np.array([0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0])
+    var = [float(samplers.langevin(g.score, rng.standard_normal((4000, 1)), h, 80, rng)[0].var()) for h in hs]
+    u = np.linspace(0.01, 1.05, 100)
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.plot(hs, var, "o", label="ULA, 4000 chains x 80 steps")
+    ax.plot(u, 1 / (1 - u / 2), "-", label="1 / (1 - h/2)")
+    ax.axhline(1.0, color="k", lw=0.8, ls=":", label="target variance 1")
+    ax.set_xlabel("step size h")
+    ax.set_ylabel("stationary variance")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+
+
+def fig_reverse_sde(path):
+    """Reverse-SDE paths (VE SDE, exact perturbed score of a 1-D mixture) and the final histogram."""
+    one_d = GaussianMixture([0.2, 0.8], [[-4.0], [4.0]], [0.5, 0.5])
+    ve = sde.VESDE(0.01, 12.0)
+    std = lambda t: float(np.sqrt(ve.sigma(t) ** 2 - ve.sigma_min ** 2))
+    score = lambda x, t: one_d.perturbed(max(std(t), 1e-3)).score(x)
+    rng = np.random.default_rng(4)
+    x = ve.prior_sample(500, 1, rng)
+    ts = np.linspace(1.0, 1e-3, 401)
+    path_x = [x[:, 0]]
+    for t0, t1 in zip(ts[:-1], ts[1:]):
+        dt = t0 - t1
+        x = x - ve.reverse_drift(score, x, t0) * dt + ve.diffusion(t0) * np.sqrt(dt) * rng.standard_normal(x.shape)
+        path_x.append(x[:, 0])
+    paths = np.array(path_x)  # (steps + 1, n)
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [3, 1]})
+    ax[0].plot(ts, paths[:, :40], lw=0.5)
+    ax[0].set_xlim(1, 0)
+    ax[0].set_xlabel("t (from the prior at t = 1 to the data at t = 0)")
+    ax[0].set_title("reverse-SDE paths")
+    ax[1].hist(paths[-1], bins=40, orientation="horizontal", density=True, color="tab:green")
+    ax[1].set_title(f"{np.mean(paths[-1] > 0):.2f} > 0 (truth 0.8)")
+    ax[0].set_ylim(-12, 12)
+    ax[1].set_ylim(-12, 12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+
+
+def _real_digits():
+    """(n, 64) real digits in [0, 1]: refscore.datasets.digits() if present, else scikit-learn."""
+    from refscore import datasets
+
+    if hasattr(datasets, "digits"):
+        d = datasets.digits()
+        return np.asarray(d[0] if isinstance(d, tuple) else getattr(d, "train", d))[:, :64], "refscore.datasets.digits()"
+    from sklearn.datasets import load_digits  # the `data` extra
+
+    return load_digits().data / 16.0, "sklearn.datasets.load_digits()"
+
+
+def fig_digits(path):
+    """Real 8x8 digits, and the tour's NCSN samples beside them when a tour has been run."""
+    try:
+        real, source = _real_digits()
+    except ImportError:
+        fig, ax = plt.subplots(figsize=(5, 1.6))
+        ax.text(0.5, 0.5, "digits unavailable in this build:\ninstall the `data` extra (scikit-learn)",
+                ha="center", va="center")
+        ax.axis("off")
+        fig.savefig(path, dpi=DPI)
+        return
+    tour = pathlib.Path(__file__).resolve().parents[2] / "tour-output" / "digits_samples.npy"
+    panels = [("real digits: " + source, real[:32])]
+    if tour.exists():
+        panels.append(("NCSN samples (tour-output/digits_samples.npy)", np.load(tour)[:32]))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), squeeze=False)
+    for ax, (title, imgs) in zip(axes[:, 0], panels):
+        grid = np.vstack([np.hstack([im.reshape(8, 8) for im in imgs[r * 16:(r + 1) * 16]]) for r in range(2)])
+        ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+
+
+FIGURES = {name[4:]: f for name, f in sorted(globals().items()) if name.startswith("fig_")}
+
+
+def build(out_dir, force=False):
+    """Draw every figure whose ``out_dir/<name>.png`` is missing or older than this file."""
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = pathlib.Path(__file__).stat().st_mtime
+    for name, draw in FIGURES.items():
+        target = out_dir / f"{name}.png"
+        if force or not target.exists() or target.stat().st_mtime < stamp:
+            draw(target)
+            plt.close("all")
+    return sorted(out_dir.glob("*.png"))
+
+
+if __name__ == "__main__":
+    build(pathlib.Path(__file__).resolve().parents[1] / "figures", force="--force" in sys.argv)
