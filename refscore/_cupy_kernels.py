@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from .activations import _terms
+from .activations import derivative_terms
 
 
 def _c_poly(poly):
@@ -26,7 +26,7 @@ def kernel_source(name, k):
         return "out = g * ((z > 0 ? z : (T)0) + log1p(exp(-fabs(z))));"
     if name == "tanh" and k == 0:
         return "out = g * tanh(z);"
-    base, A, B = _terms(name, k)
+    base, A, B = derivative_terms(name, k)
     c, four = ("", "") if base == "sigmoid" else ("2 * ", "4 * ")
     pre = (f"T e = exp(-{c}fabs(z)); T q = 1 / (1 + e); T v1 = {four}e * q * q; "
            "T v2 = copysign((1 - e) * q, z);")

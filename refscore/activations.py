@@ -65,7 +65,7 @@ def _tanh_poly(k):
 
 
 @functools.lru_cache(maxsize=None)
-def _terms(name, k):
+def derivative_terms(name, k):
     r"""``(base, A, B)``: :math:`f^{(k)} = A(v_1,v_2) + z\,B(v_1,v_2)` over the family ``base``."""
     if name == "softplus":
         return "sigmoid", _sigma_poly(k - 1), {}
@@ -132,7 +132,7 @@ def _host_kernel(name, k, g, z, xp):
     if k == 0 and name in ("softplus", "tanh"):  # the values themselves: full relative accuracy
         f = _value(name, z, xp)
     else:
-        base, A, B = _terms(name, k)
+        base, A, B = derivative_terms(name, k)
         v1, v2 = _cached_base_vars(base, z, xp)
         f = _eval_poly(A, v1, v2) if A else 0.0
         if B:

@@ -75,7 +75,7 @@ def dsm_esm_gap(data, sigma, method="auto", rng=None, n_mc=200_000, bounds=None,
         if method == "quadrature":
             if d > 2:
                 raise ValueError("quadrature is offered for d <= 2")
-            h = p._host
+            h = p.host_params
             spread = float(numpy.sqrt(h["covs"].diagonal(axis1=1, axis2=2).max()))
             lo, hi = float(h["means"].min()) - 12 * spread, float(h["means"].max()) + 12 * spread
             ref = GaussianMixture(h["weights"], h["means"], h["covs"])  # host copy

@@ -75,14 +75,14 @@ def test_gmm_agrees_across_backends_and_with_single_gaussian(bk):
 @given(seed=seeds, K=st.integers(1, 3))
 def test_log_prob_integrates_to_one_1d(seed, K):
     g = random_gmm(seed, 1, K)
-    lo, hi = float(g._host["means"].min()) - 15, float(g._host["means"].max()) + 15
+    lo, hi = float(g.host_params["means"].min()) - 15, float(g.host_params["means"].max()) + 15
     assert abs(log_partition_quadrature(g, [(lo, hi)])) < 1e-7
 
 
 @given(seed=seeds, K=st.integers(1, 3))
 def test_log_prob_integrates_to_one_2d(seed, K):
     g = random_gmm(seed, 2, K)
-    lo, hi = float(g._host["means"].min()) - 12, float(g._host["means"].max()) + 12
+    lo, hi = float(g.host_params["means"].min()) - 12, float(g.host_params["means"].max()) + 12
     assert abs(log_partition_quadrature(g, [(lo, hi), (lo, hi)])) < 1e-6
 
 
@@ -140,10 +140,10 @@ def test_perturbed_matches_sampled_moments(seed, sigma):
     n = 20000
     x = g.sample(n, rng) + sigma * rng.standard_normal((n, 2))
     p = g.perturbed(sigma)
-    h = p._host
+    h = p.host_params
     _moments_within_mc_error(x, *_mixture_moments(h["weights"], h["means"], h["covs"]))
     # the covariance grows by σ² I — not replaced by σ² I (ncsn #6)
-    np.testing.assert_allclose(h["covs"], g._host["covs"] + sigma**2 * np.eye(2))
+    np.testing.assert_allclose(h["covs"], g.host_params["covs"] + sigma**2 * np.eye(2))
 
 
 @given(seed=seeds, beta=st.floats(0.01, 0.99))
@@ -152,14 +152,14 @@ def test_diffused_matches_sampled_moments(seed, beta):
     rng = np.random.default_rng(seed)
     n = 20000
     x = math.sqrt(1 - beta) * g.sample(n, rng) + math.sqrt(beta) * rng.standard_normal((n, 2))
-    h = g.diffused(beta)._host
+    h = g.diffused(beta).host_params
     _moments_within_mc_error(x, *_mixture_moments(h["weights"], h["means"], h["covs"]))
 
 
 def test_gmm_sample_moments(bk):
     g = random_gmm(5, 3, 3, backend=bk.name)
     x = to_np(g.sample(20000, bk.rng(0)))
-    h = g._host
+    h = g.host_params
     _moments_within_mc_error(x, *_mixture_moments(h["weights"], h["means"], h["covs"]))
 
 

@@ -42,7 +42,7 @@ def test_esm_minus_ism_is_the_gap_for_every_theta_exact_1d(data_seed, theta_seed
     """In d = 1 the expectations are integrals: by Gauss–Legendre quadrature the identity is exact."""
     p = random_gmm(data_seed, 1, 2)
     model = MLPEnergy(1, (8, 8), rng=np.random.default_rng(theta_seed), activation="tanh")
-    mu = p._host["means"]
+    mu = p.host_params["means"]
     x, w = gauss_legendre(mu.min() - 14, mu.max() + 14)
     x = x[:, None]
     dens = np.exp(-p.energy(x))

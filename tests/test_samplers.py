@@ -68,7 +68,7 @@ BIMODAL = GaussianMixture([0.3, 0.7], [[-2.0], [1.5]], [0.3, 1.0])
 
 
 def _bimodal_cdf(t):
-    h = BIMODAL._host
+    h = BIMODAL.host_params
     return sum(w * stats.norm(m[0], math.sqrt(c[0, 0])).cdf(t) for w, m, c in zip(h["weights"], h["means"], h["covs"]))
 
 

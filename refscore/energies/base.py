@@ -121,7 +121,7 @@ class Energy:
         return f"{type(self).__name__}(dim={self.dim})"
 
 
-def _host(a, name):
+def host_param(a, name):
     """A parameter as a float64 NumPy array (parameters are validated on the host once)."""
     try:
         a = backends.of(getval(a)).to_numpy(getval(a))
@@ -133,7 +133,8 @@ def _host(a, name):
     return a
 
 
-def _check_cov(cov, name, d):
+def check_cov(cov, name, d):
+    """Check that ``cov`` is a symmetric positive definite (d, d) matrix; return its Cholesky factor."""
     if cov.shape != (d, d):
         raise ValueError(f"{name} must have shape ({d}, {d}), got {cov.shape}")
     if not onp.allclose(cov, cov.T, rtol=1e-10, atol=1e-12):
@@ -147,7 +148,8 @@ def _check_cov(cov, name, d):
         ) from None
 
 
-def _backend_for(backend, *arrays):
+def backend_for(backend, *arrays):
+    """The named backend, or else the one owning ``arrays`` (where an energy's parameters live)."""
     if backend is not None:
         return backends.get(backend)
     return backends.of(*[getval(a) for a in arrays])

@@ -12,7 +12,7 @@ from .. import backends
 
 from .._math import LOG_2PI, logsumexp, softmax
 from .._validation import check_positive, check_unit_interval
-from .base import Energy, _backend_for, _check_cov, _host
+from .base import Energy, backend_for, check_cov, host_param
 
 __all__ = ["Gaussian", "GaussianMixture", "SumOfEnergies"]
 
@@ -38,13 +38,13 @@ class Gaussian(Energy):
     """
 
     def __init__(self, mean, cov, backend=None, dtype="float64"):
-        bk = _backend_for(backend, mean, cov)
-        mean = _host(mean, "mean")
+        bk = backend_for(backend, mean, cov)
+        mean = host_param(mean, "mean")
         if mean.ndim != 1:
             raise ValueError(f"mean must be 1-D of shape (d,), got shape {mean.shape}")
         d = mean.shape[0]
-        cov = _host(cov, "cov")
-        chol = _check_cov(cov, "cov", d)
+        cov = host_param(cov, "cov")
+        chol = check_cov(cov, "cov", d)
         prec = onp.linalg.inv(cov)
         self.dim, self.backend = d, bk
         self._logdet = 2.0 * float(onp.sum(onp.log(onp.diag(chol))))
@@ -99,11 +99,16 @@ class GaussianMixture(Energy):
     :math:`\tilde x = x/s`, :math:`s=\max(1,\max_i|x_i|)`, and the part common to every
     component is dropped before the softmax, so responsibilities and the score stay finite
     where :math:`x^\top x` overflows (the energy is then :math:`+\infty`, as for :class:`Gaussian`).
+    
+    Attributes
+    ----------
+    host_params : dict
+        Float64 NumPy copies of ``weights``, ``means``, ``covs`` (for quadrature and host-side checks).
     """
 
     def __init__(self, weights, means, covs, backend=None, dtype="float64"):
-        bk = _backend_for(backend, weights, means, covs)
-        w, mu, cov = _host(weights, "weights"), _host(means, "means"), _host(covs, "covs")
+        bk = backend_for(backend, weights, means, covs)
+        w, mu, cov = host_param(weights, "weights"), host_param(means, "means"), host_param(covs, "covs")
         if mu.ndim != 2:
             raise ValueError(f"means must have shape (K, d), got shape {mu.shape}")
         K, d = mu.shape
@@ -119,11 +124,11 @@ class GaussianMixture(Energy):
             cov = cov[:, None, None] * onp.eye(d)
         if cov.shape != (K, d, d):
             raise ValueError(f"covs must have shape ({K}, {d}, {d}) or ({K},), got {cov.shape}")
-        chols = onp.stack([_check_cov(c, f"covs[{k}]", d) for k, c in enumerate(cov)])
+        chols = onp.stack([check_cov(c, f"covs[{k}]", d) for k, c in enumerate(cov)])
         prec = onp.linalg.inv(cov)
         prec = (prec + onp.swapaxes(prec, 1, 2)) / 2
         self.dim, self.n_components, self.backend = d, K, bk
-        self._host = dict(weights=w, means=mu, covs=cov)
+        self.host_params = dict(weights=w, means=mu, covs=cov)
         logdet = 2.0 * onp.log(onp.diagonal(chols, axis1=1, axis2=2)).sum(axis=1)
         self._diag = bool(onp.all(cov == onp.eye(d) * onp.diagonal(cov, axis1=1, axis2=2)[:, None, :]))
         # log w_k + log N(x; μ_k, Σ_k) = const_k - ½ quad_k(x)
@@ -194,7 +199,7 @@ class GaussianMixture(Energy):
     # --- the noised laws of the notes -----------------------------------------------------
     def _affine_noise(self, a, var):
         """Law of ``a x + sqrt(var) z``: a mixture with means a μ_k and covariances a² Σ_k + var I."""
-        h = self._host
+        h = self.host_params
         return GaussianMixture(h["weights"], a * h["means"], a * a * h["covs"] + var * onp.eye(self.dim),
                                backend=self.backend, dtype=self.dtype)
 
@@ -216,7 +221,7 @@ class GaussianMixture(Energy):
 
     def _posterior_mean(self, y, a, var):
         # y = a x + sqrt(var) ε.  Per component: E[x | y, k] = μ_k + a Σ_k (a²Σ_k + var I)⁻¹ (y - a μ_k)
-        h, d, K = self._host, self.dim, self.n_components
+        h, d, K = self.host_params, self.dim, self.n_components
         S = h["covs"]
         gains = onp.stack([a * S[k] @ onp.linalg.inv(a * a * S[k] + var * onp.eye(d)) for k in range(K)])
         offs = h["means"] - a * onp.einsum("kij,kj->ki", gains, h["means"])  # (K, d)

@@ -6,7 +6,7 @@ import autograd.numpy as anp
 
 from .._math import sqnorm
 from ..activations import sigmoid, softplus
-from .base import Energy, _backend_for, _host
+from .base import Energy, backend_for, host_param
 
 __all__ = ["GaussianBernoulliRBM"]
 
@@ -27,8 +27,8 @@ class GaussianBernoulliRBM(Energy):
     """
 
     def __init__(self, W, b, c, backend=None, dtype="float64"):
-        bk = _backend_for(backend, W, b, c)
-        W, b, c = _host(W, "W"), _host(b, "b"), _host(c, "c")
+        bk = backend_for(backend, W, b, c)
+        W, b, c = host_param(W, "W"), host_param(b, "b"), host_param(c, "c")
         if W.ndim != 2 or b.shape != (W.shape[0],) or c.shape != (W.shape[1],):
             raise ValueError(f"need W (d, m), b (d,), c (m,); got {W.shape}, {b.shape}, {c.shape}")
         self.dim, self.n_hidden, self.backend = W.shape[0], W.shape[1], bk
