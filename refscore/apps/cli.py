@@ -62,7 +62,7 @@ def check_writable(out):
 def _run(args):
     from .. import backends
 
-    backends.get(args.backend)  # an unknown or unavailable backend fails before any work
+    backends.get(getattr(args, "backend", None))  # an unknown or unavailable backend fails before any work
     if args.command == "tour":
         from .tour import run_tour
 
