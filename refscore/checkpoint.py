@@ -34,6 +34,8 @@ import zipfile
 
 import numpy
 
+from .pytree import tree_leaves
+
 from . import backends
 
 __all__ = ["CheckpointError", "CheckpointMismatch", "CheckpointCorrupt", "FILENAME", "prepare", "save", "load",
@@ -84,15 +86,6 @@ class CheckpointCorrupt(CheckpointError):
 
 
 # ----- tree layout --------------------------------------------------------------------------
-def _leaves(t, prefix=""):
-    # same order as refscore.train.tree_leaves: dict keys sorted, lists/tuples in order
-    if isinstance(t, dict):
-        return [x for k in sorted(t) for x in _leaves(t[k], f"{prefix}{k}/")]
-    if isinstance(t, (list, tuple)):
-        return [x for i, v in enumerate(t) for x in _leaves(v, f"{prefix}{i}/")]
-    return [(prefix.rstrip("/"), t)]
-
-
 def _rebuild(template, values):
     it = iter(values)
 
@@ -115,7 +108,7 @@ def tree_spec(tree):
     .. math:: \mathrm{spec}(\theta) = [(\mathrm{path}_i, \mathrm{shape}_i, \mathrm{dtype}_i)]_i
     """
     spec = []
-    for path, leaf in _leaves(tree):
+    for path, leaf in tree_leaves(tree):
         if isinstance(leaf, numbers.Number) and not hasattr(leaf, "dtype"):
             spec.append([path, [], "int" if isinstance(leaf, numbers.Integral) else "float"])
         else:
@@ -169,7 +162,7 @@ def save(path, state):
     arrays, spec = {}, {}
     for name, tree in state["trees"].items():
         spec[name] = tree_spec(tree)
-        for leaf_path, leaf in _leaves(tree):
+        for leaf_path, leaf in tree_leaves(tree):
             a = numpy.asarray(bk.to_numpy(leaf))
             if a.dtype.kind in "fc" and not numpy.all(numpy.isfinite(a)):
                 raise FloatingPointError(
@@ -287,7 +280,7 @@ def load(path, expect, rng):
     bk = backends.get(meta["config"]["backend"])
     trees = {}
     for name, template in expect["trees"].items():
-        leaves = [arrays[f"tree/{name}/{p}"] for p, _ in _leaves(template)]
+        leaves = [arrays[f"tree/{name}/{p}"] for p, _ in tree_leaves(template)]
         python = {"int": int, "float": float}
         trees[name] = _rebuild(template, [python[s[2]](a) if s[2] in python else bk.asarray(a)
                                           for a, s in zip(leaves, meta["spec"][name])])

@@ -32,6 +32,15 @@ def _grid(lim, m=120):
     return X, Y, np.c_[X.ravel(), Y.ravel()]  # (m*m, 2)
 
 
+def _finish(fig, ax, path, xlabel, ylabel, legend_size=8):
+    """Label the axes, add the legend, and save the figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+
+
 def fig_ebm(path):
     """A product of experts E = E_ring + E_well: the energy, and the density after dividing by Z."""
     poe = SumOfEnergies([Ring(radius=2.0, width=0.4), DoubleWell(dim=2, barrier=0.5)])
@@ -71,14 +80,11 @@ def fig_ssm_variance(path):
     for kind, vr, mark in (("gaussian", "no", "o"), ("gaussian", "yes", "s"), ("rademacher", "yes", "^")):
         rows = [r for r in t.rows if r[1] == kind and r[2] == vr]
         M = [r[0] for r in rows]
-        ax.loglog(M, [r[3] for r in rows], mark, label=f"{kind}, VR={vr} (measured)")
-        ax.loglog(M, [r[4] for r in rows], "-", color=ax.lines[-1].get_color(), alpha=0.6)
-    ax.set_xlabel("projections per example M")
-    ax.set_ylabel("Var(SSM - ISM) per example")
+        measured, closed = t.columns.index("measured var"), t.columns.index("closed form")
+        ax.loglog(M, [r[measured] for r in rows], mark, label=f"{kind}, VR={vr} (measured)")
+        ax.loglog(M, [r[closed] for r in rows], "-", color=ax.lines[-1].get_color(), alpha=0.6)
     ax.set_title("Hutchinson: variance falls as 1/M (lines: closed form)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    _finish(fig, ax, path, "projections per example M", "Var(SSM - ISM) per example", legend_size=7)
 
 
 def fig_sigma_ladder(path):
@@ -171,11 +177,7 @@ def fig_ula_bias(path):
     ax.plot(hs, var, "o", label="ULA, 4000 chains x 80 steps")
     ax.plot(u, 1 / (1 - u / 2), "-", label="1 / (1 - h/2)")
     ax.axhline(1.0, color="k", lw=0.8, ls=":", label="target variance 1")
-    ax.set_xlabel("step size h")
-    ax.set_ylabel("stationary variance")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    _finish(fig, ax, path, "step size h", "stationary variance", legend_size=8)
 
 
 def fig_reverse_sde(path):

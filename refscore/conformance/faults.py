@@ -201,29 +201,12 @@ _SIGMA = "(x̃−x)/σ where (x̃−x)/σ² belongs (score_sde #26)"
 _CLEAN = "the score evaluated at the clean x instead of the noisy x̃"
 
 
-@_fault("dsm", "DSM target sign", _SIGN)
-def _dsm_sign(c):
-    return _dsm_fault(c, target_sign=-1.0)
-
-
-@_fault("dsm", "σ for σ²", _SIGMA)
-def _dsm_sigma(c):
-    return _dsm_fault(c, power=1)
-
-
-@_fault("dsm", "score at clean x", _CLEAN)
-def _dsm_clean(c):
-    return _dsm_fault(c, at_clean=True)
-
-
-@_fault("ncsn", "DSM target sign", _SIGN)
-def _ncsn_sign(c):
-    return _ncsn_fault(c, target_sign=-1.0)
-
-
-@_fault("ncsn", "σ for σ²", _SIGMA)
-def _ncsn_sigma(c):
-    return _ncsn_fault(c, power=1)
+# the same three target faults, in DSM and in each level of NCSN
+for _objective, _variant in (("dsm", _dsm_fault), ("ncsn", _ncsn_fault)):
+    _fault(_objective, "DSM target sign", _SIGN)(lambda c, f=_variant: f(c, target_sign=-1.0))
+    _fault(_objective, "σ for σ²", _SIGMA)(lambda c, f=_variant: f(c, power=1))
+    if _objective == "dsm":
+        _fault(_objective, "score at clean x", _CLEAN)(lambda c, f=_variant: f(c, at_clean=True))
 
 
 @_fault("ncsn", "weight σ for σ²", "λ(σ) = σ where λ(σ) = σ² belongs (Song & Ermon 2019, §4.2)")
@@ -334,53 +317,27 @@ def _ls_sign(c):
 
 
 # ---- mala_log_ratio --------------------------------------------------------------------------
-def _mala_parts(c):
+def _mala_ratio(c, p_sign=1.0, q_sign=1.0, q_scale=1.0, reverse_score_at="y", denom=4.0):
+    r"""A MALA log ratio with one thing changed: the correct one is
+    :math:`\log p(y)-\log p(x)+\log q(x|y)-\log q(y|x)`, :math:`\log q(a|b)=-\|a-b-hs(b)\|^2/(4h)`."""
     X, Y, h = flat(c["x"]), flat(c["y"]), float(c["h"])
     s, lp = score_fn(c["model"]), log_prob_fn(c["model"])
-    return X, Y, h, s(X), s(Y), lp(X), lp(Y)
+    s_rev = s(Y) if reverse_score_at == "y" else s(X)
+    log_q = lambda to, frm, s_frm: -_sq(to - frm - h * s_frm) / (denom * h)
+    return p_sign * (lp(Y) - lp(X)) + q_sign * q_scale * (log_q(X, Y, s_rev) - log_q(Y, X, s(X)))
 
 
-def _log_q(to, frm, s_frm, h, denom=4.0):
-    r = to - frm - h * s_frm
-    return -_sq(r) / (denom * h)
+def _mala_fault(name, explanation, **change):
+    _fault("mala_log_ratio", name, explanation)(lambda c: _mala_ratio(c, **change))
 
 
-@_fault("mala_log_ratio", "swapped proposal densities",
-        "log q(y|x) − log q(x|y) where log q(x|y) − log q(y|x) belongs (blackjax #653): breaks detailed balance")
-def _mala_swap(c):
-    X, Y, h, sx, sy, lx, ly = _mala_parts(c)
-    return ly - lx + _log_q(Y, X, sx, h) - _log_q(X, Y, sy, h)
-
-
-@_fault("mala_log_ratio", "no MH correction",
-        "log p(y) − log p(x) only: a \"MALA\" without the proposal densities (Metropolis, not MALA)")
-def _mala_none(c):
-    X, Y, h, sx, sy, lx, ly = _mala_parts(c)
-    return ly - lx
-
-
-@_fault("mala_log_ratio", "reverse density with s(x)",
-        "q(x|y) built with the score at x instead of at y: the proposal treated as symmetric")
-def _mala_sx(c):
-    X, Y, h, sx, sy, lx, ly = _mala_parts(c)
-    return ly - lx + _log_q(X, Y, sx, h) - _log_q(Y, X, sx, h)
-
-
-@_fault("mala_log_ratio", "proposal variance h", "log q = −‖y−x−hs‖²/(2h): variance h where 2h belongs")
-def _mala_2h(c):
-    X, Y, h, sx, sy, lx, ly = _mala_parts(c)
-    return ly - lx + _log_q(X, Y, sy, h, 2.0) - _log_q(Y, X, sx, h, 2.0)
-
-
-@_fault("mala_log_ratio", "energy for log-density", "E(y) − E(x) where log p(y) − log p(x) = −(E(y) − E(x))")
-def _mala_energy(c):
-    X, Y, h, sx, sy, lx, ly = _mala_parts(c)
-    return lx - ly + _log_q(X, Y, sy, h) - _log_q(Y, X, sx, h)
-
-
-@_fault("mala_log_ratio", "last-axis-only sum",
-        "‖·‖² in log q summed over the last axis only (x.sum(-1)) on image-shaped input, the rest averaged")
-def _mala_last(c):
-    X, Y, h, sx, sy, lx, ly = _mala_parts(c)
-    f = c["x"].shape[-1] / _d(c)
-    return ly - lx + f * (_log_q(X, Y, sy, h) - _log_q(Y, X, sx, h))
+_mala_fault("swapped proposal densities", "log q(y|x) − log q(x|y) where log q(x|y) − log q(y|x) belongs "
+            "(blackjax #653): breaks detailed balance", q_sign=-1.0)
+_mala_fault("no MH correction", "log p(y) − log p(x) only: a \"MALA\" without the proposal densities "
+            "(Metropolis, not MALA)", q_scale=0.0)
+_mala_fault("reverse density with s(x)", "q(x|y) built with the score at x instead of at y: the proposal "
+            "treated as symmetric", reverse_score_at="x")
+_mala_fault("proposal variance h", "log q = −‖y−x−hs‖²/(2h): variance h where 2h belongs", denom=2.0)
+_mala_fault("energy for log-density", "E(y) − E(x) where log p(y) − log p(x) = −(E(y) − E(x))", p_sign=-1.0)
+_fault("mala_log_ratio", "last-axis-only sum", "‖·‖² in log q summed over the last axis only (x.sum(-1)) on "
+       "image-shaped input, the rest averaged")(lambda c: _mala_ratio(c, q_scale=c["x"].shape[-1] / _d(c)))

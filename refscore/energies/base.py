@@ -1,13 +1,5 @@
-r"""The energy base class and parameter helpers shared by every energy: :math:`p(x) = e^{-E(x)}/Z` and the toy targets of the notes.
-
-Sign convention (API.md; ``docs/conventions.md`` maps the notes' three signs onto it):
-:math:`E` is the **energy**, low energy is likely, the score is
-:math:`s(x)=\nabla_x\log p(x) = -\nabla_x E(x)` and never depends on :math:`Z`
-(``001_…``: :math:`\nabla_x\log Z_\theta = 0`). Points are rows: ``x.shape == (n, d)``.
-
-Every energy has ``dim``, ``energy(x)`` -> ``(n,)``, ``unnormalized_log_prob(x)`` (= ``-energy``),
-and ``score(x)`` -> ``(n, d)`` (closed form where one exists, else autograd of ``-energy``).
-Where known: ``log_partition()``, ``log_prob(x)``, ``sample(n, rng)``.
+r"""The :class:`Energy` base class — :math:`p(x) = e^{-E(x)}/Z`, the score :math:`-\nabla_x E` —
+and the helpers every energy uses to take its parameters (validated once, on the host).
 """
 from __future__ import annotations
 
