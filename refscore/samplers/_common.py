@@ -31,6 +31,7 @@ import warnings
 from typing import NamedTuple
 
 import autograd.numpy as anp
+from autograd.tracer import Box
 
 from .. import backends
 from .._progress import progress
@@ -64,6 +65,17 @@ def langevin_move(x, score_x, h, z, noise_var=None):
     ``noise_var`` gives another :math:`\tau` (the notes' MH proposal uses :math:`\tau=\eta=h`)."""
     tau = 2.0 * h if noise_var is None else noise_var
     return x + h * score_x + math.sqrt(tau) * z
+
+
+def langevin_move_fresh_noise(x, score_x, h, z, noise_var=None):
+    r""":func:`langevin_move` for a ``z`` drawn for this step alone: the sum is built in ``z``'s
+    memory (one temporary instead of four) unless autograd is tracing the step."""
+    if any(isinstance(a, Box) for a in (x, score_x, z)):
+        return langevin_move(x, score_x, h, z, noise_var)
+    z *= math.sqrt(2.0 * h if noise_var is None else noise_var)
+    z += x
+    z += h * score_x
+    return z
 
 
 def langevin_log_q(y, x, score_x, h, noise_var=None):
@@ -144,6 +156,27 @@ def runaway_radius(x0, scale=1.0, factor=RUNAWAY_FACTOR):
     return factor * max(float(scale), float(xp.max(xp.abs(x0))))
 
 
+#: steps between two divergence checks: non-finite values persist and runaways keep growing, so a
+#: check every few steps (and at the last) finds them at a fraction of a per-step pass's cost
+DIVERGENCE_CHECK_EVERY = 10
+
+
+class Divergence:
+    r"""Per-chain divergence flags on the device, updated every :data:`DIVERGENCE_CHECK_EVERY`
+    steps and at the last step by :func:`still_good` (no host sync; read once by :func:`sampler_info`)."""
+
+    def __init__(self, x0, radius, n_steps):
+        self.bad = backends.of(x0).xp.zeros(x0.shape[0], dtype=bool)
+        self.radius, self.n_steps, self.t = radius, n_steps, 0
+
+    def update(self, x):
+        """Count a step; on check steps mark the rows of ``x`` that diverged. Returns ``x``."""
+        self.t += 1
+        if self.t % DIVERGENCE_CHECK_EVERY == 0 or self.t >= self.n_steps:
+            self.bad = self.bad | ~still_good(x, self.radius)
+        return x
+
+
 def still_good(x, radius):
     """(n,) True where every coordinate is finite and within ``radius`` (NaN compares False)."""
     xp = backends.of(x).xp
@@ -220,17 +253,18 @@ def metropolis_chain(kernel, state, n_steps, keep_every, desc, show_progress, re
     build the record. Runaway radius: :math:`R = 10^6\max(1, \max_{ij}|x^{(0)}_{ij}|)`."""
     x0 = state.position
     xp, n = backends.of(x0).xp, x0.shape[0]
-    radius = runaway_radius(x0)
+    watch = Divergence(x0, runaway_radius(x0), n_steps)
     zero, no = xp.zeros(n, dtype=x0.dtype), xp.zeros(n, dtype=bool)
 
     def step(carry):
-        st, n_acc, n_bad, bad, _ = carry
+        st, n_acc, n_bad, _ = carry
         st, acc, finite = kernel(st)
-        return st, n_acc + acc, n_bad + ~finite, bad | ~still_good(st.position, radius), acc
+        watch.update(st.position)
+        return st, n_acc + acc, n_bad + ~finite, acc
 
-    (st, n_acc, n_bad, bad, _), traj, acc = run_chain(
-        step, (state, zero, zero, no, no), n_steps, keep_every, desc, show_progress,
-        position=lambda c: c[0].position, record=(lambda c: c[4]) if record_accepted else None)
-    info = sampler_info(n_steps, bad, traj, n_acc, n_bad, acc)
+    (st, n_acc, n_bad, _), traj, acc = run_chain(
+        step, (state, zero, zero, no), n_steps, keep_every, desc, show_progress,
+        position=lambda c: c[0].position, record=(lambda c: c[3]) if record_accepted else None)
+    info = sampler_info(n_steps, watch.bad, traj, n_acc, n_bad, acc)
     info["state"] = st
     return st.position, info

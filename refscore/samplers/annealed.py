@@ -5,14 +5,14 @@ r"""Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1), in our step con
           \quad (T \text{ steps at each } \sigma_1>\dots>\sigma_L)
 
 NCSN's :math:`\alpha_i=\epsilon\,\sigma_i^2/\sigma_L^2` with step :math:`x+\tfrac{\alpha_i}2 s+\sqrt{\alpha_i}z`
-is this with :math:`h=\epsilon/2`. The step itself is :func:`refscore.samplers._common.langevin_move`.
+is this with :math:`h=\epsilon/2`. The step itself is :func:`refscore.samplers.langevin_move`.
 """
 from __future__ import annotations
 
 import math
 
 from .._validation import check_positive_int, check_sigmas
-from ._common import (check_sampler_args, langevin_move, report_divergence, run_chain, runaway_radius,
+from ._common import (Divergence, check_sampler_args, langevin_move_fresh_noise, report_divergence, run_chain, runaway_radius,
                       sampler_info, score_of, still_good, unchecked)
 
 #: annealed chains run away beyond this multiple of sigma_1·sqrt(d) (the noise scale at level 1)
@@ -48,17 +48,16 @@ def annealed_langevin(score_fn, x0, sigmas, step_size, n_steps_each, rng, keep_e
     hs = h * sig**2 / sig[-1] ** 2
     levels = [(float(s), float(hi)) for s, hi in zip(sig, hs)]
     radius = runaway_radius(x0, levels[0][0] * math.sqrt(x0.shape[1]), ANNEALED_RUNAWAY_FACTOR)
+    watch = Divergence(x0, radius, len(levels) * T)
     t_of = iter(range(len(levels) * T))
 
-    def step(carry):
-        x, bad = carry
+    def step(x):
         s, hi = levels[next(t_of) // T]
-        x = langevin_move(x, score_of(score_fn, x, s), hi, bk.normal(rng, x.shape, x.dtype))
-        return x, bad | ~still_good(x, radius)
+        return watch.update(langevin_move_fresh_noise(x, score_of(score_fn, x, s), hi, bk.normal(rng, x.shape, x.dtype)))
 
-    (x, bad), traj, _ = run_chain(step, (x0, bk.xp.zeros(x0.shape[0], dtype=bool)), len(levels) * T, keep_every,
-                                  "annealed Langevin", progress, position=lambda c: c[0],
-                                  postfix=lambda t: {"sigma": f"{levels[t // T][0]:.4g}"} if t % T == 0 else None)
+    x, traj, _ = run_chain(step, x0, len(levels) * T, keep_every, "annealed Langevin", progress,
+                           postfix=lambda t: {"sigma": f"{levels[t // T][0]:.4g}"} if t % T == 0 else None)
+    bad = watch.bad
     if final_denoise:
         s_L = levels[-1][0]
         x = x + s_L**2 * score_of(score_fn, x, s_L)

@@ -10,7 +10,7 @@ import autograd.numpy as anp
 
 from .. import backends
 from .._validation import check_points, check_positive_int
-from ._common import report_divergence, run_chain, runaway_radius, sampler_info, still_good
+from ._common import Divergence, report_divergence, run_chain, runaway_radius, sampler_info
 
 
 def rbm_gibbs_step(rbm, x, rng):
@@ -42,14 +42,14 @@ def rbm_gibbs(rbm, x0, n_steps, rng, keep_every=None, progress=False):
     xp = bk.xp
     radius = runaway_radius(x0, 1.0 + float(xp.max(xp.abs(rbm.b)) + xp.sum(xp.abs(rbm.W))))
 
-    def step(carry):
-        x, _, bad = carry
-        x, h = rbm_gibbs_step(rbm, x, rng)
-        return x, h, bad | ~still_good(x, radius)
+    watch = Divergence(x0, radius, n_steps)
 
-    (x, h, bad), traj, _ = run_chain(step, (x0, None, xp.zeros(x0.shape[0], dtype=bool)), n_steps, keep_every,
-                                     "Gibbs", progress, position=lambda c: c[0])
-    info = sampler_info(n_steps, bad, traj)
+    def step(carry):
+        x, h = rbm_gibbs_step(rbm, carry[0], rng)
+        return watch.update(x), h
+
+    (x, h), traj, _ = run_chain(step, (x0, None), n_steps, keep_every, "Gibbs", progress, position=lambda c: c[0])
+    info = sampler_info(n_steps, watch.bad, traj)
     info["hidden"] = h
     report_divergence(info, "Gibbs", "check the RBM parameters")
     return x, info

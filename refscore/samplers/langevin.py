@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from .. import backends
 from .._validation import check_positive
-from ._common import (check_sampler_args, langevin_move, report_divergence, run_chain, runaway_radius,
-                      sampler_info, score_of, still_good, unchecked)
+from ._common import (Divergence, check_sampler_args, langevin_move_fresh_noise, report_divergence, run_chain, runaway_radius,
+                      sampler_info, score_of, unchecked)
 
 
 def langevin_step(x, score_fn, step_size, rng, noise_var=None):
@@ -24,7 +24,7 @@ def langevin_step(x, score_fn, step_size, rng, noise_var=None):
     """
     bk = backends.of(x)
     z = bk.normal(rng, x.shape, x.dtype)
-    return langevin_move(x, score_of(unchecked(score_fn), x), step_size, z, noise_var)
+    return langevin_move_fresh_noise(x, score_of(unchecked(score_fn), x), step_size, z, noise_var)
 
 
 def langevin(score_fn, x0, step_size, n_steps, rng, keep_every=None, progress=False, noise_var=None):
@@ -53,16 +53,13 @@ def langevin(score_fn, x0, step_size, n_steps, rng, keep_every=None, progress=Fa
     """
     bk, x0, h, n_steps = check_sampler_args(x0, step_size, n_steps, rng)
     noise_var = None if noise_var is None else check_positive(noise_var, "noise_var")
-    radius = runaway_radius(x0)
+    watch = Divergence(x0, runaway_radius(x0), n_steps)
     score_fn = unchecked(score_fn)
 
-    def step(carry):
-        x, bad = carry
-        x = langevin_step(x, score_fn, h, rng, noise_var)
-        return x, bad | ~still_good(x, radius)
+    def step(x):
+        return watch.update(langevin_step(x, score_fn, h, rng, noise_var))
 
-    (x, bad), traj, _ = run_chain(step, (x0, bk.xp.zeros(x0.shape[0], dtype=bool)), n_steps, keep_every,
-                                  "ULA", progress, position=lambda c: c[0])
-    info = sampler_info(n_steps, bad, traj)
+    x, traj, _ = run_chain(step, x0, n_steps, keep_every, "ULA", progress)
+    info = sampler_info(n_steps, watch.bad, traj)
     report_divergence(info, "ULA", f"reduce step_size (h={h}) or use mala")
     return x, info

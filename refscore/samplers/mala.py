@@ -17,7 +17,7 @@ from autograd.tracer import getval
 
 from .. import backends
 from .._validation import check_finite, check_positive
-from ._common import (State, check_sampler_args, langevin_log_q, langevin_move, log_prob_of,
+from ._common import (State, check_sampler_args, langevin_log_q, langevin_move_fresh_noise, log_prob_of,
                       metropolis_chain, mh_accept, report_divergence, rows_finite, score_of, select_rows,
                       unchecked)
 
@@ -48,7 +48,7 @@ def mala_step(state, log_prob_fn, score_fn, step_size, rng, noise_var=None):
     x, lp_x, s_x = state
     bk = backends.of(x)
     h = step_size
-    y = langevin_move(x, s_x, h, bk.normal(rng, x.shape, x.dtype), noise_var)
+    y = langevin_move_fresh_noise(x, s_x, h, bk.normal(rng, x.shape, x.dtype), noise_var)
     lp_y, s_y = log_prob_and_score(log_prob_fn, score_fn, y)
     finite = rows_finite(y) & rows_finite(s_y) & bk.xp.isfinite(lp_y)
     log_ratio = (lp_y - lp_x) + langevin_log_q(x, y, s_y, h, noise_var) - langevin_log_q(y, x, s_x, h, noise_var)
