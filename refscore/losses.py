@@ -36,7 +36,7 @@ from ._validation import check_sigmas as _check_sigmas
 from .loss_constants import dsm_esm_gap, esm_ism_gap
 
 __all__ = ["esm", "ism", "ssm", "dsm", "ncsn", "vp_denoising", "geometric_sigmas",
-           "esm_ism_gap", "dsm_esm_gap", "jacobian_trace", "projections", "DegenerateDataWarning"]
+           "esm_ism_gap", "dsm_esm_gap", "jacobian_trace", "hutchinson_trace", "projections", "DegenerateDataWarning"]
 
 _REDUCTIONS = ("mean", "none")
 
@@ -130,6 +130,21 @@ def jacobian_trace(score_fn, x):
     return s, trace
 
 
+def hutchinson_trace(score_fn, x, v):
+    r"""Hutchinson's estimate of :math:`\operatorname{tr}\nabla_x s(x)` per row, with :math:`s(x)`:
+
+    .. math:: \widehat{\operatorname{tr}} = \frac1M\sum_{m=1}^M v_m^\top\nabla_x s(x)\,v_m,
+              \qquad \mathbb E[v v^\top] = I \Rightarrow \mathbb E\,\widehat{\operatorname{tr}} = \operatorname{tr}\nabla_x s
+
+    (Hutchinson 1990; seed 002_…, "Hutchinson trace estimator"). One forward pass and M reverse
+    passes for probes ``v`` of shape (M, n, d). Returns ``s`` (n, d) and the estimate (n,).
+    """
+    vjp, s = make_vjp(score_fn)(x)
+    _check_score_shape(s, x)
+    quad = sum(anp.sum(vjp(vm) * vm, axis=1) for vm in v)  # vᵀ (∇s)ᵀ v = vᵀ ∇s v
+    return s, quad / getval(v).shape[0]
+
+
 def ism(score_fn, x, reduction="mean"):
     r"""Implicit score matching with the exact Jacobian trace (Hyvärinen 2005, eq. 4).
 
@@ -196,17 +211,12 @@ def ssm(score_fn, x, rng=None, n_projections=1, projection="gaussian", variance_
             raise ValueError(f"v must have shape (M, {n}, {d}), got {tuple(getval(v).shape)}")
         M = getval(v).shape[0]
     _warn_if_degenerate(x, "ssm")
-    vjp, s = make_vjp(score_fn)(x)
-    _check_score_shape(s, x)
-    quad = 0.0
-    second = 0.0
-    for m in range(M):
-        vm = v[m]  # (n, d)
-        quad = quad + anp.sum(vjp(vm) * vm, axis=1)  # vᵀ (∇s)ᵀ v = vᵀ ∇s v
-        if not variance_reduced:
-            second = second + 0.5 * anp.sum(vm * s, axis=1) ** 2
-    second = 0.5 * sqnorm(s) if variance_reduced else second / M
-    return _reduce(quad / M + second, reduction)
+    s, trace = hutchinson_trace(score_fn, x, v)
+    if variance_reduced:
+        second = 0.5 * sqnorm(s)
+    else:
+        second = sum(0.5 * anp.sum(vm * s, axis=1) ** 2 for vm in v) / M
+    return _reduce(trace + second, reduction)
 
 
 def _sigma_column(sigma, x):

@@ -59,6 +59,20 @@ def test_rbm_closed_form_score_equals_autograd(seed):
     np.testing.assert_allclose(rbm.score(x), autograd_score(rbm, x), rtol=1e-10, atol=1e-12)
 
 
+def test_rbm_free_energy_sums_the_joint_energy_over_hidden_states():
+    """E(x) = -log Σ_h exp(-E(x, h)) over all 2^m hidden states (Hinton 2010, §13.2): the free energy
+    and the joint energy of GaussianBernoulliRBM agree, by enumeration for m = 4."""
+    import itertools
+
+    rng = np.random.default_rng(3)
+    rbm = GaussianBernoulliRBM(rng.normal(size=(3, 4)), rng.normal(size=3), rng.normal(size=4))
+    x = rng.normal(size=(5, 3))
+    hs = np.array(list(itertools.product([0.0, 1.0], repeat=4)))  # (16, 4)
+    joint = np.stack([rbm.joint_energy(x, np.tile(h, (5, 1))) for h in hs])  # (16, 5)
+    free = -np.log(np.exp(-joint).sum(0))
+    np.testing.assert_allclose(rbm.energy(x), free, rtol=1e-12)
+
+
 def test_gmm_agrees_across_backends_and_with_single_gaussian(bk):
     g = random_gmm(3, 3, 4, backend=bk.name)
     gn = random_gmm(3, 3, 4)

@@ -6,9 +6,9 @@ and Metropolis–Hastings"; Hinton 2010, §13.2):
 """
 from __future__ import annotations
 
-import autograd.numpy as anp
 
 from .. import backends
+from ..activations import sigmoid
 from .._validation import check_points, check_positive_int
 from ._common import Divergence, report_divergence, run_chain, runaway_radius, sampler_info
 
@@ -19,7 +19,7 @@ def rbm_gibbs_step(rbm, x, rng):
     .. math:: h\sim\mathrm{Bernoulli}(\sigma(c+W^\top x)),\qquad x\sim\mathcal N(b+Wh, I)
     """
     bk = backends.of(x)
-    p_h = 0.5 * (anp.tanh(0.5 * (x @ rbm.W + rbm.c)) + 1.0)  # (n, m)
+    p_h = sigmoid(x @ rbm.W + rbm.c)  # (n, m)
     h = (bk.uniform(rng, p_h.shape, x.dtype) < p_h).astype(x.dtype)
     x = rbm.b + h @ rbm.W.T + bk.normal(rng, x.shape, x.dtype)
     return x, h

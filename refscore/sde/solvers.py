@@ -16,14 +16,13 @@ import warnings
 
 import autograd.numpy as anp
 import numpy as onp
-from autograd import make_vjp
 
 from .. import backends
 from .._math import sqnorm
 from .._progress import progress
 from .._validation import (check_finite, check_output, check_points, check_positive, check_positive_int,
                            check_time_interval)
-from ..losses import jacobian_trace
+from ..losses import hutchinson_trace, jacobian_trace
 from .sdes import SDE
 
 __all__ = ["reverse_sde_sample", "probability_flow_sample", "log_likelihood"]
@@ -182,11 +181,7 @@ def _trace_fn(score_fn, v):
     if v is None:
         return lambda xt, t: jacobian_trace(lambda y: score_fn(y, t), xt)
 
-    def hutchinson(xt, t):
-        vjp, s = make_vjp(lambda y: _score(score_fn, y, t))(xt)
-        return s, sum(anp.sum(vjp(vm) * vm, axis=1) for vm in v) / v.shape[0]
-
-    return hutchinson
+    return lambda xt, t: hutchinson_trace(lambda y: _score(score_fn, y, t), xt, v)
 
 
 def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior_log_prob=None,
