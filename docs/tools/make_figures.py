@@ -15,15 +15,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from refscore import experiments, samplers, sde, tweedie  # noqa: E402
+from refscore import datasets, experiments, samplers, sde, tweedie  # noqa: E402
+from refscore.apps import plots  # noqa: E402  (the tour's own plotting code)
 from refscore.energies import DoubleWell, Gaussian, GaussianMixture, Ring, SumOfEnergies  # noqa: E402
 from refscore.partition import log_partition_quadrature  # noqa: E402
 
 DPI = 90
 # the running example of the book: two well-separated modes of unequal weight (chapters 4, 6, 7)
 TWO_MODES = GaussianMixture([0.2, 0.8], [[-4.0, -4.0], [4.0, 4.0]], [1.0, 1.0])
-RING8 = GaussianMixture(np.full(8, 1 / 8), 2.0 * np.c_[np.cos(np.arange(8) * np.pi / 4),
-                                                      np.sin(np.arange(8) * np.pi / 4)], np.full(8, 0.04))
+RING8 = datasets.gaussian_mixture_law(noise=0.2)  # the tour's 8-Gaussian ring, modes of width 0.2
 
 
 def _grid(lim, m=120):
@@ -59,16 +59,11 @@ def fig_ebm(path):
 
 
 def fig_score_field(path):
-    """The score of a mixture as arrows over its density, and the same field for E + c."""
+    """The score of a mixture as arrows over its density (the tour's plots.score_field)."""
     gmm = GaussianMixture([0.3, 0.7], [[-1.5, 0.0], [1.5, 0.5]], [0.5, 0.8])
-    X, Y, pts = _grid(3.5)
-    Xq, Yq, q = _grid(3.5, 17)
-    s = gmm.score(q)
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    ax.contourf(X, Y, np.exp(gmm.log_prob(pts)).reshape(X.shape), 30, cmap="Blues")
-    ax.quiver(Xq, Yq, s[:, 0], s[:, 1], color="k", angles="xy", scale=60, width=0.004)
-    ax.set_title("s(x) = -grad E(x) over p(x)")
-    ax.set_aspect("equal")
+    plots.score_field(ax, gmm.score, lim=3.5, m=17, density=plots.density_grid(gmm.log_prob, lim=3.5),
+                      title="s(x) = -grad E(x) over p(x)")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
 
@@ -157,11 +152,10 @@ def fig_samplers(path):
     sig = np.geomspace(10.0, 0.5, 10)
     ann, _ = samplers.annealed_langevin(lambda x, s: TWO_MODES.perturbed(s).score(x), x0, sig, 0.05, 30, rng)
     fig, ax = plt.subplots(1, 3, figsize=(10, 3.5), sharex=True, sharey=True)
-    for a, (name, y) in zip(ax, (("ULA", ula), ("MALA", mala), ("annealed Langevin", ann))):
+    density = plots.density_grid(TWO_MODES.log_prob, lim=8.0)
+    for a, (name, y) in zip(ax, (("ULA", ula), ("MALA", mala), ("annealed", ann))):
         frac = float(np.mean(y[:, 0] > 0))
-        a.plot(*y.T, ".", ms=2)
-        a.set_title(f"{name}: {frac:.2f} in the 0.8 mode")
-        a.set_aspect("equal")
+        plots.scatter_over_density(a, y, density, title=f"{name}: {frac:.2f} in the 0.8 mode")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
 
@@ -237,10 +231,7 @@ def fig_digits(path):
         panels.append(("NCSN samples (tour-output/digits_samples.npy)", np.load(tour)[:32]))
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), squeeze=False)
     for ax, (title, imgs) in zip(axes[:, 0], panels):
-        grid = np.vstack([np.hstack([im.reshape(8, 8) for im in imgs[r * 16:(r + 1) * 16]]) for r in range(2)])
-        ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
+        plots.image_grid(ax, imgs, side=8, ncols=16, title=title)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
 
