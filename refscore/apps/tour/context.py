@@ -18,7 +18,7 @@ SIZES = {
     "n_sample_steps": (1000, 300), "ncsn_steps": (3000, 300), "ncsn_levels": (10, 6), "ncsn_steps_each": (100, 40),
     "n_open": (20000, 5000), "n_bias": (50000, 10000), "n_reverse": (2000, 500), "reverse_steps": (1000, 200),
     "n_likelihood": (16, 8), "n_ais": (1000, 200), "ais_steps": (200, 50),
-    "digits_steps": (6000, 150), "digits_levels": (40, 12), "digits_steps_each": (5, 3),
+    "digits_steps": (6000, 150), "digits_levels": (40, 12), "digits_steps_each": (20, 3),
 }
 
 

@@ -15,6 +15,15 @@ from ..report import Table
 __all__ = ["images_section", "digit_quality", "nn_distance"]
 
 N_SAMPLES, SIDE, HIDDEN = 64, 8, (384, 384)
+# Adam's peak rate under a cosine decay with a short linear warm-up: the decay to zero lets the
+# last thousand steps settle, which raised the classifier's confidence of the samples from 0.83
+# (a constant 2e-3) to 0.87 at the same cost, with the sampler below, over several sampling seeds
+LR, WARMUP = 3e-3, 200
+# the sampler's step is this multiple of technique 4's ε for T steps per level: technique 4 sets
+# the chain's variance right for a perfect Gaussian score; with the learned score, steps three
+# times larger mix better within T = 20 (confidence 0.83 -> 0.87, NN ratio 1.04 -> 1.00 on five
+# seeds; 4x starts to make copies, 10x diverges)
+STEP_BOOST = 3.0
 TARGETS = {"confidence": 0.85, "nn_ratio": 1.15}
 
 
@@ -29,27 +38,35 @@ def _digits(ctx):
 
 
 def _train(ctx):
+    r"""The noise-conditional net trained on the digits at technique 2's levels (12 in quick),
+    one level per example, Adam with a cosine-decayed rate, EMA of the parameters."""
     xtr = _digits(ctx)[0]
-    schedule = nn.ncsnv2_schedule(xtr, sigma_min=0.02, L=None if not ctx.quick else ctx.size("digits_levels"),
-                                  T=ctx.size("digits_steps_each"))
+    schedule = nn.ncsnv2_schedule(xtr, sigma_min=0.02, L=None if not ctx.quick else ctx.size("digits_levels"))
     net = nn.NoiseConditionalScoreNet(64, HIDDEN, rng=ctx.rng("init digits net"), activation="swish", data=xtr)
     loss = lambda p, b, r: losses.ncsn(net.score_fn(p), b, schedule.sigmas, r, levels="sample")
     steps = ctx.size("digits_steps")
     ctx.log(f"  training the digits net ({len(schedule.sigmas)} levels, {steps} steps)")
     params, hist = train.fit(loss, net.params, ctx.dev(xtr), ctx.rng("train digits"), n_steps=steps,
-                             batch_size=128, desc="digits", optimizer=train.adam(2e-3), ema=ema_decay(steps))
+                             batch_size=128, desc="digits", optimizer=train.adam(LR), ema=ema_decay(steps),
+                             lr_schedule=train.cosine_schedule(LR, steps, warmup=min(WARMUP, steps // 10)))
     net.params = hist.get("ema_params", params)
     return net, schedule, hist["loss"]
 
 
 def _sample(ctx, net, schedule):
-    r"""64 digits by annealed Langevin from uniform noise on :math:`[0,1]^{64}`, a final Tweedie
-    step :math:`x + \sigma_L^2 s_\theta(x,\sigma_L)`, clipped to the pixel range [0, 1]."""
+    r"""64 digits by annealed Langevin from uniform noise on :math:`[0,1]^{64}`, over L geometric
+    levels from the training σ₁ to σ_L (more levels than training used: the net is continuous in
+    σ), T steps each, step ``STEP_BOOST`` × technique 4's ε; then a final Tweedie step
+    :math:`x + \sigma_L^2 s_\theta(x,\sigma_L)`, clipped to the pixel range [0, 1]. Returns the
+    samples and the sampling schedule."""
+    xtr = _digits(ctx)[0]
+    plan = nn.ncsnv2_schedule(xtr, sigma_min=float(schedule.sigmas[-1]), L=ctx.size("digits_levels"),
+                              T=ctx.size("digits_steps_each"), sigma_max=float(schedule.sigmas[0]))
     rng = ctx.rng("sample digits")
     x0 = ctx.bk.uniform(rng, (N_SAMPLES, SIDE * SIDE))
-    x, _ = samplers.annealed_langevin(net.score_fn(), x0, schedule.sigmas, schedule.step_size,
-                                      ctx.size("digits_steps_each"), rng, final_denoise=True)
-    return onp.clip(ctx.host(x), 0.0, 1.0)
+    x, _ = samplers.annealed_langevin(net.score_fn(), x0, plan.sigmas, STEP_BOOST * plan.step_size,
+                                      plan.n_steps_each, rng, final_denoise=True)
+    return onp.clip(ctx.host(x), 0.0, 1.0), plan
 
 
 def nn_distance(a, b):
@@ -116,7 +133,7 @@ def images_section(ctx):
     cpu0 = time.process_time()
     xtr, ytr, xte, yte = _digits(ctx)
     net, schedule, curve = ctx.once("digits net", _train)
-    samples = _sample(ctx, net, schedule)
+    samples, plan = _sample(ctx, net, schedule)
     onp.save(os.path.join(ctx.out, "digits_samples.npy"), samples)
     real = xte[onp.random.default_rng(ctx.seed).choice(len(xte), N_SAMPLES, replace=False)]
     fig = plots.samples_beside_real(samples, real, SIDE, ("64 samples (annealed Langevin)", "64 real test digits"))
@@ -125,9 +142,10 @@ def images_section(ctx):
     cpu = time.process_time() - cpu0
     R.table(_quality_table(q))
     R.text(f"A noise-conditional net (two swish hidden layers of 384) is trained on {len(xtr)} digits for "
-           f"{len(curve)} steps, one noise level per example over {len(schedule.sigmas)} levels from "
-           f"σ₁ = {float(schedule.sigmas[0]):.2f} to σ_L = {float(schedule.sigmas[-1]):.3f}; 64 digits are drawn by "
-           f"annealed Langevin ({ctx.size('digits_steps_each')} steps per level) from uniform noise and denoised "
-           f"once by Tweedie's formula. Section CPU time: {cpu:.0f} s. The samples are saved as digits_samples.npy "
-           "(64, 64).")
+           f"{len(curve)} steps (Adam, rate {LR} with cosine decay), one noise level per example over "
+           f"{len(schedule.sigmas)} levels from σ₁ = {float(schedule.sigmas[0]):.2f} to "
+           f"σ_L = {float(schedule.sigmas[-1]):.3f}; 64 digits are drawn by annealed Langevin over "
+           f"{len(plan.sigmas)} levels, {plan.n_steps_each} steps each, step h = {STEP_BOOST:g} × technique 4's ε "
+           f"= {STEP_BOOST * plan.step_size:.2e}, from uniform noise, and denoised once by Tweedie's formula. "
+           f"Section CPU time: {cpu:.0f} s. The samples are saved as digits_samples.npy (64, 64).")
     ctx.results.update({f"digits_{k}": v for k, v in q.items()}, digits_cpu_s=cpu)
