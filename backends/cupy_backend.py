@@ -31,6 +31,8 @@ def _import_cupy():
 
 
 class CupyBackend(Backend):
+    """CuPy on a CUDA GPU: ``cupy.ndarray`` registered with autograd (``_autograd_ext``)."""
+
     name = "cupy"
 
     def __init__(self):

@@ -8,6 +8,8 @@ from .strict_backend import StrictArray
 
 
 class NumpyBackend(Backend):
+    """The reference backend: ``numpy.ndarray`` in host memory, differentiated natively by autograd."""
+
     name = "numpy"
     host_memory = True
     xp = numpy

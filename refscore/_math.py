@@ -22,14 +22,18 @@ def logsumexp(a, axis=-1):
 
 
 def softmax(a, axis=-1):
-    """Softmax along ``axis`` (stable)."""
+    r"""Softmax along ``axis``, shifted by the maximum so that no exponent overflows:
+
+    .. math:: \mathrm{softmax}(a)_k = \frac{e^{a_k - m}}{\sum_j e^{a_j - m}},\quad m = \max_j a_j
+
+    (the mixture responsibilities :math:`r_k(x)` of seed 003_…, eq. 11.9's posterior weights)."""
     m = anp.max(getval(a), axis=axis, keepdims=True)
     e = anp.exp(a - m)
     return e / anp.sum(e, axis=axis, keepdims=True)
 
 
 def sqnorm(x):
-    """Row-wise squared Euclidean norm: (n, d) -> (n,)."""
+    r"""Row-wise squared Euclidean norm :math:`\|x_i\|^2 = \sum_j x_{ij}^2`: (n, d) -> (n,)."""
     return anp.sum(x * x, axis=1)
 
 

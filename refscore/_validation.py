@@ -77,6 +77,7 @@ def check_positive(value, name):
 
 
 def check_positive_int(value, name, minimum=1):
+    """An integer ``>= minimum`` (booleans refused), named in the error with its value."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
@@ -91,6 +92,7 @@ def check_unit_interval(value, name):
 
 
 def check_choice(value, name, choices):
+    """``value`` if it is one of ``choices``, else a ValueError listing them."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value

@@ -37,7 +37,12 @@ def gaussian_mixture_law(noise=None, backend=None):
 
 
 def make(name, n, rng, noise=None):
-    """Draw ``n`` points of the named toy set; see module docstring."""
+    r"""Draw ``n`` points of the named toy set (see the module docstring for each law), e.g. the
+    8-Gaussian ring
+
+    .. math:: x = 2(\cos\tfrac{2\pi k}{8}, \sin\tfrac{2\pi k}{8}) + s\,z,\quad k\sim U\{0..7\},\ z\sim\mathcal N(0, I)
+
+    (Grathwohl et al. 2019's toys); ``rng`` is a backend Generator, the points ``(n, 2)``."""
     if name not in NAMES:
         raise ValueError(f"unknown data set {name!r}; choose from {', '.join(NAMES)}")
     n = check_positive_int(n, "n")

@@ -93,7 +93,11 @@ def effective_sample_size(chains):
 
 
 def acceptance_summary(info):
-    """Mean, min and max per-chain acceptance rate from a Metropolis sampler's ``info``."""
+    r"""Mean, min and max per-chain acceptance rate from a Metropolis sampler's ``info``,
+
+    .. math:: \bar a_c = \frac1T\sum_{t=1}^T \mathbb 1[\text{step } t \text{ of chain } c \text{ accepted}]
+
+    (Roberts & Rosenthal 1998 tune MALA to :math:`\bar a\approx0.574`, random walk to 0.234)."""
     a = _host(info["acceptance_rate"])
     return {"mean": float(a.mean()), "min": float(a.min()), "max": float(a.max()), "n_chains": int(a.size)}
 

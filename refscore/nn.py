@@ -43,7 +43,12 @@ def mlp_init(sizes, rng, backend=None, dtype="float64"):
 
 
 def mlp_apply(params, h, activation="softplus"):
-    """Forward pass of :func:`mlp_init`'s MLP: activations between layers, linear output."""
+    r"""Forward pass of :func:`mlp_init`'s MLP: activations between layers, linear output,
+
+    .. math:: h_0 = x,\quad h_{\ell} = \phi(h_{\ell-1}W_\ell + b_\ell),\quad
+              f(x) = h_{K-1}W_K + b_K
+
+    (seed 001_…, "Neural net predicts energy of a given state"); :math:`\phi` is ``activation``."""
     act = _ACTIVATIONS[activation]
     for layer in params[:-1]:
         h = act(h @ layer["W"] + layer["b"])

@@ -19,6 +19,7 @@ import numpy as onp
 
 # ----- 1. SSM-VR -----
 def ssm_setup(ctx):
+    """Inputs of the SSM-VR workload: an MLP energy, the data batch and fixed projections."""
     from autograd import grad
 
     from .. import losses
@@ -34,10 +35,12 @@ def ssm_setup(ctx):
 
 
 def ssm_run(state):
+    r"""SSM-VR loss and its parameter gradient, :math:`\nabla_\theta\,\mathbb E[v^\top\nabla s_\theta v + \tfrac12\|s_\theta\|^2]`."""
     return state["grad"](state["model"].params)[0]["W"]
 
 
 def ssm_references(ctx, state):
+    """The same loss and gradient in PyTorch eager (when installed), yielded as (name, run, sync)."""
     if ctx.torch is not None:
         yield "PyTorch eager", _torch_ssm(ctx), ctx.torch_sync
         return
@@ -78,6 +81,7 @@ K, D_GMM, STEPS_GMM = 8, 64, 50
 
 
 def gmm_ula_setup(ctx):
+    """Inputs of the GMM ULA workload: the K=8, d=64 mixture, starting points and generator."""
     from ..energies import GaussianMixture
 
     bk, dt = ctx.bk, ctx.dtype
@@ -88,12 +92,14 @@ def gmm_ula_setup(ctx):
 
 
 def gmm_ula_run(state):
+    r"""ULA steps :math:`x' = x + h\,s(x) + \sqrt{2h}\,z` with the mixture's closed-form score."""
     from .. import samplers
 
     return samplers.langevin(state["gmm"].score, state["x0"], 0.01, STEPS_GMM, state["rng"])[0]
 
 
 def gmm_ula_references(ctx, state):
+    """References: the (n, K, d) broadcast score in NumPy, and PyTorch eager when installed."""
     from .. import samplers
 
     xp, gmm = ctx.bk.xp, state["gmm"]
@@ -138,6 +144,7 @@ H_GAUSS = 0.1
 
 
 def gauss_ula_setup(ctx):
+    """Inputs of the 2-D N(0, I) ULA workload: 100 000 chains and their generator."""
     from ..energies import Gaussian
 
     bk, dt = ctx.bk, ctx.dtype
@@ -147,12 +154,14 @@ def gauss_ula_setup(ctx):
 
 
 def gauss_ula_run(state):
+    r"""ULA on :math:`\mathcal N(0, I)`: :math:`x' = (1-h)x + \sqrt{2h}\,z` via ``samplers.langevin``."""
     from .. import samplers
 
     return samplers.langevin(state["g"].score, state["x0"], H_GAUSS, state["steps"], state["rng"])[0]
 
 
 def gauss_ula_references(ctx, state):
+    """The same chains in PyTorch eager (when installed): the TorchEBM-sized reference."""
     if ctx.torch is None:
         return
     torch, dev, dtype = ctx.torch, ctx.torch_device, getattr(ctx.torch, ctx.dtype)

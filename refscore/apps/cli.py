@@ -27,6 +27,7 @@ def _common(p):
 
 
 def build_parser():
+    """The ``refscore`` argument parser: ``tour``, ``check``, ``bench``, ``conformance``."""
     parser = argparse.ArgumentParser(prog="refscore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tour", help="the lecture, end to end: figures + report.md/report.html")

@@ -10,6 +10,9 @@ import numpy as onp
 
 
 class Report:
+    """The tour's report: sections, figures and tables written as ``report.md`` and a
+    self-contained ``report.html`` (figures inlined) in ``out``."""
+
     def __init__(self, out, title):
         self.out, self.title, self.items = out, title, []
         os.makedirs(out, exist_ok=True)

@@ -68,8 +68,12 @@ def langevin_move(x, score_x, h, z, noise_var=None):
 
 
 def langevin_move_fresh_noise(x, score_x, h, z, noise_var=None):
-    r""":func:`langevin_move` for a ``z`` drawn for this step alone: the sum is built in ``z``'s
-    memory (one temporary instead of four) unless autograd is tracing the step."""
+    r""":func:`langevin_move` for a ``z`` drawn for this step alone,
+
+    .. math:: x' = x + h\,s(x) + \sqrt{2h}\,z \qquad\text{(seed 001\_…, Langevin sampling)}
+
+    with the sum built in ``z``'s memory (one temporary instead of four) unless autograd is
+    tracing the step."""
     if any(isinstance(a, Box) for a in (x, score_x, z)):
         return langevin_move(x, score_x, h, z, noise_var)
     z *= math.sqrt(2.0 * h if noise_var is None else noise_var)
