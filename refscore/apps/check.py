@@ -23,7 +23,7 @@ from ..energies import Gaussian, GaussianMixture, MLPEnergy
 from ..partition import log_partition_quadrature
 from .report import Table
 
-__all__ = ["Identity", "CheckContext", "IDENTITIES", "diffused_law", "equivalence_table", "run_check"]
+__all__ = ["Identity", "CheckContext", "IDENTITIES", "equivalence_table", "run_check"]
 
 N_SE = 5.0  # Monte-Carlo identities pass within N_SE standard errors
 
@@ -60,28 +60,6 @@ def _mean_se(per_example):
     r"""Sample mean and its standard error :math:`\hat\sigma/\sqrt n` of host per-example values."""
     v = onp.asarray(per_example, float)
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size))
-
-
-def diffused_law(sde, law, t):
-    r"""The law at time ``t`` of data ``law`` (a :class:`~refscore.energies.Gaussian` or
-    :class:`~refscore.energies.GaussianMixture`) pushed through the SDE's marginal
-    :math:`x_t = m(t)\,x_0 + \varsigma(t)\,z` (Song et al. 2021, eq. 29 for VP, eq. 31 for VE):
-
-    .. math:: \mathcal N(\mu, S) \mapsto \mathcal N\big(m\mu,\ m^2 S + \varsigma^2 I\big)
-
-    component by component for a mixture. ``m, ς`` come from the public ``sde.marginal_prob``.
-    """
-    bk = law.backend
-    one = onp.ones((1, law.dim))
-    mean, std = sde.marginal_prob(one, t)
-    m = float(onp.asarray(mean).ravel()[0])
-    v = float(std) ** 2
-    if isinstance(law, GaussianMixture):
-        if m == 1.0 and v == 0.0:
-            return law
-        return law.perturbed(math.sqrt(v)) if m == 1.0 else law.diffused(min(max(v, 1e-12), 1 - 1e-12))
-    mu, S = bk.to_numpy(law.mean), bk.to_numpy(law.cov)
-    return Gaussian(m * mu, m * m * S + v * onp.eye(law.dim), backend=bk.name)
 
 
 class CheckContext:
@@ -217,8 +195,8 @@ def _pf_ode_likelihood(ctx):
     sde = sdelib.VPSDE()
     dat2 = Gaussian([1.0, -0.5], [[1.0, 0.4], [0.4, 0.6]], backend=ctx.bk.name)
     xs = dat2.sample(4, ctx.rng("pf-ode"))
-    ll = sdelib.log_likelihood(sde, lambda x, t: diffused_law(sde, dat2, t).score(x), xs,
-                               prior_log_prob=diffused_law(sde, dat2, 1.0).log_prob)
+    ll = sdelib.log_likelihood(sde, lambda x, t: sdelib.marginal_law(dat2, sde, t).score(x), xs,
+                               prior_log_prob=sdelib.marginal_law(dat2, sde, 1.0).log_prob)
     return float(abs(ctx.host(ll - dat2.log_prob(xs))).max()), 0.0, 0.0
 
 

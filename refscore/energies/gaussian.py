@@ -197,8 +197,13 @@ class GaussianMixture(Energy):
         return self.means[k] + (self._params_in(self.dtype)["chol"][k] @ z[:, :, None])[:, :, 0]
 
     # --- the noised laws of the notes -----------------------------------------------------
-    def _affine_noise(self, a, var):
-        """Law of ``a x + sqrt(var) z``: a mixture with means a μ_k and covariances a² Σ_k + var I."""
+    def affine_noise(self, a, var):
+        r"""The law of :math:`a\,x + \sqrt{v}\,z` (x from this mixture, z ~ N(0, I) independent):
+
+        .. math:: \sum_k w_k\,\mathcal N\big(a\mu_k,\ a^2\Sigma_k + v I\big)
+
+        (seed 003_…, eqs. 11.4–11.6); :meth:`perturbed` is ``a = 1``, :meth:`diffused` is
+        ``a = sqrt(1-β), v = β``, and :func:`refscore.sde.marginal_law` any SDE's ``a(t), s(t)²``."""
         h = self.host_params
         return GaussianMixture(h["weights"], a * h["means"], a * a * h["covs"] + var * onp.eye(self.dim),
                                backend=self.backend, dtype=self.dtype)
@@ -211,13 +216,13 @@ class GaussianMixture(Energy):
                   \qquad\text{(seed 001\_…, "Noise Conditional Score-Based Model")}
         """
         s = check_positive(sigma, "sigma")
-        return self._affine_noise(1.0, s * s)
+        return self.affine_noise(1.0, s * s)
 
     def diffused(self, beta):
         r"""The law of :math:`\sqrt{1-\beta}\,x+\sqrt\beta\,\varepsilon` (seed 003_…, eqs.
         11.4–11.6): means :math:`\sqrt{1-\beta}\mu_k`, covariances :math:`(1-\beta)\Sigma_k+\beta I`."""
         b = check_unit_interval(beta, "beta")
-        return self._affine_noise(math.sqrt(1.0 - b), b)
+        return self.affine_noise(math.sqrt(1.0 - b), b)
 
     def _posterior_mean(self, y, a, var):
         # y = a x + sqrt(var) ε.  Per component: E[x | y, k] = μ_k + a Σ_k (a²Σ_k + var I)⁻¹ (y - a μ_k)
@@ -227,7 +232,7 @@ class GaussianMixture(Energy):
         offs = h["means"] - a * onp.einsum("kij,kj->ki", gains, h["means"])  # (K, d)
         dt = getval(y).dtype if getval(y).dtype.kind == "f" else onp.float64
         G = self.backend.asarray(onp.concatenate(list(onp.swapaxes(gains, 1, 2)), axis=1), dtype=dt)  # (d, K d)
-        r = self._affine_noise(a, var).responsibilities(y)  # (n, K)
+        r = self.affine_noise(a, var).responsibilities(y)  # (n, K)
         n = y.shape[0]
         cond = anp.reshape(y @ G, (n, K, d)) + self.backend.asarray(offs, dtype=dt)  # (n, K, d)
         return anp.sum(anp.reshape(r, (n, K, 1)) * cond, axis=1)

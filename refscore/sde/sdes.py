@@ -13,6 +13,8 @@ import abc
 import math
 import numbers
 
+import numpy as onp
+
 from autograd.tracer import getval
 
 from .. import backends
@@ -220,11 +222,10 @@ def marginal_law(data, sde, t):
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"t must lie in [0, 1], got {t!r}")
     a, s = sde.marginal_coeffs(t)
-    bk = data.backend
-    noise = s * s * bk.to_numpy(bk.xp.eye(data.dim))
     if isinstance(data, GaussianMixture):
-        return GaussianMixture(bk.to_numpy(data.weights), a * bk.to_numpy(data.means),
-                               a * a * bk.to_numpy(data.covs) + noise, backend=bk.name)
+        return data.affine_noise(a, s * s)
     if isinstance(data, Gaussian):
-        return Gaussian(a * bk.to_numpy(data.mean), a * a * bk.to_numpy(data.cov) + noise, backend=bk.name)
+        bk = data.backend
+        return Gaussian(a * bk.to_numpy(data.mean), a * a * bk.to_numpy(data.cov) + s * s * onp.eye(data.dim),
+                        backend=bk.name, dtype=data.dtype)
     raise TypeError(f"data must be a Gaussian or GaussianMixture, got {type(data).__name__}")

@@ -6,7 +6,6 @@ import numpy as onp
 
 from ... import experiments, sde as sdelib
 from .. import plots
-from ..check import diffused_law
 from ..report import Table
 from .artefacts import energy_model, ring
 
@@ -74,7 +73,7 @@ def diffusion_section(ctx):
     R, target = ctx.report, ring(ctx)
     R.heading("8. The reverse SDE, the probability-flow ODE and log-likelihoods")
     sde, rng = sdelib.VPSDE(0.1, 20.0), ctx.rng("diffusion")
-    score_t = lambda x, t: diffused_law(sde, target, t).score(x)
+    score_t = lambda x, t: sdelib.marginal_law(target, sde, t).score(x)
     x1 = sde.prior_sample(ctx.size("n_reverse"), 2, rng)
     xr = sdelib.reverse_sde_sample(sde, score_t, x1, rng, n_steps=ctx.size("reverse_steps"))
     xf = sdelib.probability_flow_sample(sde, score_t, x1[:300], rtol=1e-4, atol=1e-4)
