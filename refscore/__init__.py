@@ -8,8 +8,9 @@ from . import backends  # noqa: F401  (refscore.backends is the top-level backen
 
 __version__ = "0.1.0"
 
-__all__ = ["backends", "energies", "partition", "losses", "tweedie", "samplers", "diagnostics",
-           "sde", "nn", "train", "datasets", "experiments"]
+# in lecture order: energies -> objectives -> Tweedie -> samplers -> diffusion; then models and training
+__all__ = ["backends", "energies", "losses", "traces", "tweedie", "samplers", "sde", "partition", "diagnostics",
+           "models", "training", "datasets", "conformance", "nn", "train"]
 
 
 def __getattr__(name):

@@ -36,9 +36,3 @@ def sqnorm(x):
     r"""Row-wise squared Euclidean norm :math:`\|x_i\|^2 = \sum_j x_{ij}^2`: (n, d) -> (n,)."""
     return anp.sum(x * x, axis=1)
 
-
-def softplus(x):
-    r""":math:`\log(1+e^x)`, stable; the fused primitive of :mod:`refscore.activations`."""
-    from .activations import softplus as fused
-
-    return fused(x)

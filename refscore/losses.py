@@ -24,7 +24,6 @@ import math
 import warnings
 
 import autograd.numpy as anp
-from autograd import make_vjp
 from autograd.tracer import getval
 
 from . import backends
@@ -34,6 +33,7 @@ from ._validation import (check_choice, check_points, check_positive, check_posi
 from ._validation import check_sigmas as _check_sigmas
 
 from .loss_constants import dsm_esm_gap, esm_ism_gap
+from .traces import check_score_shape, hutchinson_trace, jacobian_trace  # the traces also stay importable here
 
 __all__ = ["esm", "ism", "ssm", "dsm", "ncsn", "vp_denoising", "geometric_sigmas",
            "esm_ism_gap", "dsm_esm_gap", "jacobian_trace", "hutchinson_trace", "projections", "DegenerateDataWarning"]
@@ -44,13 +44,6 @@ _REDUCTIONS = ("mean", "none")
 def _reduce(per_example, reduction):
     check_choice(reduction, "reduction", _REDUCTIONS)
     return anp.mean(per_example) if reduction == "mean" else per_example
-
-
-def _check_score_shape(s, x, who="score_fn"):
-    if tuple(getval(s).shape) != tuple(getval(x).shape):
-        raise ValueError(f"{who} must map (n, d) to (n, d); got {tuple(getval(s).shape)} "
-                         f"for input {tuple(getval(x).shape)}")
-    return s
 
 
 class DegenerateDataWarning(UserWarning):
@@ -101,48 +94,8 @@ def esm(score_fn, x, true_score_fn, reduction="mean"):
     reduction : "mean" (default) or "none"
     """
     check_points(x)
-    diff = _check_score_shape(score_fn(x), x) - _check_score_shape(true_score_fn(x), x, "true_score_fn")
+    diff = check_score_shape(score_fn(x), x) - check_score_shape(true_score_fn(x), x, "true_score_fn")
     return _reduce(0.5 * sqnorm(diff), reduction)
-
-
-def jacobian_trace(score_fn, x):
-    r"""Exact :math:`\operatorname{tr}\nabla_x s(x)` of every row, with its value :math:`s(x)`.
-
-    .. math:: \operatorname{tr}\nabla_x s(x) = \sum_{i=1}^d e_i^\top\big(\nabla_x s(x)\big)^\top e_i
-
-    One forward pass and **d reverse passes** (vector–Jacobian products with the basis vectors
-    :math:`e_i`, each over the whole batch at once: rows do not interact). This is the cost
-    that sliced score matching avoids (seed 002_…, "Second term is nasty").
-
-    Returns
-    -------
-    s : (n, d), trace : (n,)
-    """
-    vjp, s = make_vjp(score_fn)(x)
-    _check_score_shape(s, x)
-    n, d = getval(x).shape
-    xp = backends.of(getval(x)).xp
-    eye = xp.eye(d, dtype=getval(x).dtype)
-    trace = 0.0
-    for i in range(d):
-        e_i = xp.zeros((n, d), dtype=getval(x).dtype) + eye[i]  # (n, d), every row e_i
-        trace = trace + vjp(e_i)[:, i]
-    return s, trace
-
-
-def hutchinson_trace(score_fn, x, v):
-    r"""Hutchinson's estimate of :math:`\operatorname{tr}\nabla_x s(x)` per row, with :math:`s(x)`:
-
-    .. math:: \widehat{\operatorname{tr}} = \frac1M\sum_{m=1}^M v_m^\top\nabla_x s(x)\,v_m,
-              \qquad \mathbb E[v v^\top] = I \Rightarrow \mathbb E\,\widehat{\operatorname{tr}} = \operatorname{tr}\nabla_x s
-
-    (Hutchinson 1990; seed 002_…, "Hutchinson trace estimator"). One forward pass and M reverse
-    passes for probes ``v`` of shape (M, n, d). Returns ``s`` (n, d) and the estimate (n,).
-    """
-    vjp, s = make_vjp(score_fn)(x)
-    _check_score_shape(s, x)
-    quad = sum(anp.sum(vjp(vm) * vm, axis=1) for vm in v)  # vᵀ (∇s)ᵀ v = vᵀ ∇s v
-    return s, quad / getval(v).shape[0]
 
 
 def ism(score_fn, x, reduction="mean"):
@@ -259,7 +212,7 @@ def dsm(score_fn, x, sigma, rng=None, reduction="mean", z=None):
             raise ValueError("dsm needs rng (a backend Generator) unless the noise z is given")
         z = backends.of(getval(x)).normal(rng, getval(x).shape, getval(x).dtype)
     x_tilde = x + sig * z
-    s = _check_score_shape(score_fn(x_tilde), x)
+    s = check_score_shape(score_fn(x_tilde), x)
     return _reduce(0.5 * sqnorm(s + (x_tilde - x) / sig**2), reduction)
 
 
@@ -391,5 +344,5 @@ def vp_denoising(score_fn, x, beta, rng=None, reduction="mean", eps=None):
             raise ValueError("vp_denoising needs rng (a backend Generator) unless eps is given")
         eps = bk.normal(rng, xv.shape, xv.dtype)
     x_prime = a * x + sb * eps
-    s = _check_score_shape(score_fn(x_prime, beta), x)
+    s = check_score_shape(score_fn(x_prime, beta), x)
     return _reduce(sqnorm(x_prime + b_col * s - a * x), reduction)

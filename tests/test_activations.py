@@ -1,4 +1,4 @@
-"""The fused activations (refscore.activations): each derivative order of softplus, tanh and
+"""The fused activations (refscore.models.activations): each derivative order of softplus, tanh and
 SiLU equals the plain composition (autograd of logaddexp / tanh / z·sigmoid) to third order,
 stays finite where the composition overflows, and passes autograd's own gradient check."""
 import autograd.numpy as anp
@@ -7,7 +7,8 @@ import pytest
 from autograd import elementwise_grad as egrad
 from autograd.test_util import check_grads
 
-from refscore import activations as A, backends
+from refscore import backends
+from refscore.models import activations as A
 
 COMPOSED = {
     "softplus": lambda z: anp.logaddexp(0.0, z),
@@ -65,7 +66,7 @@ def test_every_order_keeps_dtype_and_backend(dtype, backend):
 
 
 def test_cuda_kernel_source_is_generated_from_the_same_polynomials():
-    from refscore._cupy_kernels import kernel_source
+    from refscore.models._cupy_kernels import kernel_source
 
     # tanh''' = -2Q² + 4QT² with Q = 1 - T²
     assert kernel_source("tanh", 3).endswith("out = g * (4.0*v1*v2*v2 + -2.0*v1*v1);")

@@ -6,8 +6,9 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from refscore import backends, checkpoint, datasets, losses, train
-from refscore.checkpoint import CheckpointCorrupt, CheckpointMismatch
+from refscore import backends, datasets, losses, train
+from refscore.training import checkpoint
+from refscore.training.checkpoint import CheckpointCorrupt, CheckpointMismatch
 from refscore.energies import MLPEnergy
 
 KW = dict(batch_size=16, progress_bar=False, checkpoint_every=10)

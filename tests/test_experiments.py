@@ -1,10 +1,10 @@
 """The open-question experiments (seed 004_…, Q2.1/Q2.2) run and say what the notes ask.
 
 Every measured number is compared with its closed form within N_SE standard errors, the standard
-error computed from the same samples (refscore.experiments.variance_stderr)."""
+error computed from the same samples (refscore.apps.experiments.variance_stderr)."""
 import numpy as np
 
-from refscore import experiments
+from refscore.apps import experiments
 
 N_SE = 5.0
 

@@ -119,10 +119,10 @@ def test_no_host_device_synchronisation_inside_sampler_steps():
 
 @pytest.mark.parametrize("name", ["softplus", "tanh", "silu", "sigmoid"])
 def test_fused_activation_kernels_compile_and_match_numpy(name):
-    """The ElementwiseKernels of refscore.activations, every order SSM/ISM need, against NumPy."""
+    """The ElementwiseKernels of refscore.models.activations, every order SSM/ISM need, against NumPy."""
     from autograd import elementwise_grad as egrad
 
-    from refscore import activations
+    from refscore.models import activations
 
     z = np.linspace(-40.0, 40.0, 401)
     f_cp, f_np = getattr(activations, name), getattr(activations, name)

@@ -14,7 +14,7 @@ from scipy.stats import norm
 
 from refscore import datasets, losses, nn, samplers, train
 from refscore.diagnostics import sliced_wasserstein
-from refscore.schedules import max_pairwise_distance, ncsnv2_gamma, ncsnv2_step_size
+from refscore.models.schedules import max_pairwise_distance, ncsnv2_gamma, ncsnv2_step_size
 
 K_SE = 5.0
 

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from refscore import checkpoint, datasets, diagnostics, losses, nn, samplers, train
+from refscore import datasets, diagnostics, losses, nn, samplers, train
+from refscore.training import checkpoint
 from refscore.energies import MLPEnergy
 
 

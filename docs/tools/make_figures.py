@@ -15,7 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from refscore import datasets, experiments, samplers, sde, tweedie  # noqa: E402
+from refscore import datasets, samplers, sde, tweedie  # noqa: E402
+from refscore.apps import experiments  # noqa: E402
 from refscore.apps import plots  # noqa: E402  (the tour's own plotting code)
 from refscore.energies import DoubleWell, Gaussian, GaussianMixture, Ring, SumOfEnergies  # noqa: E402
 from refscore.partition import log_partition_quadrature  # noqa: E402

@@ -23,7 +23,7 @@ def ssm_setup(ctx):
     from autograd import grad
 
     from .. import losses
-    from ..nn import MLPEnergy
+    from ..energies import MLPEnergy
 
     bk, dt = ctx.bk, ctx.dtype
     rng = bk.rng(ctx.seed)

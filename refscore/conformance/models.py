@@ -46,7 +46,7 @@ def flat(a):
 
 
 def _mlp_energy(model):
-    from ..nn import MLPEnergy
+    from ..energies import MLPEnergy
 
     w = model["weights"]
     if len(w) % 2 or not w:

@@ -11,6 +11,7 @@ Where known: ``log_partition()``, ``log_prob(x)``, ``sample(n, rng)``.
 """
 from .base import Energy
 from .gaussian import Gaussian, GaussianMixture, SumOfEnergies
+from .neural import MLPEnergy
 from .rbm import GaussianBernoulliRBM
 from .toys import Banana, DoubleWell, NealsFunnel, Ring
 
@@ -19,11 +20,3 @@ __all__ = [
     "DoubleWell", "Banana", "NealsFunnel", "Ring", "GaussianBernoulliRBM",
 ]
 
-
-def __getattr__(name):
-    # MLPEnergy is a learned model and lives in refscore.nn; re-exported here (API.md).
-    if name == "MLPEnergy":
-        from ..nn import MLPEnergy
-
-        return MLPEnergy
-    raise AttributeError(f"module 'refscore.energies' has no attribute {name!r}")

@@ -16,10 +16,28 @@ __all__ = ["Energy"]
 
 
 class Energy:
-    r"""Base class: subclasses implement ``_energy`` (and ``_score`` where closed form exists).
+    r"""Base class of every energy :math:`p(x) = e^{-E(x)}/Z`.
 
     .. math:: p(x) = \frac{e^{-E(x)}}{Z},\qquad Z=\int e^{-E(x)}\,dx
               \qquad\text{(seed 002\_…, "What is an EBM?", with } E\to -E)
+
+    **Subclassing (the public contract).** Set ``self.dim`` (the dimension d) and implement
+    :meth:`energy_unchecked` ``(n, d) -> (n,)``, written with ``autograd.numpy`` so that the score
+    can be differentiated. Optionally override :meth:`score_unchecked` with a closed form (a
+    test should compare it with autograd's), set ``self.backend`` to the
+    :class:`~refscore.backends.Backend` holding your parameters (inputs from another backend are
+    then refused), and implement :meth:`log_partition` / :meth:`sample` where known. The
+    validated methods (:meth:`energy`, :meth:`score`, ...) are built on these; do not override them.
+
+    >>> import autograd.numpy as anp
+    >>> class Quartic(Energy):
+    ...     def __init__(self, dim):
+    ...         self.dim = dim
+    ...     def energy_unchecked(self, x):       # E(x) = sum_j x_j^4 / 4, (n, d) -> (n,)
+    ...         return anp.sum(x**4, axis=1) / 4
+    >>> import numpy as np
+    >>> Quartic(2).score(np.array([[1.0, -2.0]]))   # -grad E = -x^3
+    array([[-1.,  8.]])
     """
 
     dim: int
@@ -29,7 +47,7 @@ class Energy:
     def energy(self, x):
         r"""Energy :math:`E(x)` of each row of ``x`` (n, d) -> (n,)."""
         self._check(x)
-        return self._energy(x)
+        return self._checked_energy(self.energy_unchecked(x), x)
 
     def unnormalized_log_prob(self, x):
         r""":math:`\log\tilde p(x) = -E(x)`, the log-density up to :math:`\log Z`: (n, d) -> (n,)."""
@@ -42,15 +60,18 @@ class Energy:
         -\nabla_x f_\theta(x)`, the :math:`\nabla_x\log Z_\theta` term being 0.
         """
         self._check(x)
-        return self._score(x)
+        return self.score_unchecked(x)
 
     def energy_unchecked(self, x):
-        r""":math:`E(x)` with no validation: for inner loops after the caller validated ``x``."""
-        return self._energy(x)
+        r""":math:`E(x)` with no validation, ``(n, d) -> (n,)``: **the method a subclass implements**
+        (with ``autograd.numpy``); inner loops call it after the caller validated ``x``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement energy_unchecked(x) -> (n,), "
+                                  "the energy of each row written with autograd.numpy")
 
     def score_unchecked(self, x):
-        r""":math:`s(x)=-\nabla_x E(x)` with no validation (no host sync): for inner loops."""
-        return self._score(x)
+        r""":math:`s(x)=-\nabla_x E(x)` with no validation (no host sync): for inner loops.
+        Autograd of :meth:`energy_unchecked` unless a subclass gives the closed form."""
+        return elementwise_grad(lambda y: -anp.sum(self.energy_unchecked(y)))(x)
 
     def log_partition(self):
         r""":math:`\log Z` in closed form (only where known)."""
@@ -71,14 +92,21 @@ class Energy:
     def _check(self, x):
         check_points(x, self.dim)
         if self.backend is not None:
-            backends.of(getval(x), self._param_probe())
+            owner = backends.of(getval(x))
+            if owner.name != self.backend.name:
+                raise TypeError(f"arrays from two backends in one call: {owner.name} and {self.backend.name} "
+                                f"(x and the parameters of this {type(self).__name__}); move x to one backend "
+                                f"first (backends.get({self.backend.name!r}).asarray(x))")
         return x
 
-    def _param_probe(self):
-        return None
-
-    def _score(self, x):
-        return elementwise_grad(lambda y: -anp.sum(self._energy(y)))(x)
+    def _checked_energy(self, e, x):
+        """A subclass's energy must be one number per row: a scalar or (n, 1) is refused."""
+        n = getval(x).shape[0]
+        if tuple(getattr(getval(e), "shape", ())) != (n,):
+            raise ValueError(f"{type(self).__name__}.energy_unchecked must return shape ({n},), one energy per "
+                             f"row of x, got shape {tuple(getattr(getval(e), 'shape', ()))}; sum over axis=1, "
+                             "not over everything")
+        return e
 
     def _sample_backend(self, n, rng):
         check_positive_int(n, "n")

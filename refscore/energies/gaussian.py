@@ -54,15 +54,14 @@ class Gaussian(Energy):
                         prec_mu=prec @ mean)
         self.mean, self.cov, self.precision = p["mean"], p["cov"], p["precision"]
 
-    def _param_probe(self):
-        return self.mean
-
-    def _energy(self, x):
+    def energy_unchecked(self, x):
+        r"""The energy of each row, unvalidated: the formula in the class docstring."""
         p = self._params(x)
         r = x - p["mean"]  # (n, d)
         return 0.5 * anp.sum((r @ p["precision"]) * r, axis=1)
 
-    def _score(self, x):
+    def score_unchecked(self, x):
+        r"""The closed-form score of each row, unvalidated (compared with autograd's in the tests)."""
         p = self._params(x)
         sx = x @ p["neg_precision"]  # s = Pμ - xP: one pass fewer than -(x - μ)P
         return sx if self._centred else sx + p["prec_mu"]
@@ -141,9 +140,6 @@ class GaussianMixture(Energy):
             else onp.concatenate(list(prec), axis=1))  # (d, K d)
         self.weights, self.means, self.covs = p["weights"], p["means"], p["covs"]
 
-    def _param_probe(self):
-        return self.means
-
     def _scaled_log_joint(self, x):
         r"""``(ℓ, c)`` with :math:`\log w_k\mathcal N(x;\mu_k,\Sigma_k) = \ell_k - c`, (n, K) and (n,).
 
@@ -174,14 +170,16 @@ class GaussianMixture(Energy):
         self._check(x)
         return softmax(self._scaled_log_joint(x)[0], axis=1)
 
-    def _energy(self, x):
+    def energy_unchecked(self, x):
+        r"""The energy of each row, unvalidated: the formula in the class docstring."""
         ell, c = self._scaled_log_joint(x)
         return c - logsumexp(ell, axis=1)
 
     def log_partition(self):
         return 0.0
 
-    def _score(self, x):
+    def score_unchecked(self, x):
+        r"""The closed-form score of each row, unvalidated (compared with autograd's in the tests)."""
         p = self._params(x)
         r = softmax(self._scaled_log_joint(x)[0], axis=1)  # (n, K)
         if self._diag:
@@ -283,11 +281,10 @@ class SumOfEnergies(Energy):
             raise TypeError(f"terms live on two backends: {' and '.join(sorted(bks))}")
         self.backend = next((t.backend for t in terms if t.backend is not None), None)
 
-    def _param_probe(self):
-        return next((t._param_probe() for t in self.terms if t._param_probe() is not None), None)
+    def energy_unchecked(self, x):
+        r"""The energy of each row, unvalidated: the formula in the class docstring."""
+        return sum(t.energy_unchecked(x) for t in self.terms)
 
-    def _energy(self, x):
-        return sum(t._energy(x) for t in self.terms)
-
-    def _score(self, x):
-        return sum(t._score(x) for t in self.terms)
+    def score_unchecked(self, x):
+        r"""The closed-form score of each row, unvalidated (compared with autograd's in the tests)."""
+        return sum(t.score_unchecked(x) for t in self.terms)

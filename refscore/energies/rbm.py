@@ -5,7 +5,7 @@ from __future__ import annotations
 import autograd.numpy as anp
 
 from .._math import sqnorm
-from ..activations import sigmoid, softplus
+from ..models.activations import sigmoid, softplus
 from .base import Energy, backend_for, host_param
 
 __all__ = ["GaussianBernoulliRBM"]
@@ -35,14 +35,13 @@ class GaussianBernoulliRBM(Energy):
         p = self._store(bk, dtype, W=W, b=b, c=c)  # float64 kept; cast once per input dtype
         self.W, self.b, self.c = p["W"], p["b"], p["c"]
 
-    def _param_probe(self):
-        return self.W
-
-    def _energy(self, x):
+    def energy_unchecked(self, x):
+        r"""The energy of each row, unvalidated: the formula in the class docstring."""
         p = self._params(x)
         return 0.5 * sqnorm(x - p["b"]) - anp.sum(softplus(x @ p["W"] + p["c"]), axis=1)
 
-    def _score(self, x):
+    def score_unchecked(self, x):
+        r"""The closed-form score of each row, unvalidated (compared with autograd's in the tests)."""
         p = self._params(x)
         return -(x - p["b"]) + sigmoid(x @ p["W"] + p["c"]) @ p["W"].T  # σ(·) (n, m)
 

@@ -24,7 +24,8 @@ class DoubleWell(Energy):
         self.dim = check_positive_int(dim, "dim")
         self.barrier = check_positive(barrier, "barrier")
 
-    def _energy(self, x):
+    def energy_unchecked(self, x):
+        r"""The energy of each row, unvalidated: the formula in the class docstring."""
         x1 = x[:, 0]
         return self.barrier * (x1 * x1 - 1.0) ** 2 + 0.5 * (sqnorm(x) - x1 * x1)
 
@@ -49,7 +50,8 @@ class Banana(Energy):
     def __init__(self, a=1.0, b=1.0):
         self.dim, self.a, self.b = 2, check_positive(a, "a"), float(b)
 
-    def _energy(self, x):
+    def energy_unchecked(self, x):
+        r"""The energy of each row, unvalidated: the formula in the class docstring."""
         x1, x2 = x[:, 0], x[:, 1]
         return x1 * x1 / (2 * self.a**2) + 0.5 * (x2 - self.b * (x1 * x1 - self.a**2)) ** 2
 
@@ -76,7 +78,8 @@ class NealsFunnel(Energy):
         self.dim = check_positive_int(dim, "dim", minimum=2)
         self.scale = check_positive(scale, "scale")
 
-    def _energy(self, x):
+    def energy_unchecked(self, x):
+        r"""The energy of each row, unvalidated: the formula in the class docstring."""
         v = x[:, 0]
         rest = sqnorm(x) - v * v
         return v * v / (2 * self.scale**2) + 0.5 * (self.dim - 1) * v + 0.5 * anp.exp(-v) * rest
@@ -103,7 +106,8 @@ class Ring(Energy):
     def __init__(self, radius=2.0, width=0.25):
         self.dim, self.radius, self.width = 2, check_positive(radius, "radius"), check_positive(width, "width")
 
-    def _energy(self, x):
+    def energy_unchecked(self, x):
+        r"""The energy of each row, unvalidated: the formula in the class docstring."""
         rho = anp.sqrt(sqnorm(x) + 1e-300)
         return (rho - self.radius) ** 2 / (2 * self.width**2)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 from .. import backends
-from ..activations import sigmoid
+from ..models.activations import sigmoid
 from .._validation import check_points, check_positive_int
 from ._common import Divergence, report_divergence, run_chain, runaway_radius, sampler_info
 

@@ -22,7 +22,7 @@ from .._math import sqnorm
 from .._progress import progress
 from .._validation import (check_finite, check_output, check_points, check_positive, check_positive_int,
                            check_time_interval)
-from ..losses import hutchinson_trace, jacobian_trace
+from ..traces import hutchinson_trace, jacobian_trace
 from .sdes import SDE
 
 __all__ = ["reverse_sde_sample", "probability_flow_sample", "log_likelihood"]

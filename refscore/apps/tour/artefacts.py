@@ -3,7 +3,9 @@ trained by DSM, SSM-VR and persistent CD, and a noise-conditional score network 
 way. Each is asked for through :meth:`TourContext.once`, so it is computed once, on first use."""
 from __future__ import annotations
 
-from ... import datasets, losses, nn, train
+from ... import datasets, losses
+from ...models import nn
+from ...training import train
 from ...energies import MLPEnergy
 
 __all__ = ["ring", "ring_data", "energy_model", "ncsn_model", "ema_decay"]

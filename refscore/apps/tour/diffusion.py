@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as onp
 
-from ... import experiments, sde as sdelib
+from ... import sde as sdelib
+from .. import experiments
 from .. import plots
 from ..report import Table
 from .artefacts import energy_model, ring

@@ -7,7 +7,9 @@ import os
 
 import numpy as onp
 
-from ... import datasets, losses, nn, samplers, train
+from ... import datasets, losses, samplers
+from ...models import nn
+from ...training import train
 from .. import plots
 from .artefacts import ema_decay
 from ..report import Table

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from .activations import derivative_terms
+from .activation_polynomials import derivative_terms
 
 
 def _c_poly(poly):

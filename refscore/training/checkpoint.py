@@ -34,9 +34,8 @@ import zipfile
 
 import numpy
 
-from .pytree import tree_leaves
-
-from . import backends
+from .. import backends
+from ..pytree import tree_leaves, tree_unflatten
 
 __all__ = ["CheckpointError", "CheckpointMismatch", "CheckpointCorrupt", "FILENAME", "prepare", "save", "load",
            "inspect", "tree_spec"]
@@ -86,19 +85,6 @@ class CheckpointCorrupt(CheckpointError):
 
 
 # ----- tree layout --------------------------------------------------------------------------
-def _rebuild(template, values):
-    it = iter(values)
-
-    def walk(t):
-        if isinstance(t, dict):
-            return {k: walk(t[k]) for k in sorted(t)}
-        if isinstance(t, (list, tuple)):
-            return type(t)(walk(v) for v in t)
-        return next(it)
-
-    return walk(template)
-
-
 def tree_spec(tree):
     r"""``[[path, shape, dtype], …]`` for every leaf of a pytree, in the checkpoint's leaf order.
 
@@ -282,7 +268,7 @@ def load(path, expect, rng):
     for name, template in expect["trees"].items():
         leaves = [arrays[f"tree/{name}/{p}"] for p, _ in tree_leaves(template)]
         python = {"int": int, "float": float}
-        trees[name] = _rebuild(template, [python[s[2]](a) if s[2] in python else bk.asarray(a)
+        trees[name] = tree_unflatten(template, [python[s[2]](a) if s[2] in python else bk.asarray(a)
                                           for a, s in zip(leaves, meta["spec"][name])])
     history = {k[len("history/"):]: arrays[k].tolist() for k in arrays if k.startswith("history/")}
     n_loss = len(history.get("loss", []))

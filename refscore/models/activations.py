@@ -21,62 +21,20 @@ so every :math:`\sigma^{(k)}` is a polynomial in :math:`(p, t)`; likewise for ta
 :math:`T=\tanh z`, :math:`Q=1-T^2=4e^{-2|z|}/(1+e^{-2|z|})^2`: :math:`Q'=-2QT`, :math:`T'=Q`.
 Then softplus :math:`f=\max(z,0)+\log(1+e^{-|z|})`, :math:`f^{(k)}=\sigma^{(k-1)}`; SiLU
 :math:`f=z\sigma(z)`, :math:`f^{(k)}=k\,\sigma^{(k-1)}+z\,\sigma^{(k)}` (Leibniz). The polynomials
-are derived once per order (below) and evaluated as NumPy expressions, or, on CuPy, as one
+are derived once per order (:mod:`refscore.models.activation_polynomials`) and evaluated as NumPy expressions, or, on CuPy, as one
 ``cupy.ElementwiseKernel`` each (generated C source, compiled on first use).
 Sources: softplus/SiLU as in Elfwing et al. (2018), eqs. 3–5; the logistic identities
 :math:`\sigma'=\sigma(1-\sigma)`, :math:`1-2\sigma(z)=-\tanh(z/2)` are standard.
 """
 from __future__ import annotations
 
-import functools
-import weakref
-
 from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
 
-from . import backends
+from .. import backends
+from .activation_polynomials import derivative_terms
 
-__all__ = ["softplus", "tanh", "silu", "sigmoid", "derivative", "ACTIVATIONS"]
-
-# family -> (c1, c2) with v1' = c1 v1 v2, v2' = c2 v1   (sigmoid: v1=p, v2=t; tanh: v1=Q, v2=T)
-_BASE = {"sigmoid": (-1.0, 2.0), "tanh": (-2.0, 1.0)}
-
-
-def _d_poly(poly, c1, c2):
-    """Derivative of a polynomial {(a, b): coeff} in (v1, v2) under the rules above."""
-    out: dict = {}
-    for (a, b), c in poly.items():
-        if a:
-            out[(a, b + 1)] = out.get((a, b + 1), 0.0) + c * a * c1
-        if b:
-            out[(a + 1, b - 1)] = out.get((a + 1, b - 1), 0.0) + c * b * c2
-    return {m: c for m, c in out.items() if c != 0.0}
-
-
-@functools.lru_cache(maxsize=None)
-def _sigma_poly(k):
-    """σ^(k) as a polynomial in (p, t): σ = ½ + ½t."""
-    return {(0, 0): 0.5, (0, 1): 0.5} if k == 0 else _d_poly(_sigma_poly(k - 1), *_BASE["sigmoid"])
-
-
-@functools.lru_cache(maxsize=None)
-def _tanh_poly(k):
-    """tanh^(k) as a polynomial in (Q, T)."""
-    return {(0, 1): 1.0} if k == 0 else _d_poly(_tanh_poly(k - 1), *_BASE["tanh"])
-
-
-@functools.lru_cache(maxsize=None)
-def derivative_terms(name, k):
-    r"""``(base, A, B)``: :math:`f^{(k)} = A(v_1,v_2) + z\,B(v_1,v_2)` over the family ``base``."""
-    if name == "softplus":
-        return "sigmoid", _sigma_poly(k - 1), {}
-    if name == "sigmoid":
-        return "sigmoid", _sigma_poly(k), {}
-    if name == "tanh":
-        return "tanh", _tanh_poly(k), {}
-    if name == "silu":
-        a = {m: k * c for m, c in _sigma_poly(k - 1).items()} if k else {}
-        return "sigmoid", a, _sigma_poly(k)
-    raise ValueError(f"unknown activation {name!r}; known: softplus, tanh, silu, sigmoid")
+__all__ = ["softplus", "tanh", "silu", "sigmoid", "derivative", "ACTIVATIONS", "SharedTerms"]
 
 
 def _base_vars(base, z, xp):
@@ -91,23 +49,26 @@ def _base_vars(base, z, xp):
     return v1, xp.copysign((1.0 - e) * q, z)
 
 
-# (v1, v2) per input array, alive as long as the array is: autograd's backward pass asks for
-# several derivative orders of the same pre-activation z, and this makes each cost one exp.
-_CACHE: dict = {}
+class SharedTerms:
+    r"""The stable :math:`(v_1, v_2)` of one pre-activation :math:`z`, computed on first use and
+    kept by the closures of that forward pass's VJPs: autograd's backward pass asks for several
+    derivative orders :math:`f^{(k)}(z)` of the same :math:`z`, and each then costs no extra ``exp``.
 
+    Made afresh by every public call (:func:`softplus`, :func:`derivative`, ...), so a result never
+    depends on an earlier call: nothing is keyed on ``id(z)`` and an array changed in place is
+    read anew (the way autograd's own ``defvjp`` rules close over their forward values).
 
-def _cached_base_vars(base, z, xp):
-    key = (id(z), base)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0]() is z:
-        return hit[1], hit[2]
-    v1, v2 = _base_vars(base, z, xp)
-    try:
-        ref = weakref.ref(z, lambda _, k=key: _CACHE.pop(k, None))
-    except TypeError:  # an array type without weak references: no caching
-        return v1, v2
-    _CACHE[key] = (ref, v1, v2)
-    return v1, v2
+    .. math:: (v_1, v_2) = (p, t) = (\sigma(1-\sigma),\ \tanh(z/2))\ \text{or}\ (Q, T) = (1-\tanh^2 z,\ \tanh z)
+    """
+
+    def __init__(self, z):
+        self.z, self.by_base = getval(z), {}
+
+    def get(self, base, xp):
+        """``(v1, v2)`` of the family ``base`` ("sigmoid" or "tanh") for this pre-activation."""
+        if base not in self.by_base:
+            self.by_base[base] = _base_vars(base, self.z, xp)
+        return self.by_base[base]
 
 
 def _eval_poly(poly, v1, v2):
@@ -127,13 +88,13 @@ def _value(name, z, xp):
     return xp.tanh(z)
 
 
-def _host_kernel(name, k, g, z, xp):
+def _host_kernel(name, k, g, z, xp, shared):
     """g · f^(k)(z) with NumPy-protocol expressions (any backend without a compiled kernel)."""
     if k == 0 and name in ("softplus", "tanh"):  # the values themselves: full relative accuracy
         f = _value(name, z, xp)
     else:
         base, A, B = derivative_terms(name, k)
-        v1, v2 = _cached_base_vars(base, z, xp)
+        v1, v2 = shared.get(base, xp)
         f = _eval_poly(A, v1, v2) if A else 0.0
         if B:
             f = f + z * _eval_poly(B, v1, v2)
@@ -141,8 +102,11 @@ def _host_kernel(name, k, g, z, xp):
 
 
 @primitive
-def scaled_derivative(g, z, name, k):
+def scaled_derivative(g, z, name, k, shared=None):
     r""":math:`g\,f^{(k)}(z)` elementwise (``g=None`` means 1), one pass; differentiable to any order.
+
+    ``shared`` (a :class:`SharedTerms` of this ``z``) carries the stable terms from the forward pass
+    to its VJPs; ``None`` makes a fresh one.
 
     .. math:: \partial_z\big[g f^{(k)}(z)\big]=g f^{(k+1)}(z),\quad \partial_g\big[g f^{(k)}(z)\big]=f^{(k)}(z)
     """
@@ -151,37 +115,44 @@ def scaled_derivative(g, z, name, k):
         from ._cupy_kernels import scaled_derivative_kernel
 
         return scaled_derivative_kernel(name, k, g, z)
-    return _host_kernel(name, k, g, z, bk.xp)
+    return _host_kernel(name, k, g, z, bk.xp, shared if shared is not None else SharedTerms(z))
 
 
-defvjp(scaled_derivative,
-       lambda ans, g, z, name, k: lambda h: scaled_derivative(h, z, name, k),
-       lambda ans, g, z, name, k: lambda h: scaled_derivative(h if g is None else h * g, z, name, k + 1))
+def _vjp_g(ans, g, z, name, k, shared=None):
+    return lambda h: scaled_derivative(h, z, name, k, shared)
+
+
+def _vjp_z(ans, g, z, name, k, shared=None):
+    shared = shared if shared is not None else SharedTerms(z)  # one set of terms for every higher order
+    return lambda h: scaled_derivative(h if g is None else h * g, z, name, k + 1, shared)
+
+
+defvjp(scaled_derivative, _vjp_g, _vjp_z)
 
 
 def derivative(name, k):
     r"""The function :math:`z\mapsto f^{(k)}(z)` of activation ``name`` (differentiable)."""
-    return lambda z: scaled_derivative(None, z, name, k)
+    return lambda z: scaled_derivative(None, z, name, k, SharedTerms(z))
 
 
 def softplus(z):
     r"""Softplus :math:`\log(1+e^z)=\max(z,0)+\log(1+e^{-|z|})`; :math:`f'=\sigma`."""
-    return scaled_derivative(None, z, "softplus", 0)
+    return scaled_derivative(None, z, "softplus", 0, SharedTerms(z))
 
 
 def tanh(z):
     r""":math:`\tanh z`; :math:`f'=1-\tanh^2 z`, evaluated as :math:`4e^{-2|z|}/(1+e^{-2|z|})^2` (no NaN)."""
-    return scaled_derivative(None, z, "tanh", 0)
+    return scaled_derivative(None, z, "tanh", 0, SharedTerms(z))
 
 
 def silu(z):
     r"""SiLU (swish) :math:`z\,\sigma(z)` (Elfwing et al. 2018, eq. 3); :math:`f'=\sigma+z\sigma(1-\sigma)`."""
-    return scaled_derivative(None, z, "silu", 0)
+    return scaled_derivative(None, z, "silu", 0, SharedTerms(z))
 
 
 def sigmoid(z):
     r"""Logistic :math:`\sigma(z)=\tfrac12(1+\tanh(z/2))`; :math:`\sigma'=\sigma(1-\sigma)`."""
-    return scaled_derivative(None, z, "sigmoid", 0)
+    return scaled_derivative(None, z, "sigmoid", 0, SharedTerms(z))
 
 
 ACTIVATIONS = {"softplus": softplus, "tanh": tanh, "silu": silu, "swish": silu, "sigmoid": sigmoid}

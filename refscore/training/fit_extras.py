@@ -8,8 +8,8 @@ import time
 
 from autograd.tracer import getval
 
-from ._validation import check_points, check_positive, check_positive_int
-from .pytree import tree_map
+from .._validation import check_points, check_positive, check_positive_int
+from ..pytree import tree_map
 
 __all__ = ["ema_update", "cosine_schedule", "FitExtras"]
 

@@ -1,7 +1,7 @@
 r"""Experiments that answer the open questions of seed ``004_…`` (Q2.1, Q2.2).
 
 Each returns a :class:`Table` (rows of numbers, with ``.markdown()``), never prints; the tour,
-the docs and ``python -m refscore.experiments`` show them.
+the docs and ``python -m refscore.apps.experiments`` show them.
 
 Q2.1 *How do I choose an appropriate noise?* — :func:`dsm_variance_vs_sigma` (the DSM
 estimator's variance explodes as σ → 0) and :func:`dsm_bias_vs_sigma` (the DSM optimum is the
@@ -19,9 +19,9 @@ import time
 
 import numpy as onp
 
-from . import backends, losses
-from .apps.report import Table
-from .energies import Gaussian
+from .. import backends, losses
+from .report import Table
+from ..energies import Gaussian
 
 __all__ = ["Table", "variance_stderr", "dsm_variance_vs_sigma", "dsm_bias_vs_sigma", "ssm_variance_vs_projections",
            "ism_vs_ssm_cost"]
@@ -154,7 +154,7 @@ def ssm_variance_vs_projections(Ms=(1, 2, 4, 8, 16), d=4, n=20000, seed=0, backe
 def ism_vs_ssm_cost(dims=(2, 8, 32, 128), n=512, M=1, hidden=64, seed=0, backend=None, repeats=3):
     r"""Wall time of exact ISM (d reverse passes) against SSM (M reverse passes) as d grows,
     for an MLP energy's score; reported as the ratio ISM/SSM (grows roughly like d/M)."""
-    from .energies import MLPEnergy
+    from ..energies import MLPEnergy
 
     bk = backends.get(backend)
     rng = bk.rng(seed)
@@ -178,7 +178,7 @@ def ism_vs_ssm_cost(dims=(2, 8, 32, 128), n=512, M=1, hidden=64, seed=0, backend
                  ["d", "ISM ms", "SSM ms", "ratio ISM/SSM"], rows)
 
 
-if __name__ == "__main__":  # python -m refscore.experiments
+if __name__ == "__main__":  # python -m refscore.apps.experiments
     for t in (dsm_variance_vs_sigma(), dsm_bias_vs_sigma(), ssm_variance_vs_projections(Ms=(1, 4, 16)),
               ism_vs_ssm_cost()):
         print(t.markdown(), "\n")

@@ -26,8 +26,8 @@ from typing import NamedTuple
 
 from autograd.tracer import getval
 
-from . import backends
-from ._validation import check_points, check_positive, check_positive_int
+from .. import backends
+from .._validation import check_points, check_positive, check_positive_int
 
 __all__ = ["ncsnv2_schedule", "NCSNv2Schedule", "max_pairwise_distance", "ncsnv2_gamma",
            "ncsnv2_step_size"]
