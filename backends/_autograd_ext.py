@@ -107,12 +107,18 @@ def _untake(x, idx, vs):
     return SparseObject(vs, mut_add)
 
 
-_registered = False
+_installed = False
 
 
-def _install_rules():
-    global _registered
-    if _registered:
+def install_rules():
+    r"""Install the rules above into autograd, once per process: ``refscore.backends`` calls this
+    when it is imported, so every computation (NumPy's included) takes the same code path whatever
+    ran before it; a NumPy result does not depend on whether a device backend was used first.
+
+    .. math:: \bar x = \mathrm{VJP}(\bar y)\ \text{is the same function for every array type}
+    """
+    global _installed
+    if _installed:
         return
     numpy_vjps.repeat_to_match_shape = _repeat_to_match_shape
     # autograd.numpy.where is a Python wrapper; the primitive it calls is `_original_where`
@@ -124,13 +130,12 @@ def _install_rules():
     from autograd.util import func
 
     defvjp(func(ArrayBox.__getitem__), lambda ans, A, idx: lambda g: _untake(g, idx, vspace(A)))
-    _registered = True
+    _installed = True
 
 
 def register(array_type, xp):
     """Make autograd differentiate ``array_type`` arrays, creating arrays with module ``xp``."""
     _MODULES[array_type] = xp
-    _install_rules()
     if array_type not in ArrayBox.type_mappings:
         ArrayBox.register(array_type)
     VSpace.register(array_type, DeviceVSpace)

@@ -18,7 +18,7 @@ import math
 
 from ._validation import check_output, check_points, check_positive, check_unit_interval
 
-__all__ = ["denoise", "denoise_vp"]
+__all__ = ["denoise", "denoise_unchecked", "denoise_vp"]
 
 
 def denoise(score_fn, y, sigma):
@@ -30,8 +30,18 @@ def denoise(score_fn, y, sigma):
     seed 003_…, eq. 11.12 with :math:`\sqrt{1-\beta}\to1,\ \beta\to\sigma^2`.
     """
     y = check_points(y, name="y")
-    s2 = check_positive(sigma, "sigma") ** 2
-    return y + s2 * check_output(score_fn(y), y.shape, "score_fn")
+    sigma = check_positive(sigma, "sigma")
+    return denoise_unchecked(lambda v: check_output(score_fn(v), y.shape, "score_fn"), y, sigma)
+
+
+def denoise_unchecked(score_fn, y, sigma):
+    r""":math:`\hat x(y) = y + \sigma^2 s(y)` with no validation (no host sync): the formula's one
+    home, which :func:`denoise` and annealed Langevin's final denoising step (Jolicoeur-Martineau
+    et al. 2021) both call. Efron (2011), eq. 2.8.
+
+    .. math:: \mathbb E[x\mid y] = y + \sigma^2\,\nabla_y\log p_\sigma(y)
+    """
+    return y + sigma**2 * score_fn(y)
 
 
 def denoise_vp(score_fn, y, beta):

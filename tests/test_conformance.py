@@ -179,7 +179,8 @@ def refscore_impl(c):
     if o == "langevin_step":
         return samplers.langevin_move(X, score_fn(m)(X), c["h"], flat(c["z"]))
     lp, s, Y, h = log_prob_fn(m), score_fn(m), flat(c["y"]), c["h"]
-    return lp(Y) - lp(X) + samplers.langevin_log_q(X, Y, s(Y), h) - samplers.langevin_log_q(Y, X, s(X), h)
+    return (lp(Y) - lp(X) + samplers.langevin_log_q(to=X, given=Y, score_given=s(Y), h=h)
+            - samplers.langevin_log_q(to=Y, given=X, score_given=s(X), h=h))
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)

@@ -145,7 +145,7 @@ def test_annealed_progress_bar_shows_sigma(monkeypatch):
         def close(self):
             pass
 
-    monkeypatch.setattr("refscore.samplers._common.progress", lambda *a, **k: Bar())
+    monkeypatch.setattr("refscore.samplers.chain.progress", lambda *a, **k: Bar())
     samplers.annealed_langevin(lambda x, s: -x / s**2, X5, [2.0, 1.0, 0.5], 0.01, 4, np.random.default_rng(6),
                                progress=True)
     assert shown == ["2", "1", "0.5"]

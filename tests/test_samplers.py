@@ -59,7 +59,7 @@ def test_proposal_log_density_is_the_gaussian_closed_form():
     x, s, h = rng.normal(size=(5, 3)), rng.normal(size=(5, 3)), 0.3
     y1, y2 = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
     ref = lambda y: np.array([stats.multivariate_normal(x[i] + h * s[i], 2 * h * np.eye(3)).logpdf(y[i]) for i in range(5)])
-    np.testing.assert_allclose(langevin_log_q(y1, x, s, h) - langevin_log_q(y2, x, s, h), ref(y1) - ref(y2), rtol=1e-10)
+    np.testing.assert_allclose(langevin_log_q(to=y1, given=x, score_given=s, h=h) - langevin_log_q(to=y2, given=x, score_given=s, h=h), ref(y1) - ref(y2), rtol=1e-10)
     z = rng.normal(size=(5, 3))
     np.testing.assert_allclose(langevin_move(x, s, h, z), x + h * s + math.sqrt(2 * h) * z)
 
@@ -78,7 +78,7 @@ def _swapped_mala(log_prob, score, x0, h, n_steps, rng):
     for _ in range(n_steps):
         y = langevin_move(x, s, h, rng.standard_normal(x.shape))
         lpy, sy = log_prob(y), score(y)
-        wrong = lpy - lp + langevin_log_q(y, x, s, h) - langevin_log_q(x, y, sy, h)
+        wrong = lpy - lp + langevin_log_q(to=y, given=x, score_given=s, h=h) - langevin_log_q(to=x, given=y, score_given=sy, h=h)
         acc = mh_accept(wrong, rng.random(x.shape[0]), rows_finite(y))
         x, lp, s = select_rows(acc, y, x), np.where(acc, lpy, lp), select_rows(acc, sy, s)
     return x

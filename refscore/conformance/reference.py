@@ -86,8 +86,8 @@ def _langevin(c, x):
 
 def _mala(c, x):
     lp, s, h, y = log_prob_fn(c["model"]), score_fn(c["model"]), float(c["h"]), flat(c["y"])
-    return (lp(y) - lp(x) + samplers.langevin_log_q(x, y, s(y), h)
-            - samplers.langevin_log_q(y, x, s(x), h))
+    return (lp(y) - lp(x) + samplers.langevin_log_q(to=x, given=y, score_given=s(y), h=h)
+            - samplers.langevin_log_q(to=y, given=x, score_given=s(x), h=h))
 
 
 _REFERENCE = {"esm": _esm, "ism": _ism, "ssm": _ssm, "dsm": _dsm, "ncsn": _ncsn,

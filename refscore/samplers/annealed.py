@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 
+from .. import tweedie
 from .._validation import check_positive_int, check_sigmas
-from ._common import (Divergence, check_sampler_args, langevin_move_fresh_noise, report_divergence, run_chain, runaway_radius,
-                      sampler_info, score_of, still_good, unchecked)
+from .chain import (Divergence, check_sampler_args, report_divergence, run_chain, runaway_radius, sampler_info,
+                    still_good)
+from .steps import langevin_move, score_of, unchecked
 
 #: annealed chains run away beyond this multiple of sigma_1·sqrt(d) (the noise scale at level 1)
 ANNEALED_RUNAWAY_FACTOR = 1e3
@@ -36,7 +38,7 @@ def annealed_langevin(score_fn, x0, sigmas, step_size, n_steps_each, rng, keep_e
 
     Returns
     -------
-    x, info : the sampler record (``refscore.samplers._common``) plus ``step_sizes`` (L,). A chain
+    x, info : the sampler record (:data:`refscore.samplers.SAMPLER_INFO`) plus ``step_sizes`` (L,). A chain
         diverges when a coordinate is non-finite or exceeds
         :math:`R = 10^3\max(\sigma_1\sqrt d,\ \max_{ij}|x^{(0)}_{ij}|)`; some diverging warn, all raise.
         The progress bar shows the current σ.
@@ -53,14 +55,15 @@ def annealed_langevin(score_fn, x0, sigmas, step_size, n_steps_each, rng, keep_e
 
     def step(x):
         s, hi = levels[next(t_of) // T]
-        return watch.update(langevin_move_fresh_noise(x, score_of(score_fn, x, s), hi, bk.normal(rng, x.shape, x.dtype)))
+        z = bk.normal(rng, x.shape, x.dtype)
+        return watch.update(langevin_move(x, score_of(score_fn, x, s), hi, z, reuse_noise=True))
 
     x, traj, _ = run_chain(step, x0, len(levels) * T, keep_every, "annealed Langevin", progress,
                            postfix=lambda t: {"sigma": f"{levels[t // T][0]:.4g}"} if t % T == 0 else None)
     bad = watch.bad
     if final_denoise:
         s_L = levels[-1][0]
-        x = x + s_L**2 * score_of(score_fn, x, s_L)
+        x = tweedie.denoise_unchecked(lambda y: score_of(score_fn, y, s_L), x, s_L)
         bad = bad | ~still_good(x, radius)
     info = sampler_info(len(levels) * T, bad, traj)
     info["step_sizes"] = hs

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import backends
 from ..models.activations import sigmoid
 from .._validation import check_points, check_positive_int
-from ._common import Divergence, report_divergence, run_chain, runaway_radius, sampler_info
+from .chain import Divergence, report_divergence, run_chain, runaway_radius, sampler_info
 
 
 def rbm_gibbs_step(rbm, x, rng):
@@ -31,7 +31,7 @@ def rbm_gibbs(rbm, x0, n_steps, rng, keep_every=None, progress=False):
     .. math:: h\mid x \sim \mathrm{Bernoulli}\big(\sigma(c + W^\top x)\big),\quad
               x\mid h \sim \mathcal N(b + W h, I)\qquad\text{(Hinton 2010, §13.2)}
 
-    Returns ``(x, info)``: the sampler record (``refscore.samplers._common``) plus ``hidden``
+    Returns ``(x, info)``: the sampler record (:data:`refscore.samplers.SAMPLER_INFO`) plus ``hidden``
     (the last h). A chain diverges when a coordinate is non-finite or exceeds
     :math:`R = 10^6\max(1, \max_{ij}|x^{(0)}_{ij}|, \max_i |b_i| + \sum_{ij}|W_{ij}|)`.
     """

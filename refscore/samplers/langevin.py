@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from .. import backends
 from .._validation import check_positive
-from ._common import (Divergence, check_sampler_args, langevin_move_fresh_noise, report_divergence, run_chain, runaway_radius,
-                      sampler_info, score_of, unchecked)
+from .chain import Divergence, check_sampler_args, report_divergence, run_chain, runaway_radius, sampler_info
+from .steps import langevin_move, score_of, unchecked
 
 
 def langevin_step(x, score_fn, step_size, rng, noise_var=None):
@@ -24,7 +24,7 @@ def langevin_step(x, score_fn, step_size, rng, noise_var=None):
     """
     bk = backends.of(x)
     z = bk.normal(rng, x.shape, x.dtype)
-    return langevin_move_fresh_noise(x, score_of(unchecked(score_fn), x), step_size, z, noise_var)
+    return langevin_move(x, score_of(unchecked(score_fn), x), step_size, z, noise_var, reuse_noise=True)
 
 
 def langevin(score_fn, x0, step_size, n_steps, rng, keep_every=None, progress=False, noise_var=None):
@@ -46,7 +46,7 @@ def langevin(score_fn, x0, step_size, n_steps, rng, keep_every=None, progress=Fa
     Returns
     -------
     x : (n, d) final positions
-    info : the sampler record (``refscore.samplers._common``): ``n_steps``, ``diverged`` (n,),
+    info : the sampler record (:data:`refscore.samplers.SAMPLER_INFO`): ``n_steps``, ``diverged`` (n,),
         ``n_diverged``, ``trajectory`` when asked. A chain diverges when a coordinate becomes
         non-finite or exceeds :math:`R = 10^6\max(1, \max_{ij}|x^{(0)}_{ij}|)`; some chains
         diverging warn, all of them raise ``FloatingPointError`` (never a silent array of NaN).

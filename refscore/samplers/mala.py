@@ -17,9 +17,9 @@ from autograd.tracer import getval
 
 from .. import backends
 from .._validation import check_finite, check_positive
-from ._common import (State, check_sampler_args, langevin_log_q, langevin_move_fresh_noise, log_prob_of,
-                      metropolis_chain, mh_accept, report_divergence, rows_finite, score_of, select_rows,
-                      unchecked)
+from .chain import check_sampler_args, metropolis_chain, report_divergence
+from .steps import (State, StepResult, langevin_log_q, langevin_move, log_prob_of, mh_accept, rows_finite, score_of,
+                    select_rows, unchecked)
 
 
 def log_prob_and_score(log_prob_fn, score_fn, x):
@@ -44,17 +44,19 @@ def mala_step(state, log_prob_fn, score_fn, step_size, rng, noise_var=None):
 
     .. math:: \log\alpha = \log\tilde p(y) - \log\tilde p(x) + \log q(x\mid y) - \log q(y\mid x)
 
-    Returns ``(new_state, accepted (n,) bool, finite (n,) bool)``."""
+    Returns a :class:`StepResult` ``(state, is_accepted (n,), is_finite (n,))``."""
     x, lp_x, s_x = state
     bk = backends.of(x)
     h = step_size
-    y = langevin_move_fresh_noise(x, s_x, h, bk.normal(rng, x.shape, x.dtype), noise_var)
+    y = langevin_move(x, s_x, h, bk.normal(rng, x.shape, x.dtype), noise_var, reuse_noise=True)
     lp_y, s_y = log_prob_and_score(log_prob_fn, score_fn, y)
     finite = rows_finite(y) & rows_finite(s_y) & bk.xp.isfinite(lp_y)
-    log_ratio = (lp_y - lp_x) + langevin_log_q(x, y, s_y, h, noise_var) - langevin_log_q(y, x, s_x, h, noise_var)
+    log_q_reverse = langevin_log_q(to=x, given=y, score_given=s_y, h=h, noise_var=noise_var)  # q(x | y): score at y
+    log_q_forward = langevin_log_q(to=y, given=x, score_given=s_x, h=h, noise_var=noise_var)  # q(y | x): score at x
+    log_ratio = (lp_y - lp_x) + log_q_reverse - log_q_forward
     acc = mh_accept(log_ratio, bk.uniform(rng, (x.shape[0],), x.dtype), finite)
     new = State(select_rows(acc, y, x), bk.xp.where(acc, lp_y, lp_x), select_rows(acc, s_y, s_x))
-    return new, acc, finite
+    return StepResult(new, acc, finite)
 
 
 def mala(log_prob_fn, x0, step_size, n_steps, rng, score_fn=None, keep_every=None, progress=False,
@@ -75,7 +77,7 @@ def mala(log_prob_fn, x0, step_size, n_steps, rng, score_fn=None, keep_every=Non
 
     Returns
     -------
-    x, info : the sampler record (``refscore.samplers._common``) with ``acceptance_rate`` (n,),
+    x, info : the sampler record (:data:`refscore.samplers.SAMPLER_INFO`) with ``acceptance_rate`` (n,),
         ``n_nonfinite`` (n,) rejected non-finite proposals, ``state`` (the last :class:`State`).
         A chain diverges when a coordinate exceeds :math:`R = 10^6\max(1,\max_{ij}|x^{(0)}_{ij}|)`;
         chains that never accept warn.

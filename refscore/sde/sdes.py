@@ -107,6 +107,14 @@ class SDE(abc.ABC):
         t = as_time(t, x)
         return self.drift(x, t) - 0.5 * per_row(self.diffusion(t) ** 2, x) * score_fn(x, t)
 
+    def ode_drift_divergence(self, score_trace, d, t):
+        r"""Divergence of the probability-flow velocity, given :math:`\operatorname{tr}\nabla_x s`
+        (``score_trace``, (n,)) in dimension ``d`` (Song et al. 2021, eq. 39; Chen et al. 2018):
+
+        .. math:: \nabla_x\cdot\big(f - \tfrac12 g^2 s\big) = \nabla_x\cdot f - \tfrac12 g(t)^2\operatorname{tr}\nabla_x s
+        """
+        return self.drift_divergence(d, t) - 0.5 * self.diffusion(t) ** 2 * score_trace
+
 
 class VESDE(SDE):
     r"""Variance-exploding SDE (Song et al. 2021, eq. 9 and Appendix B; NCSN in continuous time):

@@ -12,7 +12,6 @@ capped (``max_evals``), and the reverse SDE tracks diverging chains like the sam
 from __future__ import annotations
 
 import math
-import warnings
 
 import autograd.numpy as anp
 import numpy as onp
@@ -22,14 +21,12 @@ from .._math import sqnorm
 from .._progress import progress
 from .._validation import (check_finite, check_output, check_points, check_positive, check_positive_int,
                            check_time_interval)
+from ..samplers.chain import Divergence, report_divergence, runaway_radius, sampler_info
+from ..samplers.steps import langevin_move
 from ..traces import hutchinson_trace, jacobian_trace
 from .sdes import SDE
 
 __all__ = ["reverse_sde_sample", "probability_flow_sample", "log_likelihood"]
-
-#: a reverse-SDE chain has run away beyond this multiple of max(1, max|x1|)
-RUNAWAY_FACTOR = 1e6
-
 
 def _check_sde(sde):
     if not isinstance(sde, SDE):
@@ -42,27 +39,14 @@ def _score(score_fn, x, t):
 
 
 def _corrector(score_fn, x, t, snr, bk, rng):
-    r"""One Langevin corrector step, :math:`h=(\mathrm{snr}\,\|z\|/\|s\|)^2` (Song et al. 2021, Alg. 4)."""
+    r"""One Langevin corrector step, :math:`h=(\mathrm{snr}\,\|z\|/\|s\|)^2` (Song et al. 2021, Alg. 4),
+    taken by the one Langevin move (:func:`refscore.samplers.langevin_move`)."""
     s = _score(score_fn, x, t)
     z = bk.normal(rng, x.shape, x.dtype)
     s2 = anp.mean(sqnorm(s))
     # a zero score makes h infinite: NaN (no warning), then reported as divergence
     h = snr**2 * anp.mean(sqnorm(z)) / bk.xp.where(s2 > 0, s2, bk.xp.nan)
-    return x + h * s + anp.sqrt(2 * h) * z
-
-
-def _report(bad, n_steps, corrector_steps):
-    """The reverse SDE's record, with the samplers' rule: all diverged raise, some warn."""
-    n_bad, n = int(bad.sum()), bad.shape[0]
-    info = {"n_steps": n_steps, "diverged": bad, "n_diverged": n_bad}
-    hint = " (a zero score makes the corrector step infinite)" if corrector_steps else ""
-    if n_bad == n:
-        raise FloatingPointError(f"every one of the {n} reverse-SDE chains diverged (non-finite or runaway)"
-                                 f"{hint}; check score_fn or raise n_steps")
-    if n_bad:
-        warnings.warn(f"{n_bad} of {n} reverse-SDE chains diverged (non-finite or runaway){hint}; "
-                      "see info['diverged'] (return_info=True)", RuntimeWarning, stacklevel=3)
-    return info
+    return langevin_move(x, s, h, z, reuse_noise=True)
 
 
 def reverse_sde_sample(sde, score_fn, x1, rng, n_steps=1000, t_min=1e-3, corrector_steps=0, snr=0.16,
@@ -92,22 +76,22 @@ def reverse_sde_sample(sde, score_fn, x1, rng, n_steps=1000, t_min=1e-3, correct
     bk = backends.of(x1)
     bk.check_rng(rng)
     check_finite(_score(score_fn, x1, t_max), f"score_fn(x1, t={t_max})")
-    xp = bk.xp
-    radius = RUNAWAY_FACTOR * max(1.0, float(xp.max(xp.abs(x1))))
+    watch = Divergence(x1, runaway_radius(x1), n_steps)
     ts = onp.linspace(t_max, t_min, n_steps + 1)  # host times: no device sync to read them
-    x, bad = x1, xp.zeros(x1.shape[0], dtype=bool)
+    checked = lambda y, s: _score(score_fn, y, s)  # noqa: E731  (the score, shape-checked)
+    x = x1
     bar = progress(n_steps, "reverse SDE", progress_bar)
     for i in range(n_steps):
         t, dt = float(ts[i]), float(ts[i] - ts[i + 1])
         for _ in range(corrector_steps):
             x = _corrector(score_fn, x, t, snr, bk, rng)
         z = bk.normal(rng, x.shape, x.dtype)
-        drift = sde.drift(x, t) - sde.diffusion(t) ** 2 * _score(score_fn, x, t)
-        x = x - drift * dt + sde.diffusion(t) * math.sqrt(dt) * z
-        bad = bad | ~(xp.max(xp.abs(x), axis=1) <= radius)  # NaN compares False
+        x = watch.update(x - sde.reverse_drift(checked, x, t) * dt + sde.diffusion(t) * math.sqrt(dt) * z)
         bar.update()
     bar.close()
-    info = _report(bad, n_steps, corrector_steps)
+    info = sampler_info(n_steps, watch.bad)
+    hint = "a zero score makes the corrector step infinite; " if corrector_steps else ""
+    report_divergence(info, "reverse-SDE", hint + "check score_fn or raise n_steps")
     return (x, info) if return_info else x
 
 
@@ -168,7 +152,7 @@ def probability_flow_sample(sde, score_fn, x1, t_min=1e-3, rtol=1e-5, atol=1e-5,
 
     def velocity(t, y):
         x = bk.asarray(y.reshape(n, d), dtype=x1.dtype)
-        return [bk.to_numpy(sde.drift(x, t) - 0.5 * sde.diffusion(t) ** 2 * _score(score_fn, x, t))]
+        return [bk.to_numpy(sde.ode_drift(lambda v, s: _score(score_fn, v, s), x, t))]
 
     rhs = _GuardedRHS(velocity, "probability-flow ODE", max_evals)
     y = _solve_ode(rhs, bk.to_numpy(x1).ravel(), t_max, t_min, rtol, atol)
@@ -220,9 +204,8 @@ def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior
     def rhs(t, y):
         xt = bk.asarray(y[: n * d].reshape(n, d), dtype=x.dtype)
         s, tr = score_and_trace(xt, t)
-        g2 = sde.diffusion(t) ** 2
-        vel = sde.drift(xt, t) - 0.5 * g2 * s
-        div = sde.drift_divergence(d, t) - 0.5 * g2 * tr
+        vel = sde.ode_drift(lambda *_: s, xt, t)  # the score at (xt, t), computed once with its trace
+        div = sde.ode_drift_divergence(tr, d, t)
         return [bk.to_numpy(vel), bk.to_numpy(div + 0.0 * xt[:, 0])]
 
     guarded = _GuardedRHS(rhs, "log-likelihood ODE", max_evals)

@@ -1,12 +1,8 @@
-r"""Pieces every sampler shares: the one Langevin step, the Metropolis–Hastings accept/reject,
-the sampler state, the driver loop, divergence tracking and the one ``info`` record.
+r"""Driving chains: the driver loop, divergence tracking and the one ``info`` record every
+sampler (and the reverse-SDE solver) returns.
 
-The Langevin step (API.md; seed 001_…, "Langevin (Monte Carlo) sampling"):
-
-.. math:: x' = x + h\,s(x) + \sqrt{2h}\,z,\qquad z\sim\mathcal N(0,I)
-
-NCSN (Song & Ermon 2019, Alg. 1) writes :math:`x+\tfrac{\alpha}{2}s+\sqrt\alpha z`: their
-:math:`\alpha` is our :math:`2h`. This is the only place a Langevin move is written.
+A chain is run for :math:`T` steps, :math:`x_{t+1} = K(x_t)`, every chain a row, no Python
+loop over chains; divergence is tracked on the device and read once at the end.
 
 The sampler record (``info``, returned by every driver beside the final positions)
 -----------------------------------------------------------------------------------
@@ -26,16 +22,14 @@ step) and read once at the end of the run.
 """
 from __future__ import annotations
 
-import math
 import warnings
-from typing import NamedTuple
-
-import autograd.numpy as anp
-from autograd.tracer import Box
 
 from .. import backends
 from .._progress import progress
-from .._validation import check_output, check_points, check_positive, check_positive_int
+from .._validation import check_points, check_positive, check_positive_int
+
+__all__ = ["SAMPLER_INFO", "RUNAWAY_FACTOR", "DIVERGENCE_CHECK_EVERY", "Divergence", "still_good", "runaway_radius",
+           "check_sampler_args", "sampler_info", "report_divergence", "run_chain", "metropolis_chain"]
 
 #: a chain has run away when a coordinate exceeds this multiple of the problem's scale
 RUNAWAY_FACTOR = 1e6
@@ -50,96 +44,6 @@ SAMPLER_INFO = {
     "is_accepted": "(n_steps, n) bool per step (accept-step samplers, record_accepted=True)",
     "trajectory": "(n_steps // keep_every, n, d) kept positions (keep_every given)",
 }
-
-
-class State(NamedTuple):
-    """What a Metropolis sampler carries between steps, so nothing is recomputed."""
-
-    position: object  # (n, d)
-    log_prob: object  # (n,)  log p̃ at position (unnormalised is fine)
-    score: object  # (n, d) or None (RWMH)
-
-
-def langevin_move(x, score_x, h, z, noise_var=None):
-    r""":math:`x + h\,s(x) + \sqrt{\tau}\,z` with :math:`\tau = 2h` (our convention) unless
-    ``noise_var`` gives another :math:`\tau` (the notes' MH proposal uses :math:`\tau=\eta=h`)."""
-    tau = 2.0 * h if noise_var is None else noise_var
-    return x + h * score_x + math.sqrt(tau) * z
-
-
-def langevin_move_fresh_noise(x, score_x, h, z, noise_var=None):
-    r""":func:`langevin_move` for a ``z`` drawn for this step alone,
-
-    .. math:: x' = x + h\,s(x) + \sqrt{2h}\,z \qquad\text{(seed 001\_…, Langevin sampling)}
-
-    with the sum built in ``z``'s memory (one temporary instead of four) unless autograd is
-    tracing the step."""
-    if any(isinstance(a, Box) for a in (x, score_x, z)):
-        return langevin_move(x, score_x, h, z, noise_var)
-    z *= math.sqrt(2.0 * h if noise_var is None else noise_var)
-    z += x
-    z += h * score_x
-    return z
-
-
-def langevin_log_q(y, x, score_x, h, noise_var=None):
-    r"""Log-density (up to a constant) of the Langevin proposal :math:`y\mid x`:
-
-    .. math:: \log q(y\mid x) = -\frac{\|y - x - h\,s(x)\|^2}{2\tau},\qquad \tau=2h
-              \;\Rightarrow\; -\frac{\|y-x-h s(x)\|^2}{4h}
-    """
-    tau = 2.0 * h if noise_var is None else noise_var
-    r = y - x - h * score_x
-    return -anp.sum(r * r, axis=1) / (2.0 * tau)
-
-
-def mh_accept(log_ratio, u, finite):
-    r"""Accept where :math:`\log u < \log\alpha` and the proposal is finite (non-finite
-    proposals are always rejected). ``log_ratio`` (n,), ``u`` uniform (n,), ``finite`` (n,) bool."""
-    xp = backends.of(u).xp
-    return finite & (xp.log(u) < xp.where(finite, log_ratio, -xp.inf))
-
-
-def rows_finite(a):
-    """(n, d) -> (n,) True where the whole row is finite."""
-    xp = backends.of(a).xp
-    return xp.all(xp.isfinite(a), axis=1)
-
-
-def select_rows(mask, a, b):
-    """Row-wise ``where``: rows of ``a`` where ``mask`` (n,), else rows of ``b``."""
-    xp = backends.of(a, b).xp
-    m = mask.reshape((-1,) + (1,) * (a.ndim - 1))
-    return xp.where(m, a, b)
-
-
-# ----- user callables -----------------------------------------------------------------------
-def unchecked(fn):
-    """The unvalidated twin of an :class:`~refscore.energies.Energy`'s validated bound method
-    (``score``, ``energy``, ``unnormalized_log_prob``), else ``fn`` itself: a driver validated
-    its points once, so the inner loop skips the per-call finiteness scan (a host sync on GPU)."""
-    from ..energies import Energy
-
-    owner, func = getattr(fn, "__self__", None), getattr(fn, "__func__", None)
-    if not isinstance(owner, Energy):
-        return fn
-    if func is Energy.score:
-        return owner.score_unchecked
-    if func is Energy.energy:
-        return owner.energy_unchecked
-    if func is Energy.unnormalized_log_prob:
-        return lambda x: -owner.energy_unchecked(x)
-    return fn
-
-
-def score_of(score_fn, x, *args, name="score_fn"):
-    """``score_fn(x, *args)``, refused unless it has shape ``(n, d)`` (no silent broadcasting)."""
-    return check_output(score_fn(x, *args), anp.shape(x), name)
-
-
-def log_prob_of(log_prob_fn, x, name="log_prob_fn"):
-    """``log_prob_fn(x)``, refused unless it has shape ``(n,)``."""
-    return check_output(log_prob_fn(x), anp.shape(x)[:1], name)
 
 
 # ----- arguments, divergence, the record ----------------------------------------------------
@@ -253,7 +157,7 @@ def _stack(items, asked, like):
 
 
 def metropolis_chain(kernel, state, n_steps, keep_every, desc, show_progress, record_accepted):
-    r"""Drive a Metropolis–Hastings kernel ``kernel(state) -> (state, accepted, finite)`` and
+    r"""Drive a Metropolis–Hastings kernel ``kernel(state) -> StepResult`` and
     build the record. Runaway radius: :math:`R = 10^6\max(1, \max_{ij}|x^{(0)}_{ij}|)`."""
     x0 = state.position
     xp, n = backends.of(x0).xp, x0.shape[0]
