@@ -1,4 +1,6 @@
-"""The code's shape (issue 10): short functions, small modules, no reach-arounds across modules.
+"""The code's shape (issues 10 and 19): short functions, small modules, no reach-arounds across
+modules, no import circle (lazy imports inside functions count), and no arrow from the core into
+the apps (``refscore/apps/`` is built on the core, never the other way).
 
 - No function in ``refscore/`` or ``backends/`` longer than 100 lines, at most one longer than 60
   (docstring excluded); no module longer than 400 lines.
@@ -77,3 +79,101 @@ def _private_access(path):
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_cross_module_private_access(path):
     assert not _private_access(path), f"{path.relative_to(ROOT)}: {_private_access(path)}"
+
+
+# ----- the import graph (issue 19) -------------------------------------------------------------
+PACKAGE = ROOT / "refscore"
+
+
+def _module_name(path):
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _imports(path):
+    """Every refscore module this file imports, at module level or inside functions (lazy)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("refscore")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = ".".join(base[: len(base) - node.level + 1])
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            if not target.startswith("refscore"):
+                continue
+            submodules = {f"{target}.{a.name}" for a in node.names} & set(MODULES)  # `from . import losses`
+            found |= submodules if len(submodules) == len(node.names) else submodules | {target}
+    return found
+
+
+MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _ancestors(name):
+    parts = name.split(".")
+    return {".".join(parts[:k]) for k in range(1, len(parts))}
+
+
+def _graph():
+    """module -> the modules its imports run. Importing ``a.b.c`` runs ``a/b/__init__`` first, so
+    the packages above a target count too, except those above the importer (already running)."""
+    graph = {}
+    for name, path in MODULES.items():
+        edges = set()
+        for target in _imports(path):
+            while target and target not in MODULES:  # `from .x import f` where x is not a module
+                target = target.rpartition(".")[0]
+            if target:
+                edges |= ({target} | _ancestors(target)) - _ancestors(name) - {name, "refscore"}
+        graph[name] = edges
+    return graph
+
+
+def _cycles(graph):
+    state, stack, cycles = {}, [], []
+
+    def visit(u):
+        state[u] = "open"
+        stack.append(u)
+        for v in sorted(graph.get(u, ())):
+            if state.get(v) == "open":
+                cycles.append(stack[stack.index(v):] + [v])
+            elif v not in state:
+                visit(v)
+        stack.pop()
+        state[u] = "done"
+
+    for u in sorted(graph):
+        if u not in state:
+            visit(u)
+    return cycles
+
+
+def test_the_graph_was_read():
+    g = _graph()
+    assert "refscore.models.nn" in g["refscore.energies.neural"]
+    assert "refscore.sde.sdes" in g["refscore.sde.solvers"]
+    assert len(g) > 40
+
+
+def test_no_import_circle_lazy_imports_included():
+    assert _cycles(_graph()) == []
+
+
+def test_the_circle_finder_finds_a_planted_circle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def test_the_core_never_imports_the_apps():
+    bad = sorted(f"{u} -> {v}" for u, vs in _graph().items() for v in vs
+                 if not u.startswith("refscore.apps") and v.startswith("refscore.apps")
+                 and u not in ("refscore.__main__",))
+    assert not bad, bad

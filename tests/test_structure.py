@@ -1,0 +1,165 @@
+"""One way to do each thing (issue 19): the solvers are built on the SDE contract, a NumPy result
+does not depend on which backend ran first, and what users subclass or unpack is public and typed.
+(The import graph's rules are in ``tests/test_layout.py``.)"""
+import pathlib
+import subprocess
+import sys
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+
+from refscore import samplers, sde as sdelib
+from refscore.energies import Energy
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_compatibility_paths_re_export_the_canonical_objects():
+    import refscore.nn as old_nn
+    import refscore.train as old_train
+    from refscore.energies import MLPEnergy
+    from refscore.models import nn
+    from refscore.training import train
+
+    assert old_nn.MLPEnergy is MLPEnergy and old_nn.NoiseConditionalScoreNet is nn.NoiseConditionalScoreNet
+    assert old_train.fit is train.fit and old_train.adam is train.adam
+
+
+# ----- the solvers are built on the SDE contract ------------------------------------------------
+class Instrumented(sdelib.VPSDE):
+    """A VP SDE that counts the calls of its reverse drift and probability-flow velocity."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = {"reverse_drift": 0, "ode_drift": 0, "ode_drift_divergence": 0}
+
+    def reverse_drift(self, score_fn, x, t):
+        self.calls["reverse_drift"] += 1
+        return super().reverse_drift(score_fn, x, t)
+
+    def ode_drift(self, score_fn, x, t):
+        self.calls["ode_drift"] += 1
+        return super().ode_drift(score_fn, x, t)
+
+    def ode_drift_divergence(self, score_trace, d, t):
+        self.calls["ode_drift_divergence"] += 1
+        return super().ode_drift_divergence(score_trace, d, t)
+
+
+def _score(x, t):
+    return -x  # the exact score of N(0, I), which the VP SDE keeps at every t
+
+
+def test_reverse_sde_uses_the_sdes_reverse_drift_at_every_step():
+    s = Instrumented()
+    rng = np.random.default_rng(0)
+    sdelib.reverse_sde_sample(s, _score, s.prior_sample(16, 2, rng), rng, n_steps=7)
+    assert s.calls["reverse_drift"] == 7
+
+
+def test_a_changed_reverse_drift_changes_the_samples():
+    """A formula fixed in the SDE fixes the solver: a drift with the wrong factor on g² moves the result."""
+
+    class Wrong(sdelib.VPSDE):
+        def reverse_drift(self, score_fn, x, t):
+            return self.drift(x, t) - 0.5 * self.diffusion(t) ** 2 * score_fn(x, t)
+
+    x1 = sdelib.VPSDE().prior_sample(16, 2, np.random.default_rng(1))
+    a = sdelib.reverse_sde_sample(sdelib.VPSDE(), _score, x1, np.random.default_rng(2), n_steps=5)
+    b = sdelib.reverse_sde_sample(Wrong(), _score, x1, np.random.default_rng(2), n_steps=5)
+    assert not np.allclose(a, b)
+
+
+def test_probability_flow_and_likelihood_use_the_ode_drift():
+    s = Instrumented()
+    x = np.random.default_rng(3).standard_normal((4, 2))
+    sdelib.probability_flow_sample(s, _score, x)
+    assert s.calls["ode_drift"] > 0
+    calls = dict(s.calls)
+    logp = sdelib.log_likelihood(s, _score, x)
+    assert s.calls["ode_drift"] > calls["ode_drift"] and s.calls["ode_drift_divergence"] > 0
+    exact = -0.5 * (x**2).sum(axis=1) - np.log(2 * np.pi)  # N(0, I) in d = 2 stays N(0, I)
+    np.testing.assert_allclose(logp, exact, atol=1e-4)
+
+
+# ----- autograd's rules are installed once, at a fixed point ---------------------------------
+_FLOAT32_GRAD = """
+import numpy as np
+from autograd import grad
+from refscore import backends, losses
+from refscore.energies import MLPEnergy
+{before}
+rng = np.random.default_rng(0)
+m = MLPEnergy(3, (16,), rng=rng, dtype="float32")
+x = rng.standard_normal((64, 3)).astype("float32")
+g = grad(lambda p: losses.ssm(m.score_fn(p), x, np.random.default_rng(1), variance_reduced=True))(m.params)
+print(g[0]["W"].dtype, g[0]["W"].tobytes().hex())
+"""
+
+
+def _run(before):
+    out = subprocess.run([sys.executable, "-c", _FLOAT32_GRAD.format(before=before)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_numpy_results_are_bit_identical_before_and_after_the_strict_backend():
+    used_strict = ("sb = backends.get('strict'); from autograd import grad as _g; import autograd.numpy as _a\n"
+                   "_g(lambda v: _a.sum(_a.reshape(v, (-1,))[:2] ** 2))(sb.asarray(np.ones((2, 2))))")
+    plain, after = _run(""), _run(used_strict)
+    assert plain == after
+    assert plain.startswith("float32 ")  # and the gradient stays float32 (the reduction rule's int count)
+
+
+# ----- what users subclass or unpack is public and typed ------------------------------------
+class Quartic(Energy):
+    def __init__(self, dim):
+        self.dim = dim
+
+    def energy_unchecked(self, x):
+        return anp.sum(x**4, axis=1) / 4
+
+
+def test_an_energy_subclass_needs_only_dim_and_energy_unchecked():
+    x = np.array([[1.0, -2.0], [0.5, 0.0]])
+    q = Quartic(2)
+    np.testing.assert_allclose(q.energy(x), (x**4).sum(axis=1) / 4)
+    np.testing.assert_allclose(q.score(x), -(x**3))  # autograd of the energy
+    np.testing.assert_allclose(q.unnormalized_log_prob(x), -q.energy(x))
+
+
+def test_an_energy_subclass_returning_a_scalar_is_refused():
+    class Summed(Quartic):
+        def energy_unchecked(self, x):
+            return anp.sum(x**4) / 4
+
+    with pytest.raises(ValueError, match=r"energy_unchecked must return shape \(2,\), one energy per row"):
+        Summed(2).energy(np.ones((2, 2)))
+
+
+def test_an_energy_without_energy_unchecked_says_what_to_implement():
+    class Empty(Energy):
+        dim = 2
+
+    with pytest.raises(NotImplementedError, match="must implement energy_unchecked"):
+        Empty().energy(np.ones((1, 2)))
+
+
+def test_step_functions_return_a_typed_record():
+    g = sdelib.VPSDE()  # anything with a closed-form N(0, I) log-density
+    x = np.random.default_rng(0).standard_normal((8, 2))
+    lp = g.prior_log_prob
+    st = samplers.mala_init(lp, x, lambda y: -y)
+    out = samplers.mala_step(st, lp, lambda y: -y, 0.1, np.random.default_rng(1))
+    assert isinstance(out, samplers.StepResult)
+    assert out.state.position.shape == (8, 2) and out.is_accepted.shape == (8,) and out.is_finite.all()
+    st2, acc, fin = samplers.rwmh_step(st, lp, 0.3, np.random.default_rng(2))  # still unpacks as three
+    assert acc.dtype == bool
+
+
+def test_the_proposal_density_cannot_be_called_positionally():
+    x = np.zeros((1, 2))
+    with pytest.raises(TypeError):
+        samplers.langevin_log_q(x, x, x, 0.1)  # noqa: the swapped-argument bug needs positions
