@@ -242,3 +242,14 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path, capsys):
     assert cli.main(["bench", "--backend", "nope", "--out", str(tmp_path / "b")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("refscore: error: unknown backend 'nope'") and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("driver", ["langevin", "annealed_langevin"])
+def test_a_nan_score_at_the_start_is_named_not_reported_as_divergence(driver):
+    x0 = np.zeros((4, 2))
+    nan_score = lambda x, *sigma: x * np.nan  # noqa: E731
+    run = {"langevin": lambda: samplers.langevin(nan_score, x0, 0.1, 5, np.random.default_rng(0)),
+           "annealed_langevin": lambda: samplers.annealed_langevin(nan_score, x0, [1.0, 0.5], 0.01, 2,
+                                                                   np.random.default_rng(0))}[driver]
+    with pytest.raises(ValueError, match=r"score_fn\(x0.*\) contains NaN \(first non-finite entry in row 0\)"):
+        run()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from .. import tweedie
-from .._validation import check_positive_int, check_sigmas
+from .._validation import check_finite, check_positive_int, check_sigmas
 from .chain import (Divergence, check_sampler_args, report_divergence, run_chain, runaway_radius, sampler_info,
                     still_good)
 from .steps import langevin_move, score_of, unchecked
@@ -49,6 +49,7 @@ def annealed_langevin(score_fn, x0, sigmas, step_size, n_steps_each, rng, keep_e
     score_fn = unchecked(score_fn)
     hs = h * sig**2 / sig[-1] ** 2
     levels = [(float(s), float(hi)) for s, hi in zip(sig, hs)]
+    check_finite(score_of(score_fn, x0, levels[0][0]), f"score_fn(x0, sigma={levels[0][0]:g})")
     radius = runaway_radius(x0, levels[0][0] * math.sqrt(x0.shape[1]), ANNEALED_RUNAWAY_FACTOR)
     watch = Divergence(x0, radius, len(levels) * T)
     t_of = iter(range(len(levels) * T))

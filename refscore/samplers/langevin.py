@@ -9,7 +9,7 @@ our :math:`h=\epsilon`). It is biased for :math:`h>0`: on :math:`\mathcal N(0,1)
 from __future__ import annotations
 
 from .. import backends
-from .._validation import check_positive
+from .._validation import check_finite, check_positive
 from .chain import Divergence, check_sampler_args, report_divergence, run_chain, runaway_radius, sampler_info
 from .steps import langevin_move, score_of, unchecked
 
@@ -55,6 +55,7 @@ def langevin(score_fn, x0, step_size, n_steps, rng, keep_every=None, progress=Fa
     noise_var = None if noise_var is None else check_positive(noise_var, "noise_var")
     watch = Divergence(x0, runaway_radius(x0), n_steps)
     score_fn = unchecked(score_fn)
+    check_finite(score_of(score_fn, x0), "score_fn(x0)")  # a bad start is named, not reported as divergence
 
     def step(x):
         return watch.update(langevin_step(x, score_fn, h, rng, noise_var))
