@@ -11,8 +11,9 @@ from .cases import OBJECTIVES, cases
 from .export import export, load
 from .faults import FAULTS, Fault, faults_for
 from .statistical import SamplerReport, check_sampler, mala_acceptance_gaussian
+from .testing import assert_case, pytest_params
 from .verify import TOLERANCES, Report, Row, diagnose, verify
 
 __all__ = ["OBJECTIVES", "cases", "verify", "export", "load", "Report", "Row", "TOLERANCES",
            "diagnose", "Fault", "FAULTS", "faults_for", "check_sampler", "SamplerReport",
-           "mala_acceptance_gaussian"]
+           "mala_acceptance_gaussian", "pytest_params", "assert_case"]

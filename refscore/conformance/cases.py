@@ -20,8 +20,8 @@ from .reference import reference_values
 
 __all__ = ["cases", "OBJECTIVES"]
 
-OBJECTIVES = ("esm", "ism", "ssm", "dsm", "ncsn", "vp_denoising", "tweedie", "tweedie_vp",
-              "langevin_step", "mala_log_ratio")
+OBJECTIVES = SCORE_OBJECTIVES = ("esm", "ism", "ssm", "dsm", "ncsn", "ncsn_sampled", "vp_denoising", "tweedie",
+                    "tweedie_vp", "langevin_step", "mala_log_ratio")
 
 N = 6  # examples per case
 SHAPES = {"flat": (3,), "img": (2, 2), "chw": (1, 3, 3)}
@@ -47,6 +47,9 @@ _SPECS = [
     ("ncsn", "gaussian_family", "flat", {"sigmas": [2.0, 0.9, 0.4], "weighting": "sigma2"}),
     ("ncsn", "gaussian_family", "img", {"sigmas": [1.5, 0.5], "weighting": "none"}),
     ("ncsn", "mlp", "chw", {"sigmas": [3.0, 1.2, 0.6, 0.25], "weighting": "sigma2"}),
+    ("ncsn_sampled", "gaussian_family", "flat", {"sigmas": [2.0, 0.9, 0.4], "weighting": "sigma2"}),
+    ("ncsn_sampled", "gaussian_family", "img", {"sigmas": [1.5, 0.7, 0.3], "weighting": "none"}),
+    ("ncsn_sampled", "mlp", "chw", {"sigmas": [3.0, 1.2, 0.6, 0.25], "weighting": "sigma2"}),
     ("vp_denoising", "gaussian_family", "flat", {"beta": 0.3}),
     ("vp_denoising", "mlp", "img", {"beta": 0.15}),
     ("vp_denoising", "gaussian_family", "chw", {"beta": 0.6}),
@@ -94,6 +97,11 @@ def _randomness(objective, opts, n, shape, rng, case):
     elif objective == "ncsn":
         sig = onp.asarray(opts["sigmas"], dtype=float)
         case.update(sigmas=sig, z=draw(sig.size), weighting=opts["weighting"])
+    elif objective == "ncsn_sampled":  # one level per example, as training code draws it
+        sig = onp.asarray(opts["sigmas"], dtype=float)
+        level_index = onp.arange(n) % sig.size  # every level present, in a shuffled order
+        case.update(sigmas=sig, level_index=rng.permutation(level_index), z=draw(),
+                    weighting=opts["weighting"])
     elif objective == "vp_denoising":
         case.update(beta=opts["beta"], eps=draw())
     elif objective in ("tweedie", "tweedie_vp"):
@@ -114,7 +122,7 @@ def _build(objective, kind, shape_key, opts):
     tag = ""
     if objective == "ssm":
         tag = f"-{opts['projection'][:5]}{'-vr' if opts['variance_reduced'] else ''}-M{opts['M']}"
-    elif objective == "ncsn":
+    elif objective in ("ncsn", "ncsn_sampled"):
         tag = f"-w{opts['weighting']}"
     name = f"{objective}-{kind}-{shape_key}{tag}"
     rng = onp.random.default_rng(zlib.crc32(name.encode()))
