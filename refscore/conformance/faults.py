@@ -59,3 +59,5 @@ def faults_for(objective):
 
 
 from . import faults_score  # noqa: E402,F401  (registers the score-matching faults)
+from . import faults_diffusion  # noqa: E402,F401  (registers the diffusion faults)
+from . import faults_steps  # noqa: E402,F401  (registers the sampler-step, weighting and EDM faults)

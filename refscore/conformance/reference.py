@@ -35,10 +35,11 @@ import numpy as onp
 
 from .. import losses, samplers, tweedie
 from .models import flat, log_prob_fn, noise_conditional_score_fn, score_fn
+from .reference_diffusion import DIFFUSION_MAPS, DIFFUSION_REFERENCE
 
 __all__ = ["reference_values", "MAP_OBJECTIVES"]
 
-MAP_OBJECTIVES = ("tweedie", "tweedie_vp", "langevin_step")
+MAP_OBJECTIVES = ("tweedie", "tweedie_vp", "langevin_step") + DIFFUSION_MAPS
 
 
 def _flat_stack(a):
@@ -113,6 +114,12 @@ def reference_values(case):
 
     and otherwise the per-example values of the module docstring's table.
     """
+    if case["objective"] in DIFFUSION_REFERENCE:
+        out = onp.asarray(DIFFUSION_REFERENCE[case["objective"]](case), dtype=float)
+        if case["objective"] not in MAP_OBJECTIVES:
+            return out, None
+        out = flat(out)
+        return onp.sum(out * out, axis=1), out.reshape(case["x"].shape)
     x = onp.asarray(case["x"], dtype=float)
     out = onp.asarray(_REFERENCE[case["objective"]](case, flat(x)), dtype=float)
     if case["objective"] in MAP_OBJECTIVES:
