@@ -314,3 +314,10 @@ def test_annealed_step_sizes_and_edm_weight():
     assert np.allclose(c_in**2 * (np.array([0.3, 2.0]) ** 2 + 0.25), 1.0)
     assert np.allclose(diffusion.loss_weight(np.array([0.3, 2.0])) * c_out**2, 1.0)
     assert np.allclose(c_skip + c_out**2 / 0.25, 1.0)  # σ_d²/(σ²+σ_d²) + σ²/(σ²+σ_d²)
+
+
+def test_docs_table_lists_every_fault():
+    import pathlib
+    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "conformance.md").read_text()
+    missing = [(o, f.name) for o in conformance.OBJECTIVES for f in FAULTS[o] if f"| `{o}` | {f.name} |" not in text]
+    assert not missing, missing
