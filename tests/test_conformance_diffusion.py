@@ -295,9 +295,9 @@ def test_parametrisations_invert_each_other(alpha, seed):
     assert np.allclose(diffusion.x0_from_score(xt, s, alpha, sigma), x0, atol=1e-9)
     v = diffusion.v_from_eps(x0, eps, alpha, sigma)
     assert np.allclose(alpha * xt - sigma * v, x0, atol=1e-12)  # Salimans & Ho 2022, §4
-    D = x0  # a denoiser that returns the truth: the EDM score is the conditional score, to_d = −σ·score
-    assert np.allclose(diffusion.score_from_denoiser(xt, alpha * D, sigma), (alpha * x0 - xt) / sigma**2)
-    assert np.allclose(diffusion.denoiser_derivative(xt, D, sigma), -sigma * diffusion.score_from_denoiser(xt, D, sigma))
+    x_ve = x0 + sigma * eps  # EDM/VE form: a denoiser that returns the truth gives the conditional score
+    assert np.allclose(diffusion.score_from_denoiser(x_ve, x0, sigma), diffusion.score_from_eps(eps, sigma), atol=1e-9)
+    assert np.allclose(diffusion.denoiser_derivative(x_ve, x0, sigma), eps, atol=1e-9)  # dx/dσ = ε
 
 
 def test_bits_per_dim_of_uniform_data_is_eight_bits():
@@ -321,3 +321,13 @@ def test_docs_table_lists_every_fault():
     text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "conformance.md").read_text()
     missing = [(o, f.name) for o in conformance.OBJECTIVES for f in FAULTS[o] if f"| `{o}` | {f.name} |" not in text]
     assert not missing, missing
+
+
+@pytest.mark.parametrize("objective", DIFFUSION_OBJECTIVES)
+def test_float32_inputs_pass_the_float32_tolerance(objective):
+    assert verify(objective, lambda c: T_DIFF[objective](c, None), dtype="float32").passed
+
+
+def test_a_float32_schedule_is_diagnosed_as_float32_precision():
+    report = verify("ddpm_posterior", lambda c: t_posterior({**c, "betas": c["betas"].astype(np.float32)}, None))
+    assert not report.passed and "agrees to float32 precision" in str(report)

@@ -261,9 +261,9 @@ def verify(objective, impl, cases=None, dtype="float64", rtol=None, atol=None, o
 
     Parameters
     ----------
-    objective : one of ``esm ism ssm dsm ncsn vp_denoising tweedie tweedie_vp langevin_step
-        mala_log_ratio``
-    impl : callable ``case -> (n,)`` array (NumPy, or anything with ``.detach()``/``__array__``).
+    objective : one of :data:`refscore.conformance.OBJECTIVES` (``refscore conformance list``)
+    impl : callable ``case -> (n,)`` array (NumPy, or anything with ``.detach()``/``__array__``);
+        ``(n, k)`` for the objectives with k numbers per example (:data:`.cases_diffusion.COLUMNS`).
         Map objectives may instead return the mapped points ``(n, *shape)``, then compared
         entry by entry with ``expected_x``. ``impl`` never sees ``expected``/``expected_x``.
     cases : list of cases (default: the built-in ones of ``objective``)
