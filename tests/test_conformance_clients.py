@@ -172,3 +172,26 @@ def _sigma_fault(c):
     z, sig = c["z"].reshape(x.shape), c["sigma"]
     xt = x + sig * z
     return 0.5 * np.sum((c["model"]["b"] - xt @ c["model"]["A"] + z) ** 2, 1)
+
+
+# ---- A.7 the adapter recipe for a loss that draws its own noise (the NumPy analogue of torch.randn_like) --
+def _library_dsm(x, A, b, sigma):
+    """A 'library' loss that draws its own noise, as TorchEBM's does with torch.randn_like."""
+    z = np.random.standard_normal(x.shape)
+    xt = x + sigma * z
+    return 0.5 * np.sum((b - xt @ A + (xt - x) / sigma**2) ** 2, axis=1)
+
+
+def test_patching_the_noise_draw_feeds_the_case_randomness():
+    from unittest import mock
+
+    def adapter(c):
+        x = c["x"].reshape(len(c["x"]), -1)
+        queue = [c["z"].reshape(x.shape)]
+        with mock.patch("numpy.random.standard_normal", lambda shape: queue.pop(0)):
+            out = _library_dsm(x, c["model"]["A"], c["model"]["b"], c["sigma"])
+        assert not queue, "the library drew fewer arrays than the case holds"
+        return out
+    assert verify("dsm", adapter, only="*quadratic*").passed
+    assert not verify("dsm", lambda c: _library_dsm(flat(c["x"]), c["model"]["A"], c["model"]["b"], c["sigma"]),
+                      only="*quadratic*").passed  # its own noise: not the case's
