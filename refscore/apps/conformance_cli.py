@@ -1,13 +1,18 @@
-r"""``refscore conformance``: export the cases, verify an implementation, check a sampler step.
+r"""``refscore conformance``: list the objectives, export the cases, verify an implementation, check
+a sampler step.
 
 ::
 
+    refscore conformance list
     refscore conformance export DIR
-    refscore conformance verify OBJECTIVE MODULE:FUNC [--dtype float32] [--cases DIR]
+    refscore conformance verify OBJECTIVE MODULE:FUNC|FILE.py:FUNC [--only GLOB] [--rtol R --atol A]
+                                [--dtype float32] [--cases DIR]
     refscore conformance sampler {mala,ula} MODULE:FUNC [--h 0.5] [--d 1] [--chains N] [--steps T]
 
-``MODULE`` is an importable module name (the current folder is on the path) or a ``.py`` file.
-The exit status is 0 when every case passes, 1 when one fails (the report says which and why).
+``MODULE`` is an importable module name (the current folder is on the path) or a ``.py`` file,
+whose folder is put on the path so that it can import its siblings. Exit status (API.md): 0 every
+case passes, 1 not conformant (the report says which case and why), 2 the adapter or the command
+failed (it raised, returned the wrong shape, could not be imported, a bad option).
 """
 from __future__ import annotations
 
@@ -15,20 +20,35 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
+
+NOT_CONFORMANT, FAILED = 1, 2
+
+
+def _objectives_help():
+    from ..conformance import OBJECTIVES
+
+    return "one of: " + ", ".join(OBJECTIVES) + " (`refscore conformance list` prints them one a line)"
 
 
 def add_parser(subparsers):
-    r"""Register ``conformance`` and its three sub-commands on the ``refscore`` parser.
+    r"""Register ``conformance`` and its sub-commands on the ``refscore`` parser.
 
     .. math:: \text{exit status} = 0 \iff \text{every case passes } (|g_i - r_i| \le \text{tol}_i)
     """
     p = subparsers.add_parser("conformance", help="check another implementation against refscore's cases")
     sub = p.add_subparsers(dest="conformance_command", required=True)
+    sub.add_parser("list", help="print the objectives, one a line")
     e = sub.add_parser("export", help="write every case as JSON + .npz, with a README of the fields")
     e.add_argument("directory")
-    v = sub.add_parser("verify", help="run MODULE:FUNC on every case of OBJECTIVE; non-zero exit on failure")
-    v.add_argument("objective")
-    v.add_argument("target", metavar="MODULE:FUNC", help="FUNC(case) -> (n,) per-example values")
+    v = sub.add_parser("verify", help="run MODULE:FUNC on every case of OBJECTIVE; exit 1 if not conformant, "
+                       "2 if the adapter fails", description="OBJECTIVE is " + _objectives_help())
+    v.add_argument("objective", metavar="OBJECTIVE", help=_objectives_help())
+    v.add_argument("target", metavar="MODULE:FUNC", help="FUNC(case) -> per-example values (or FILE.py:FUNC)")
+    v.add_argument("--only", metavar="GLOB", default=None, help="check only the cases whose name matches, "
+                   "e.g. '*-img*'")
+    v.add_argument("--rtol", type=float, default=None, help="relative tolerance (default: the dtype's)")
+    v.add_argument("--atol", type=float, default=None, help="absolute tolerance floor (default: the dtype's)")
     v.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     v.add_argument("--cases", default=None, help="a folder written by `export` (default: the built-in cases)")
     s = sub.add_parser("sampler", help="statistical check of a step FUNC(x, h, rng) on N(0, I)")
@@ -43,7 +63,8 @@ def add_parser(subparsers):
 
 
 def load_callable(target):
-    r"""``"pkg.module:func"`` or ``"path/to/file.py:func"`` -> the function :math:`g`.
+    r"""``"pkg.module:func"`` or ``"path/to/file.py:func"`` -> the function :math:`g`. A file's
+    folder goes first on ``sys.path``, so an adapter can import the modules beside it.
 
     .. math:: g : \text{case} \mapsto (g_1, \dots, g_n)
     """
@@ -53,6 +74,9 @@ def load_callable(target):
     if module_name.endswith(".py") or os.path.sep in module_name:
         if not os.path.exists(module_name):
             raise FileNotFoundError(f"no file {module_name!r} (from {target!r})")
+        folder = os.path.dirname(os.path.abspath(module_name))
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
         spec = importlib.util.spec_from_file_location(os.path.basename(module_name)[:-3], module_name)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -64,13 +88,12 @@ def load_callable(target):
     return getattr(module, func)
 
 
-def main(args):
-    r"""Run the parsed ``refscore conformance`` command; returns the exit status.
-
-    .. math:: \text{status} = 0 \text{ if the report passes, else } 1
-    """
+def _run(args):
     from .. import conformance
 
+    if args.conformance_command == "list":
+        print("\n".join(conformance.OBJECTIVES))
+        return 0
     if args.conformance_command == "export":
         paths = conformance.export(args.directory)
         print(f"wrote {len(paths)} files to {args.directory} ({len(conformance.cases())} cases; see README.md)")
@@ -78,9 +101,30 @@ def main(args):
     impl = load_callable(args.target)
     if args.conformance_command == "verify":
         chosen = None if args.cases is None else conformance.load(args.cases, objective=args.objective)
-        report = conformance.verify(args.objective, impl, cases=chosen, dtype=args.dtype)
+        report = conformance.verify(args.objective, impl, cases=chosen, dtype=args.dtype, rtol=args.rtol,
+                                    atol=args.atol, only=args.only)
     else:
         report = conformance.check_sampler(impl, args.sampler, h=args.h, d=args.d, n_chains=args.chains,
                                            n_steps=args.steps, seed=args.seed)
     print(report)
-    return 0 if report.passed else 1
+    return 0 if report.passed else NOT_CONFORMANT
+
+
+def main(args):
+    r"""Run the parsed ``refscore conformance`` command; returns the exit status.
+
+    .. math:: \text{status} = \begin{cases}0 & \text{conformant}\\ 1 & \text{not conformant}\\
+              2 & \text{the adapter or the command failed}\end{cases}
+    """
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # an adapter may raise anything: report it, exit 2 ("could not answer")
+        if os.environ.get("REFSCORE_DEBUG"):
+            raise
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        notes = " ".join(getattr(e, "__notes__", []))
+        print(f"refscore conformance: error: {type(e).__name__}: {e} {notes}".rstrip()
+              + f"\n  at {where.filename}:{where.lineno}", file=sys.stderr)
+        return FAILED

@@ -16,12 +16,15 @@ import zlib
 
 import numpy as onp
 
+from .cases_diffusion import DIFFUSION_OBJECTIVES, DIFFUSION_SPECS, diffusion_fields
 from .reference import reference_values
 
 __all__ = ["cases", "OBJECTIVES"]
 
-OBJECTIVES = ("esm", "ism", "ssm", "dsm", "ncsn", "vp_denoising", "tweedie", "tweedie_vp",
-              "langevin_step", "mala_log_ratio")
+SCORE_OBJECTIVES = ("esm", "ism", "ssm", "dsm", "ncsn", "ncsn_sampled", "vp_denoising", "tweedie",
+                    "tweedie_vp", "langevin_step", "mala_log_ratio")
+
+OBJECTIVES = SCORE_OBJECTIVES + DIFFUSION_OBJECTIVES
 
 N = 6  # examples per case
 SHAPES = {"flat": (3,), "img": (2, 2), "chw": (1, 3, 3)}
@@ -47,6 +50,9 @@ _SPECS = [
     ("ncsn", "gaussian_family", "flat", {"sigmas": [2.0, 0.9, 0.4], "weighting": "sigma2"}),
     ("ncsn", "gaussian_family", "img", {"sigmas": [1.5, 0.5], "weighting": "none"}),
     ("ncsn", "mlp", "chw", {"sigmas": [3.0, 1.2, 0.6, 0.25], "weighting": "sigma2"}),
+    ("ncsn_sampled", "gaussian_family", "flat", {"sigmas": [2.0, 0.9, 0.4], "weighting": "sigma2"}),
+    ("ncsn_sampled", "gaussian_family", "img", {"sigmas": [1.5, 0.7, 0.3], "weighting": "none"}),
+    ("ncsn_sampled", "mlp", "chw", {"sigmas": [3.0, 1.2, 0.6, 0.25], "weighting": "sigma2"}),
     ("vp_denoising", "gaussian_family", "flat", {"beta": 0.3}),
     ("vp_denoising", "mlp", "img", {"beta": 0.15}),
     ("vp_denoising", "gaussian_family", "chw", {"beta": 0.6}),
@@ -63,7 +69,11 @@ _SPECS = [
 _VP = ("vp_denoising", "tweedie_vp")
 
 
-def _spd(d, rng, lo, hi):
+def spd(d, rng, lo, hi):
+    r"""A random symmetric positive-definite (d, d) matrix with eigenvalues in [lo, hi].
+
+    .. math:: S = Q\,\mathrm{diag}(\lambda)\,Q^\top,\quad \lambda_k\sim U(lo, hi)
+    """
     q, _ = onp.linalg.qr(rng.standard_normal((d, d)))
     S = (q * rng.uniform(lo, hi, d)) @ q.T
     return (S + S.T) / 2
@@ -71,14 +81,14 @@ def _spd(d, rng, lo, hi):
 
 def _model(kind, d, rng, objective):
     if kind == "quadratic":
-        return {"kind": "quadratic", "A": _spd(d, rng, 0.5, 2.0), "b": 0.5 * rng.standard_normal(d)}
+        return {"kind": "quadratic", "A": spd(d, rng, 0.5, 2.0), "b": 0.5 * rng.standard_normal(d)}
     if kind == "mlp":
         weights = []
         for fan_in, fan_out in zip((d, 8, 8), (8, 8, 1)):
             weights += [rng.standard_normal((fan_in, fan_out)) / onp.sqrt(fan_in),
                         0.3 * rng.standard_normal(fan_out)]
         return {"kind": "mlp", "weights": weights, "activation": "softplus"}
-    return {"kind": "gaussian_family", "mean": rng.standard_normal(d), "cov": _spd(d, rng, 0.3, 1.5),
+    return {"kind": "gaussian_family", "mean": rng.standard_normal(d), "cov": spd(d, rng, 0.3, 1.5),
             "parametrization": "vp" if objective in _VP else "ve"}
 
 
@@ -94,6 +104,11 @@ def _randomness(objective, opts, n, shape, rng, case):
     elif objective == "ncsn":
         sig = onp.asarray(opts["sigmas"], dtype=float)
         case.update(sigmas=sig, z=draw(sig.size), weighting=opts["weighting"])
+    elif objective == "ncsn_sampled":  # one level per example, as training code draws it
+        sig = onp.asarray(opts["sigmas"], dtype=float)
+        level_index = onp.arange(n) % sig.size  # every level present, in a shuffled order
+        case.update(sigmas=sig, level_index=rng.permutation(level_index), z=draw(),
+                    weighting=opts["weighting"])
     elif objective == "vp_denoising":
         case.update(beta=opts["beta"], eps=draw())
     elif objective in ("tweedie", "tweedie_vp"):
@@ -114,7 +129,7 @@ def _build(objective, kind, shape_key, opts):
     tag = ""
     if objective == "ssm":
         tag = f"-{opts['projection'][:5]}{'-vr' if opts['variance_reduced'] else ''}-M{opts['M']}"
-    elif objective == "ncsn":
+    elif objective in ("ncsn", "ncsn_sampled"):
         tag = f"-w{opts['weighting']}"
     name = f"{objective}-{kind}-{shape_key}{tag}"
     rng = onp.random.default_rng(zlib.crc32(name.encode()))
@@ -124,6 +139,18 @@ def _build(objective, kind, shape_key, opts):
     if objective == "esm":
         case["target"] = _model("quadratic", d, rng, objective)
     _randomness(objective, opts, N, shape, rng, case)
+    expected, expected_x = reference_values(case)
+    case["expected"] = expected
+    if expected_x is not None:
+        case["expected_x"] = expected_x
+    return case
+
+
+def _build_diffusion(objective, tag, shape_key, opts):
+    name = "-".join(p for p in (objective, tag, shape_key) if p)
+    rng = onp.random.default_rng(zlib.crc32(name.encode()))
+    case = {"name": name, "objective": objective,
+            **diffusion_fields(objective, opts, N, None if shape_key is None else SHAPES[shape_key], rng)}
     expected, expected_x = reference_values(case)
     case["expected"] = expected
     if expected_x is not None:
@@ -154,4 +181,5 @@ def cases(objective=None):
         raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
     if not _CACHE:
         _CACHE.extend(_build(*spec) for spec in _SPECS)
+        _CACHE.extend(_build_diffusion(*spec) for spec in DIFFUSION_SPECS)
     return [copy.deepcopy(c) for c in _CACHE if objective in (None, c["objective"])]

@@ -58,8 +58,38 @@ Per objective (extra fields; value i of `expected`):
 - `langevin_step`: `h`, `z` (n, *shape) — x′ = x + h s(x) + √(2h) z.
 - `mala_log_ratio`: `y` (n, *shape), `h` — log p(y) − log p(x) + log q(x|y) − log q(y|x),
   log p = −E, log q(y|x) = −‖y − x − h s(x)‖² / (4h).
-For the three map objectives `expected_x` (n, *shape) holds x̂ or x′, and `expected` their
-squared norms ‖·‖² (flattened); compare either.
+- `ncsn_sampled`: `sigmas` (L,), `level_index` (n,) integers (0-based: example i uses σ_k, k =
+  level_index[i]), `z` (n, *shape), `weighting` — λ(σ_k) ½‖s(x + σ_k z, σ_k) + z/σ_k‖² (no 1/L).
+For the map objectives `expected_x` (n, *shape) holds the mapped points (x̂, x′, a converted
+prediction, a sampler step), and `expected` their squared norms ‖·‖² (flattened); compare either.
+
+Diffusion objectives (`expected` is (n,) or, where noted, (n, k) with the columns listed; `t` (n,)
+are times in [0, 1] or, for DDPM, 0-based integer steps into `betas`; an `sde` is
+{"kind": "ve", "sigma_min", "sigma_max"} or {"kind": "vp"|"subvp", "beta_min", "beta_max"}):
+- `sde_marginal`: `sde`, `t` — (n, 2): mean coefficient a(t), std s(t) of x_t = a x0 + s z;
+  VE std = √(σ(t)² − σ_min²), sub-VP std = 1 − e^{−B(t)}.
+- `ddpm_marginal`: `betas` (T,), `t`, `x` (x0), `eps` — √ᾱ_t x0 + √(1−ᾱ_t) ε (map).
+- `ddpm_posterior`: `betas`, `t` (≥ 1) — (n, 3): √ᾱ_{t−1}β_t/(1−ᾱ_t), √α_t(1−ᾱ_{t−1})/(1−ᾱ_t), β̃_t.
+- `ddpm_log_variance`: `betas`, `t` — (n, 2): log β̃ with β̃_0 clipped to β̃_1; log of [β̃_1, β_1, β_2…].
+- `ddpm_ancestral_step`: `betas`, `t`, `x` (x_t), `eps_pred`, `z`, `variance` ("small" β̃ / "large" β) —
+  (x_t − β_t/√(1−ᾱ_t) ε̂)/√α_t + σ_t z, no noise at t = 0 (map).
+- `score_from_eps`: `x`, `eps`, `sigma` (n,) — −ε/σ (map). `x0_from_score`: `x`, `score`, `alpha`,
+  `sigma` — (x + σ² s)/α (map). `v_target`: `x` (x0), `eps`, `alpha`, `sigma` — α ε − σ x0 (map).
+- `edm_score`: `x`, `denoised`, `sigma` — (D − x)/σ² (map). `edm_to_d`: same fields — (x − D)/σ (map).
+- `likelihood_weighting`: `sde`, `t` — g(t)². `edm_loss_weight`: `sigma`, `sigma_data` — (σ²+σ_d²)/(σσ_d)².
+- `edm_precond`: `sigma`, `sigma_data` — (n, 4): c_skip, c_out, c_in, c_noise = ¼ ln σ.
+- `edm_schedule`: `i` (n,), `N`, `sigma_min`, `sigma_max`, `rho` — σ_i of Karras et al. eq. 5.
+- `ancestral_sigmas`: `sigma_from`, `sigma_to`, `eta` — (n, 2): σ_down, σ_up (k-diffusion).
+- `reverse_sde_step`: `sde`, `t`, `dt`, `x`, `score`, `z` — x − [f − g²s]dt + g√dt z (map).
+- `pf_ode_drift`: `sde`, `t`, `x`, `score` — f − ½g²s (map).
+- `pc_corrector_step`: `x`, `score`, `z`, `snr`, `alpha` — ε = 2α(snr·mean‖z‖/mean‖s‖)²,
+  x + ε s + √(2ε) z (map; the norms are batch means of per-example norms).
+- `annealed_langevin_step`: `x`, `score`, `z`, `sigmas`, `level` (n,), `eps` — α = ε σ_k²/σ_L²,
+  x + (α/2) s + √α z (map; the NCSN paper's convention).
+- `final_denoise`: `x`, `score`, `z`, `sigma` — x + σ² s, no noise (map).
+- `bits_per_dim`: `x` (for D only), `log_p` (n,), `scale` a — −log p/(D ln 2) + 8 − log₂ a.
+- `pf_ode_log_likelihood`: `model` (gaussian_family mean, cov: the data law), `sde`, `t_min` ε, `x`,
+  `v` (probes, for Hutchinson estimators) — log p_ε(x), exact (default tolerance rtol 1e-5, atol 1e-6).
 
 Tolerance: |got − expected| ≤ rtol |expected| + atol · max(1, max |expected|), per example;
 float64: rtol = @R64@, atol = @A64@; float32: rtol = @R32@, atol = @A32@.

@@ -110,9 +110,21 @@ def noise_conditional_score_fn(model):
     .. math:: s(x,\sigma) = -(S+\sigma^2 I)^{-1}(x-\mu)\quad(\text{ve})
     """
     if model["kind"] == "gaussian_family":
-        return lambda x, level: _gaussian_at(model, level).score(x)
+        return lambda x, level: _rowwise(model, x, level)
     s = score_fn(model)
     return lambda x, level: s(x)
+
+
+def _rowwise(model, x, level):
+    """The exact noised score with one level for the batch, or an ``(n,)`` level per row."""
+    if onp.ndim(level) == 0:
+        return _gaussian_at(model, level).score(x)
+    level = onp.asarray(level, dtype=float).reshape(-1)
+    out = onp.empty(x.shape)
+    for t in onp.unique(level):
+        rows = level == t
+        out[rows] = _gaussian_at(model, t).score(x[rows])
+    return out
 
 
 def log_prob_fn(model):

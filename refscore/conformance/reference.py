@@ -15,6 +15,8 @@ points ``expected_x`` ``(n, *shape)``; their per-example scalar is :math:`\|\tex
    \texttt{dsm}_i &= \tfrac12\|s(x_i+\sigma z_i) + z_i/\sigma\|^2 \\
    \texttt{ncsn}_i &= \tfrac1L\textstyle\sum_l \lambda(\sigma_l)\,\tfrac12
                       \|s(x_i+\sigma_l z_{li},\sigma_l) + z_{li}/\sigma_l\|^2 \\
+   \texttt{ncsn\_sampled}_i &= \lambda(\sigma_{k_i})\,\tfrac12\|s(x_i+\sigma_{k_i}z_i,\sigma_{k_i})
+                      + z_i/\sigma_{k_i}\|^2,\quad k_i = \texttt{level\_index}_i \\
    \texttt{vp\_denoising}_i &= \|x'_i + \beta s(x'_i,\beta) - \sqrt{1-\beta}\,x_i\|^2,
                       \quad x'_i=\sqrt{1-\beta}\,x_i+\sqrt\beta\,\varepsilon_i \\
    \texttt{tweedie}: \hat x_i &= x_i + \sigma^2 s(x_i,\sigma),\qquad
@@ -33,10 +35,11 @@ import numpy as onp
 
 from .. import losses, samplers, tweedie
 from .models import flat, log_prob_fn, noise_conditional_score_fn, score_fn
+from .reference_diffusion import DIFFUSION_MAPS, DIFFUSION_REFERENCE
 
 __all__ = ["reference_values", "MAP_OBJECTIVES"]
 
-MAP_OBJECTIVES = ("tweedie", "tweedie_vp", "langevin_step")
+MAP_OBJECTIVES = ("tweedie", "tweedie_vp", "langevin_step") + DIFFUSION_MAPS
 
 
 def _flat_stack(a):
@@ -67,6 +70,12 @@ def _ncsn(c, x):
                        weighting=str(c["weighting"]), reduction="none")
 
 
+def _ncsn_sampled(c, x):
+    return losses.ncsn(noise_conditional_score_fn(c["model"]), x, c["sigmas"], z=flat(c["z"]),
+                       weighting=str(c["weighting"]), reduction="none", levels="sample",
+                       level_index=onp.asarray(c["level_index"], dtype=int))
+
+
 def _vp(c, x):
     return losses.vp_denoising(noise_conditional_score_fn(c["model"]), x, float(c["beta"]),
                                eps=flat(c["eps"]), reduction="none")
@@ -90,7 +99,7 @@ def _mala(c, x):
             - samplers.langevin_log_q(to=y, given=x, score_given=s(x), h=h))
 
 
-_REFERENCE = {"esm": _esm, "ism": _ism, "ssm": _ssm, "dsm": _dsm, "ncsn": _ncsn,
+_REFERENCE = {"esm": _esm, "ism": _ism, "ssm": _ssm, "dsm": _dsm, "ncsn": _ncsn, "ncsn_sampled": _ncsn_sampled,
               "vp_denoising": _vp, "tweedie": _tweedie, "tweedie_vp": _tweedie_vp,
               "langevin_step": _langevin, "mala_log_ratio": _mala}
 
@@ -105,6 +114,12 @@ def reference_values(case):
 
     and otherwise the per-example values of the module docstring's table.
     """
+    if case["objective"] in DIFFUSION_REFERENCE:
+        out = onp.asarray(DIFFUSION_REFERENCE[case["objective"]](case), dtype=float)
+        if case["objective"] not in MAP_OBJECTIVES:
+            return out, None
+        out = flat(out)
+        return onp.sum(out * out, axis=1), out.reshape(case["x"].shape)
     x = onp.asarray(case["x"], dtype=float)
     out = onp.asarray(_REFERENCE[case["objective"]](case, flat(x)), dtype=float)
     if case["objective"] in MAP_OBJECTIVES:

@@ -13,5 +13,7 @@ and the probability-flow ODE :math:`dx/dt = f - \tfrac12 g^2\nabla_x\log p_t(x)`
 from .sdes import SDE, VESDE, VPSDE, marginal_law
 from .solvers import log_likelihood, probability_flow_sample, reverse_sde_sample
 
+from .subvp import SubVPSDE
+
 __all__ = ["SDE", "VESDE", "VPSDE", "marginal_law", "reverse_sde_sample", "probability_flow_sample",
-           "log_likelihood"]
+           "log_likelihood", "SubVPSDE"]

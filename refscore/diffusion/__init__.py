@@ -1,0 +1,25 @@
+r"""The diffusion half of the lecture, as numbered formulas: the DDPM schedule and posterior
+(:mod:`.ddpm`), conversions between parametrisations (:mod:`.parametrisation`), EDM's
+preconditioning and schedule (:mod:`.edm`), one step of each sampler with explicit noise
+(:mod:`.steps`), and likelihoods in bits per dimension (:mod:`.likelihood`). The SDEs themselves
+are :mod:`refscore.sde` (VE, VP, sub-VP).
+
+.. math:: x_t = \alpha_t x_0 + \sigma_t\varepsilon,\qquad s(x_t) = -\varepsilon/\sigma_t
+          \quad(\text{Song et al. 2021, Appendix B; Ho et al. 2020, eq. 4})
+
+These are the reference values of the diffusion conformance objectives (``docs/conformance.md``).
+"""
+from .ddpm import (alphas_cumprod, ancestral_step, fixed_large_log_variance, posterior_coefficients,
+                   posterior_log_variance_clipped, q_sample)
+from .edm import ancestral_sigmas, karras_sigmas, loss_weight, preconditioning
+from .likelihood import bits_per_dim, gaussian_flow_log_likelihood
+from .parametrisation import denoiser_derivative, score_from_denoiser, score_from_eps, v_from_eps, x0_from_score
+from .steps import (annealed_langevin_step, annealed_step_sizes, langevin_corrector_step, likelihood_weighting,
+                    ode_velocity, reverse_sde_step, tweedie_denoise_ve)
+
+__all__ = ["alphas_cumprod", "q_sample", "posterior_coefficients", "posterior_log_variance_clipped",
+           "fixed_large_log_variance", "ancestral_step", "score_from_eps", "x0_from_score", "v_from_eps",
+           "score_from_denoiser", "denoiser_derivative", "preconditioning", "loss_weight", "karras_sigmas",
+           "ancestral_sigmas", "reverse_sde_step", "ode_velocity", "langevin_corrector_step",
+           "annealed_step_sizes", "annealed_langevin_step", "tweedie_denoise_ve", "likelihood_weighting",
+           "bits_per_dim", "gaussian_flow_log_likelihood"]

@@ -1,0 +1,66 @@
+r"""Conversions between what a diffusion network predicts: the noise ε, the score s, the clean
+data x̂₀, the velocity v, the EDM denoiser D (and k-diffusion's derivative).
+
+For :math:`x_t=\alpha_t x_0+\sigma_t\varepsilon` the score of the Gaussian kernel is
+:math:`-\varepsilon/\sigma_t`, and Tweedie's formula gives the posterior mean; all of these
+follow (seed ``003_…`` eqs. 11.12–11.13; Song et al. 2021, Appendix B; Salimans & Ho 2022, §4;
+Karras et al. 2022, eq. 3 and Appendix B.3):
+
+.. math:: s = -\frac{\varepsilon}{\sigma_t},\quad \hat x_0 = \frac{x_t+\sigma_t^2 s}{\alpha_t},\quad
+          v = \alpha_t\varepsilon - \sigma_t x_0,\quad s = \frac{D(x;\sigma)-x}{\sigma^2},\quad
+          \frac{dx}{d\sigma} = \frac{x - D(x;\sigma)}{\sigma}
+
+Coefficients are floats or (n,) arrays, one per example; points are (n, *shape).
+"""
+from __future__ import annotations
+
+import numpy as onp
+
+__all__ = ["score_from_eps", "x0_from_score", "v_from_eps", "score_from_denoiser", "denoiser_derivative"]
+
+
+def _col(c, x):
+    return onp.asarray(c, dtype=float).reshape((-1,) + (1,) * (onp.ndim(x) - 1)) if onp.ndim(c) else float(c)
+
+
+def score_from_eps(eps, sigma):
+    r"""The score from a noise prediction (Song et al. 2021, Appendix B; Ho et al. 2020, eq. 11
+    with Vincent 2011):
+
+    .. math:: s(x_t) = -\hat\varepsilon/\sigma_t
+    """
+    return -eps / _col(sigma, eps)
+
+
+def x0_from_score(x_t, score, alpha, sigma):
+    r"""Tweedie's posterior mean of :math:`x_0` for :math:`x_t=\alpha_t x_0+\sigma_t\varepsilon`
+    (Efron 2011, eq. 2.8; seed ``003_…`` eqs. 11.12–11.13 with :math:`\alpha=\sqrt{1-\beta}`):
+
+    .. math:: \hat x_0 = \frac{x_t + \sigma_t^2\,s(x_t)}{\alpha_t}
+    """
+    return (x_t + _col(sigma, x_t) ** 2 * score) / _col(alpha, x_t)
+
+
+def v_from_eps(x0, eps, alpha, sigma):
+    r"""The v-prediction target (Salimans & Ho 2022, §4 and Appendix D), with :math:`\alpha_t^2+\sigma_t^2=1`:
+
+    .. math:: v = \alpha_t\varepsilon - \sigma_t x_0
+    """
+    return _col(alpha, x0) * eps - _col(sigma, x0) * x0
+
+
+def score_from_denoiser(x, denoised, sigma):
+    r"""The score from an EDM denoiser :math:`D(x;\sigma)` (Karras et al. 2022, eq. 3):
+
+    .. math:: \nabla_x\log p(x;\sigma) = \frac{D(x;\sigma) - x}{\sigma^2}
+    """
+    return (denoised - x) / _col(sigma, x) ** 2
+
+
+def denoiser_derivative(x, denoised, sigma):
+    r"""The probability-flow ODE in σ, :math:`dx/d\sigma = -\sigma\nabla\log p = (x-D)/\sigma`
+    (Karras et al. 2022, eq. 4 with :math:`\sigma(t)=t`; k-diffusion ``sampling.py``, ``to_d``).
+
+    .. math:: \frac{dx}{d\sigma} = \frac{x - D(x;\sigma)}{\sigma}
+    """
+    return (x - denoised) / _col(sigma, x)

@@ -1,0 +1,105 @@
+r"""One step of each diffusion sampler, given the model's output and the noise explicitly, so that
+a step can be compared number for number (the solvers in :mod:`refscore.sde` draw their own).
+
+.. math:: \text{reverse SDE (Song et al. 2021, eq. 6):}\quad
+          x_{t-\Delta t} = x_t - [f - g^2 s]\Delta t + g\sqrt{\Delta t}\,z,\qquad
+          \text{PF ODE (eq. 13):}\ \dot x = f - \tfrac12 g^2 s
+
+the predictor–corrector's Langevin corrector (Algorithms 4–5), annealed Langevin dynamics in
+the NCSN paper's convention (Song & Ermon 2019, Algorithm 1), the final Tweedie denoise, and the
+likelihood weighting :math:`\lambda(t)=g(t)^2` (Song, Durkan, Murray & Ermon 2021, Theorem 1).
+"""
+from __future__ import annotations
+
+import numpy as onp
+
+from ..sde.sdes import SDE
+
+__all__ = ["reverse_sde_step", "ode_velocity", "langevin_corrector_step", "annealed_step_sizes",
+           "annealed_langevin_step", "tweedie_denoise_ve", "likelihood_weighting"]
+
+
+def _col(c, x):
+    return onp.asarray(c, dtype=float).reshape((-1,) + (1,) * (onp.ndim(x) - 1)) if onp.ndim(c) else float(c)
+
+
+def _flat(a):
+    return onp.reshape(a, (onp.shape(a)[0], -1))
+
+
+def reverse_sde_step(sde, x, t, dt, score, z):
+    r"""One Euler–Maruyama step of the reverse-time SDE from ``t`` to ``t − dt`` (Song et al. 2021,
+    eq. 6; the reverse-diffusion discretisation of Appendix E is the same to first order):
+
+    .. math:: x_{t-\Delta t} = x_t - \big[f(x_t,t) - g(t)^2 s\big]\Delta t + g(t)\sqrt{\Delta t}\,z
+
+    ``x``, ``score``, ``z``: (n, *shape); ``t``: (n,) times; the drift is ``sde.reverse_drift``.
+    """
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be a refscore.sde.SDE, got {type(sde).__name__}")
+    X, S = _flat(x), _flat(score)
+    drift = sde.reverse_drift(lambda y, s: S, X, t)
+    g = _col(sde.diffusion(t), X)
+    return (X - drift * dt + g * onp.sqrt(dt) * _flat(z)).reshape(onp.shape(x))
+
+
+def ode_velocity(sde, x, t, score):
+    r"""The probability-flow ODE velocity ``sde.ode_drift`` on the given score (Song et al. 2021, eq. 13):
+
+    .. math:: \frac{dx}{dt} = f(x,t) - \tfrac12 g(t)^2\,s
+    """
+    X, S = _flat(x), _flat(score)
+    return sde.ode_drift(lambda y, s: S, X, t).reshape(onp.shape(x))
+
+
+def langevin_corrector_step(x, score, z, snr, alpha=1.0):
+    r"""The predictor–corrector's Langevin corrector, one step (Song et al. 2021, Algorithms 4–5;
+    score_sde ``sampling.py``, ``LangevinCorrector``: batch means of per-example norms):
+
+    .. math:: \epsilon = 2\alpha\Big(r\,\frac{\overline{\|z\|}}{\overline{\|s\|}}\Big)^2,\qquad
+              x \leftarrow x + \epsilon\,s + \sqrt{2\epsilon}\,z
+
+    with :math:`r` = ``snr``, :math:`\alpha=1` for VE and :math:`\alpha_i=1-\beta_i` for VP.
+    """
+    zn = onp.mean(onp.linalg.norm(_flat(z), axis=1))
+    sn = onp.mean(onp.linalg.norm(_flat(score), axis=1))
+    eps = 2.0 * alpha * (snr * zn / sn) ** 2
+    return x + eps * score + onp.sqrt(2.0 * eps) * z
+
+
+def annealed_step_sizes(sigmas, eps):
+    r"""Annealed Langevin's step sizes (Song & Ermon 2019, Algorithm 1):
+
+    .. math:: \alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2
+    """
+    sig = onp.asarray(sigmas, dtype=float)
+    return eps * sig**2 / sig[-1] ** 2
+
+
+def annealed_langevin_step(x, score, z, sigmas, level, eps):
+    r"""One step of annealed Langevin dynamics at level ``level`` (0-based, per example), in the
+    paper's convention (Song & Ermon 2019, Algorithm 1; refscore's :math:`h` is :math:`\alpha/2`):
+
+    .. math:: x \leftarrow x + \frac{\alpha_i}2\,s(x,\sigma_i) + \sqrt{\alpha_i}\,z,\qquad
+              \alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2
+    """
+    a = _col(annealed_step_sizes(sigmas, eps)[onp.asarray(level, dtype=int)], x)
+    return x + 0.5 * a * score + onp.sqrt(a) * z
+
+
+def tweedie_denoise_ve(x, score, sigma):
+    r"""The final denoising step of a VE sampler: Tweedie's posterior mean at the last level
+    (Jolicoeur-Martineau et al. 2021; score_sde's last predictor step returns ``x_mean``):
+
+    .. math:: \hat x = x + \sigma^2 s(x,\sigma)\quad\text{(no noise added)}
+    """
+    return x + _col(sigma, x) ** 2 * score
+
+
+def likelihood_weighting(sde, t):
+    r"""The likelihood weighting of denoising score matching (Song, Durkan, Murray & Ermon 2021,
+    Theorem 1): with it the weighted loss bounds the negative log-likelihood.
+
+    .. math:: \lambda(t) = g(t)^2
+    """
+    return onp.asarray(sde.diffusion(t), dtype=float) ** 2
