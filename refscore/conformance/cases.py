@@ -17,6 +17,7 @@ import zlib
 import numpy as onp
 
 from .cases_diffusion import DIFFUSION_OBJECTIVES, DIFFUSION_SPECS, diffusion_fields
+from .models import spd
 from .reference import reference_values
 
 __all__ = ["cases", "OBJECTIVES"]
@@ -67,16 +68,6 @@ _SPECS = [
 ]
 
 _VP = ("vp_denoising", "tweedie_vp")
-
-
-def spd(d, rng, lo, hi):
-    r"""A random symmetric positive-definite (d, d) matrix with eigenvalues in [lo, hi].
-
-    .. math:: S = Q\,\mathrm{diag}(\lambda)\,Q^\top,\quad \lambda_k\sim U(lo, hi)
-    """
-    q, _ = onp.linalg.qr(rng.standard_normal((d, d)))
-    S = (q * rng.uniform(lo, hi, d)) @ q.T
-    return (S + S.T) / 2
 
 
 def _model(kind, d, rng, objective):

@@ -116,7 +116,7 @@ def _with_points(objective, opts, n, shape, rng):
         return {"x": x, "score": draw(), "z": draw(), "sigma": rng.uniform(0.01, 0.5, n)}
     if objective == "bits_per_dim":
         return {"x": x, "log_p": rng.uniform(-3.0, 1.0, n) * x[0].size, "scale": opts["scale"]}
-    from .cases import spd  # pf_ode_log_likelihood: Gaussian data, exact score and prior
+    from .models import spd  # pf_ode_log_likelihood: Gaussian data, exact score and prior
     d = x[0].size
     model = {"kind": "gaussian_family", "mean": rng.standard_normal(d), "cov": spd(d, rng, 0.3, 1.5)}
     return {"x": x, "model": model, "sde": _sde(opts), "t_min": opts["t_min"], "v": draw()}

@@ -13,38 +13,11 @@ that match the implementation under test. The faults live beside the ideas they 
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
-
+from . import faults_diffusion, faults_score, faults_steps  # noqa: F401  (each registers its faults)
 from .cases import OBJECTIVES
+from .fault_registry import FAULTS, Fault, register
 
 __all__ = ["Fault", "FAULTS", "faults_for", "register"]
-
-
-class Fault(NamedTuple):
-    r"""A named faulty variant: ``value(case)`` is what that bug computes on the case.
-
-    .. math:: \text{e.g. ``missing ½'':}\quad \|s - s^*\|^2 \ \text{instead of}\ \tfrac12\|s - s^*\|^2
-    """
-
-    name: str
-    explanation: str
-    value: Callable
-
-
-FAULTS = {o: [] for o in OBJECTIVES}
-
-
-def register(objectives, name, explanation):
-    r"""Decorator: register ``fn(case)`` as the fault ``name`` of each of the space-separated
-    ``objectives``.
-
-    .. math:: \texttt{FAULTS}[o] \leftarrow \texttt{FAULTS}[o] \cup \{(\text{name}, \text{explanation}, fn)\}
-    """
-    def add(fn):
-        for o in objectives.split():
-            FAULTS[o].append(Fault(name, explanation, fn))
-        return fn
-    return add
 
 
 def faults_for(objective):
@@ -57,7 +30,3 @@ def faults_for(objective):
         raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
     return list(FAULTS[objective])
 
-
-from . import faults_score  # noqa: E402,F401  (registers the score-matching faults)
-from . import faults_diffusion  # noqa: E402,F401  (registers the diffusion faults)
-from . import faults_steps  # noqa: E402,F401  (registers the sampler-step, weighting and EDM faults)

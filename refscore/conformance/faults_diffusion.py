@@ -16,7 +16,7 @@ import numpy as onp
 from scipy import integrate
 
 from .. import diffusion as D
-from .faults import register
+from .fault_registry import register
 from .reference_diffusion import make_sde
 
 __all__ = ["hutchinson_log_likelihood"]

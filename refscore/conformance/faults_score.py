@@ -12,7 +12,7 @@ import math
 
 import numpy as onp
 
-from .faults import register as _fault
+from .fault_registry import register as _fault
 from .models import flat, log_prob_fn, noise_conditional_score_fn, score_fn, score_jacobian
 
 __all__ = ["ssm_as_code"]

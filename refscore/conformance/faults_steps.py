@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as onp
 
 from .. import diffusion as D
-from .faults import register
+from .fault_registry import register
 from .reference_diffusion import make_sde
 
 __all__ = []

@@ -11,7 +11,7 @@ A case stores its model as plain arrays so that any framework can rebuild it:
   .. math:: h_0 = x,\quad h_k = \operatorname{softplus}(h_{k-1}W_k + c_k)\ (k<K),\quad
             E(x) = h_{K-1}W_K + c_K,\qquad s(x) = -\nabla_x E(x)
 
-  with ``W_k`` of shape (fan_in, fan_out) (rows times weights, as in :mod:`refscore.nn`) and a
+  with ``W_k`` of shape (fan_in, fan_out) (rows times weights, as in :mod:`refscore.models.nn`) and a
   linear output of width 1 (seed ``001_…``, "Neural net predicts energy of a given state").
 
 * ``{"kind": "gaussian_family", "mean": (d,), "cov": (d, d), "parametrization": "ve" | "vp"}``:
@@ -24,7 +24,7 @@ A case stores its model as plain arrays so that any framework can rebuild it:
 
 The noise-conditional objectives (``ncsn``, ``vp_denoising``) call ``score(x, level)``; for the
 quadratic and MLP kinds the level is ignored. Everything here is evaluated through refscore's
-own energies (:class:`~refscore.energies.Gaussian`, :class:`~refscore.nn.MLPEnergy`).
+own energies (:class:`~refscore.energies.Gaussian`, :class:`~refscore.energies.MLPEnergy`).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ import autograd.numpy as anp
 import numpy as onp
 from autograd import elementwise_grad
 
-__all__ = ["energy_fn", "score_fn", "noise_conditional_score_fn", "flat", "log_prob_fn", "score_jacobian"]
+__all__ = ["energy_fn", "score_fn", "noise_conditional_score_fn", "flat", "log_prob_fn", "score_jacobian", "spd"]
 
 
 def flat(a):
@@ -150,3 +150,12 @@ def score_jacobian(model, x, level=None):
         J[:, i, :] = elementwise_grad(lambda y: anp.sum(s(y)[:, i]))(x)
     return J
 
+
+def spd(d, rng, lo, hi):
+    r"""A random symmetric positive-definite (d, d) matrix with eigenvalues in [lo, hi].
+
+    .. math:: S = Q\,\mathrm{diag}(\lambda)\,Q^\top,\quad \lambda_k\sim U(lo, hi)
+    """
+    q, _ = onp.linalg.qr(rng.standard_normal((d, d)))
+    S = (q * rng.uniform(lo, hi, d)) @ q.T
+    return (S + S.T) / 2

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import numpy as onp
 
+from .. import tweedie
+from ..samplers.annealed import annealed_step_sizes as refscore_step_sizes
+from ..samplers.steps import langevin_move
 from ..sde.sdes import SDE
+from ..sde.solvers import corrector_step_size
 
 __all__ = ["reverse_sde_step", "ode_velocity", "langevin_corrector_step", "annealed_step_sizes",
            "annealed_langevin_step", "tweedie_denoise_ve", "likelihood_weighting"]
@@ -61,10 +65,8 @@ def langevin_corrector_step(x, score, z, snr, alpha=1.0):
 
     with :math:`r` = ``snr``, :math:`\alpha=1` for VE and :math:`\alpha_i=1-\beta_i` for VP.
     """
-    zn = onp.mean(onp.linalg.norm(_flat(z), axis=1))
-    sn = onp.mean(onp.linalg.norm(_flat(score), axis=1))
-    eps = 2.0 * alpha * (snr * zn / sn) ** 2
-    return x + eps * score + onp.sqrt(2.0 * eps) * z
+    eps = corrector_step_size(_flat(score), _flat(z), snr, alpha)
+    return langevin_move(x, score, eps, z)
 
 
 def annealed_step_sizes(sigmas, eps):
@@ -72,8 +74,7 @@ def annealed_step_sizes(sigmas, eps):
 
     .. math:: \alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2
     """
-    sig = onp.asarray(sigmas, dtype=float)
-    return eps * sig**2 / sig[-1] ** 2
+    return refscore_step_sizes(onp.asarray(sigmas, dtype=float), eps)  # the same rule as refscore's h_i
 
 
 def annealed_langevin_step(x, score, z, sigmas, level, eps):
@@ -84,7 +85,7 @@ def annealed_langevin_step(x, score, z, sigmas, level, eps):
               \alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2
     """
     a = _col(annealed_step_sizes(sigmas, eps)[onp.asarray(level, dtype=int)], x)
-    return x + 0.5 * a * score + onp.sqrt(a) * z
+    return langevin_move(x, score, 0.5 * a, z)  # our h = α/2: x + h s + sqrt(2h) z
 
 
 def tweedie_denoise_ve(x, score, sigma):
@@ -93,7 +94,7 @@ def tweedie_denoise_ve(x, score, sigma):
 
     .. math:: \hat x = x + \sigma^2 s(x,\sigma)\quad\text{(no noise added)}
     """
-    return x + _col(sigma, x) ** 2 * score
+    return tweedie.denoise_unchecked(lambda _: score, x, _col(sigma, x))
 
 
 def likelihood_weighting(sde, t):

@@ -21,6 +21,17 @@ from .steps import langevin_move, score_of, unchecked
 ANNEALED_RUNAWAY_FACTOR = 1e3
 
 
+def annealed_step_sizes(sigmas, step_size):
+    r"""The step at each level, scaled by the **square** of the noise ratio (Song & Ermon 2019,
+    Algorithm 1; a step scaled by :math:`\sigma_i/\sigma_L` is a known fault):
+
+    .. math:: h_i = h\,\sigma_i^2/\sigma_L^2
+
+    ``sigmas`` (L,) decreasing, ``step_size`` the step :math:`h` at the last level; returns (L,).
+    """
+    return step_size * sigmas**2 / sigmas[-1] ** 2
+
+
 def annealed_langevin(score_fn, x0, sigmas, step_size, n_steps_each, rng, keep_every=None,
                       progress=False, final_denoise=False):
     r"""Run annealed Langevin chains (Song & Ermon 2019, Alg. 1, with :math:`\alpha_i = 2h_i`):
@@ -47,7 +58,7 @@ def annealed_langevin(score_fn, x0, sigmas, step_size, n_steps_each, rng, keep_e
     T = check_positive_int(n_steps_each, "n_steps_each")
     bk, x0, h, _ = check_sampler_args(x0, step_size, 1, rng)
     score_fn = unchecked(score_fn)
-    hs = h * sig**2 / sig[-1] ** 2
+    hs = annealed_step_sizes(sig, h)
     levels = [(float(s), float(hi)) for s, hi in zip(sig, hs)]
     check_finite(score_of(score_fn, x0, levels[0][0]), f"score_fn(x0, sigma={levels[0][0]:g})")
     radius = runaway_radius(x0, levels[0][0] * math.sqrt(x0.shape[1]), ANNEALED_RUNAWAY_FACTOR)

@@ -26,7 +26,7 @@ from ..samplers.steps import langevin_move
 from ..traces import hutchinson_trace, jacobian_trace
 from .sdes import SDE
 
-__all__ = ["reverse_sde_sample", "probability_flow_sample", "log_likelihood"]
+__all__ = ["reverse_sde_sample", "probability_flow_sample", "log_likelihood", "corrector_step_size"]
 
 def _check_sde(sde):
     if not isinstance(sde, SDE):
@@ -38,15 +38,27 @@ def _score(score_fn, x, t):
     return check_output(score_fn(x, t), x.shape, "score_fn")
 
 
+def corrector_step_size(score, z, snr, alpha=1.0):
+    r"""The predictor–corrector's Langevin step size (Song et al. 2021, Algorithm 4; score_sde's
+    ``LangevinCorrector``: batch means of the per-example norms):
+
+    .. math:: \epsilon = 2\alpha\Big(r\,\frac{\overline{\|z\|}}{\overline{\|s\|}}\Big)^2
+
+    with :math:`r` = ``snr``; :math:`\alpha = 1` for VE (score_sde's discrete VP uses
+    :math:`\alpha_i = 1-\beta_i/N`, which is :math:`1 + O(\Delta t)`). ``score``, ``z``: (n, d).
+    A zero score gives NaN (no warning), which the solver reports as divergence.
+    """
+    xp = backends.of(z).xp
+    z_norm, s_norm = anp.mean(anp.sqrt(sqnorm(z))), anp.mean(anp.sqrt(sqnorm(score)))
+    return 2.0 * alpha * (snr * z_norm / xp.where(s_norm > 0, s_norm, xp.nan)) ** 2
+
+
 def _corrector(score_fn, x, t, snr, bk, rng):
-    r"""One Langevin corrector step, :math:`h=(\mathrm{snr}\,\|z\|/\|s\|)^2` (Song et al. 2021, Alg. 4),
-    taken by the one Langevin move (:func:`refscore.samplers.langevin_move`)."""
+    r"""One Langevin corrector step :math:`x + \epsilon s + \sqrt{2\epsilon}z` with the step of
+    :func:`corrector_step_size`, taken by the one Langevin move (:func:`refscore.samplers.langevin_move`)."""
     s = _score(score_fn, x, t)
     z = bk.normal(rng, x.shape, x.dtype)
-    s2 = anp.mean(sqnorm(s))
-    # a zero score makes h infinite: NaN (no warning), then reported as divergence
-    h = snr**2 * anp.mean(sqnorm(z)) / bk.xp.where(s2 > 0, s2, bk.xp.nan)
-    return langevin_move(x, s, h, z, reuse_noise=True)
+    return langevin_move(x, s, corrector_step_size(s, z, snr), z, reuse_noise=True)
 
 
 def reverse_sde_sample(sde, score_fn, x1, rng, n_steps=1000, t_min=1e-3, corrector_steps=0, snr=0.16,
@@ -58,7 +70,8 @@ def reverse_sde_sample(sde, score_fn, x1, rng, n_steps=1000, t_min=1e-3, correct
     .. math:: x_{t-\Delta t} = x_t - [f(x_t,t) - g(t)^2 s(x_t,t)]\Delta t + g(t)\sqrt{\Delta t}\,z
 
     Corrector (our Langevin convention): :math:`x\leftarrow x + h s + \sqrt{2h}z` with
-    :math:`h = (\mathrm{snr}\,\|z\|/\|s\|)^2` (batch-averaged norms, Song et al. 2021, Alg. 4).
+    :math:`h = 2(\mathrm{snr}\,\overline{\|z\|}/\overline{\|s\|})^2` (batch means of per-example
+    norms, Song et al. 2021, Alg. 4; :func:`corrector_step_size`).
     ``x1`` are draws from the prior (``sde.prior_sample``). ``score_fn(x, t)`` must return
     ``(n, d)``; its first output is checked to be finite.
 
