@@ -197,6 +197,8 @@ class NoiseConditionalScoreNet(Saveable):
     mean, sigma_data : optional explicit :math:`\mu` (dim,) and :math:`\sigma_{data}` (float);
         default 0 and 1 when neither these nor ``data`` are given
 
+    Notes
+    -----
     ``sigma`` may be a Python float or an ``(n,)`` array (one level per row, as
     :func:`refscore.losses.ncsn` passes with ``levels="sample"``).
     """
