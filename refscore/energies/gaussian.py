@@ -216,6 +216,10 @@ class GaussianMixture(Energy):
                   \qquad\text{(seed 001\_…, "Noise Conditional Score-Based Model")}
         """
         s = check_positive(sigma, "sigma")
+        top = float(onp.abs(self.host_params["covs"]).max())
+        if not math.isfinite(s * s + top):
+            raise ValueError(f"sigma={sigma!r} is too large: the covariances Sigma_k + sigma^2 I overflow float64; "
+                             f"sigma must be below {math.sqrt(onp.finfo(float).max - top):.3g}")
         return self.affine_noise(1.0, s * s)
 
     def diffused(self, beta):

@@ -235,7 +235,7 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     ValueError, TypeError
         A bad argument (named with its value), or a ``checkpoint_dir`` that cannot be written.
     """
-    check_points(data, name="data")
+    data = check_points(data, name="data")  # integer data -> float64, as the losses expect
     n_steps, batch_size, log_every, checkpoint_every = _check_fit_args(
         n_steps, batch_size, log_every, checkpoint_every, resume, checkpoint_dir)
     bk = backends.of(data)
