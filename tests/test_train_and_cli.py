@@ -163,3 +163,67 @@ def test_cli_bench_quick_writes_json(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.load(open(tmp_path / "bench.json"))
     assert len(res["rows"]) >= 4 and all(row[-1] > 0 for row in res["rows"])
+
+
+def _help(args, capsys):
+    from refscore.apps.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--help"])
+    assert e.value.code == 0
+    return capsys.readouterr().out
+
+
+def _subcommands(args, capsys):
+    """Every command path below ``args``, read from each level's usage line ``{a,b,c} ...``."""
+    usage = _help(args, capsys).split("\n\n")[0]
+    m = re.search(r"\{([\w,-]+)\} \.\.\.", usage)
+    if m is None:
+        return []
+    out = []
+    for name in m.group(1).split(","):
+        out.append(" ".join(["refscore", *args, name]))
+        out.extend(_subcommands([*args, name], capsys))
+    return out
+
+
+def test_help_lists_every_subcommand(capsys):
+    paths = _subcommands([], capsys)
+    assert {"refscore tour", "refscore conformance verify", "refscore conformance sampler"} <= set(paths)
+    text = _help([], capsys)
+    for path in paths:
+        assert path in text, f"`refscore --help` does not list `{path}`"
+    assert "refscore tour [--quick]" in text
+
+
+@pytest.mark.parametrize("out, words", [
+    ("/proc/refscore-out", r"--out '/proc/refscore-out' is not writable: cannot create anything in '/proc'"),
+    ("", "--out must name a folder, got ''"),
+])
+def test_check_refuses_an_unwritable_out_before_running(out, words, monkeypatch, capsys):
+    """`refscore check --out /proc/x` fails at once, with one line, and never starts the check
+    (os.access says yes to root there: the probe is a real write)."""
+    from refscore.apps import check as check_app
+    from refscore.apps.cli import main
+
+    if out and not os.path.isdir("/proc"):
+        pytest.skip("no /proc on this system")
+
+    def must_not_run(**kwargs):
+        raise AssertionError("the check ran before --out was refused")
+
+    monkeypatch.setattr(check_app, "run_check", must_not_run)
+    assert main(["check", "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"refscore: error: " + words + r".*\n", err), err
+
+
+def test_out_probe_leaves_nothing_behind(tmp_path):
+    from refscore.apps.cli import check_writable
+
+    assert check_writable(str(tmp_path / "new" / "deeper")) == str(tmp_path / "new" / "deeper")
+    assert check_writable(str(tmp_path)) == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        check_writable(str(tmp_path / "file" / "out"))
