@@ -227,3 +227,18 @@ def test_out_probe_leaves_nothing_behind(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
         check_writable(str(tmp_path / "file" / "out"))
+
+
+def test_progress_in_a_non_terminal_prints_a_line_every_few_percent(capsys):
+    """CI logs and `make tour > log` get one plain line per tenth of the run, with the loss, and
+    no carriage-return fragments."""
+    data = np.random.default_rng(0).normal(size=(64, 2))
+    model = MLPEnergy(2, (4,), rng=np.random.default_rng(1))
+    loss = lambda p, b, r: losses.dsm(model.score_fn(p), b, 0.5, r)
+    train.fit(loss, model.params, data, np.random.default_rng(2), n_steps=200, batch_size=8, log_every=20,
+              desc="toy fit")
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert len(lines) == 10 and all(line.startswith("toy fit: ") for line in lines), lines
+    assert lines[-1].startswith("toy fit: 100% (200/200) loss=")

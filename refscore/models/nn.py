@@ -109,12 +109,14 @@ class Saveable:
 
         .. math:: \text{load}(\text{save}(\theta)) = \theta \quad\text{bit for bit}
 
-        ``path`` gets a ``.npz`` suffix if it has none; returns the path written.
+        ``path`` gets a ``.npz`` suffix if it has none; missing parent folders are created (as
+        ``fit`` does for ``checkpoint_dir``); returns the path written.
         """
         import numpy
 
         path = os.fspath(path)
         path = path if path.endswith(".npz") else path + ".npz"
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         bk = backends.of(*[getval(a) for a in tree_arrays(self.params).values()])
         arrays = {k: bk.to_numpy(getval(v)) for k, v in {**tree_arrays(self.params), **self.buffers()}.items()}
         arch = {"class": type(self).__name__, **self.architecture()}

@@ -65,6 +65,17 @@ class FitExtras:
         self.avg = tree_map(getval, params) if ema is not None else None
         self.t, self.clock, self.steps_since = 0, time.perf_counter(), 0
 
+    def state_trees(self):
+        """What a checkpoint must hold to resume the extras bit for bit: with ``ema``, the tree
+        ``{"ema": {"average": θ̄, "updates": t}}`` (the update count sets the warm-up decay)."""
+        return {} if self.avg is None else {"ema": {"average": self.avg, "updates": self.t}}
+
+    def restore(self, trees):
+        """Take back what :meth:`state_trees` saved (the trees of a loaded checkpoint, or the
+        initial ones: then nothing changes)."""
+        if self.avg is not None:
+            self.avg, self.t = trees["ema"]["average"], int(trees["ema"]["updates"])
+
     def before_step(self, step):
         if self.schedule is not None:
             self.lr = self.optimizer.lr = check_positive(self.schedule(step), f"lr_schedule({step})")
