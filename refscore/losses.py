@@ -174,8 +174,10 @@ def ssm(score_fn, x, rng=None, n_projections=1, projection="gaussian", variance_
     variance_reduced : bool
     v : optional (M, n, d) projections to use instead of drawing them (for parity tests)
 
-    Host data with a constant column raise a :class:`DegenerateDataWarning`
-    (see :func:`warn_if_degenerate`).
+    Warns
+    -----
+    DegenerateDataWarning
+        Host data with a constant column (see :func:`warn_if_degenerate`).
     """
     x = check_points(x)
     n, d = getval(x).shape
