@@ -26,7 +26,7 @@ def esm_ism_gap(true_score_fn, x):
 
     For Gaussian data :math:`\mathcal N(\mu,S)` its expectation is :math:`\tfrac12\operatorname{tr}S^{-1}`.
     """
-    check_points(x)
+    x = check_points(x)
     s = true_score_fn(x)
     if tuple(getval(s).shape) != tuple(getval(x).shape):
         raise ValueError(f"true_score_fn must map (n, d) to (n, d); got {tuple(getval(s).shape)} "

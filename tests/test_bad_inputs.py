@@ -21,7 +21,7 @@ def _mixture():
 
 
 # ----- integers are cast to the default float dtype -----
-@pytest.mark.parametrize("loss", ["ssm", "dsm", "ism", "esm", "vp_denoising"])
+@pytest.mark.parametrize("loss", ["ssm", "dsm", "ism", "esm", "vp_denoising", "esm_ism_gap"])
 def test_integer_data_are_cast_to_float64_in_every_loss(loss):
     xi = np.arange(12).reshape(6, 2)
     call = {
@@ -30,6 +30,7 @@ def test_integer_data_are_cast_to_float64_in_every_loss(loss):
         "ism": lambda x: losses.ism(SCORE, x),
         "esm": lambda x: losses.esm(SCORE, x, lambda y: -2 * y),
         "vp_denoising": lambda x: losses.vp_denoising(lambda y, b: -y, x, 0.3, RNG(1)),
+        "esm_ism_gap": lambda x: losses.esm_ism_gap(lambda y: -y, x),
     }[loss]
     got = call(xi)
     assert got.dtype == np.float64 and got == call(xi.astype(np.float64))
