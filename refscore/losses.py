@@ -79,7 +79,11 @@ def warn_if_degenerate(x, who="ism"):
     x : (n, d) data
     who : str, the loss named in the warning ("ism" or "ssm")
     """
-    xv = getval(check_points(x))
+    return _warn_flat_columns(getval(check_points(x)), who, stacklevel=3)
+
+
+def _warn_flat_columns(xv, who, stacklevel):
+    """The count behind :func:`warn_if_degenerate`; the warning points ``stacklevel`` frames up."""
     if xv.shape[0] < 2:
         return 0
     xp = backends.of(xv).xp
@@ -90,14 +94,14 @@ def warn_if_degenerate(x, who="ism"):
         warnings.warn(f"{who}: {n_flat} of {xv.shape[1]} coordinates of x never vary in this batch "
                       f"(first: column {first}); the data have no density there and {who.upper()} "
                       "runs to -inf as the model sharpens. Use losses.dsm / losses.ncsn, or add "
-                      "small Gaussian noise to the data.", DegenerateDataWarning, stacklevel=3)
+                      "small Gaussian noise to the data.", DegenerateDataWarning, stacklevel=stacklevel)
     return n_flat
 
 
 def _check_data_on_host(x, who):
     """:func:`warn_if_degenerate` where it costs no device synchronisation (host arrays)."""
     if backends.of(getval(x)).host_memory:
-        warn_if_degenerate(x, who)
+        _warn_flat_columns(getval(x), who, stacklevel=4)  # points at the caller of ism/ssm
 
 
 def esm(score_fn, x, true_score_fn, reduction="mean"):
