@@ -39,8 +39,9 @@ def test_fit_casts_integer_data():
     data = RNG(0).integers(-3, 4, size=(64, 2))
     model = MLPEnergy(2, (4,), rng=RNG(0))
     loss = lambda p, b, r: losses.dsm(model.score_fn(p), b, 0.5, r)
-    params, hist = train.fit(loss, model.params, data, RNG(1), n_steps=3, batch_size=8, progress_bar=False)
-    assert len(hist["loss"]) == 3 and all(math.isfinite(v) for v in hist["loss"])
+    params, hist = train.fit(loss, model.params, data, RNG(1), n_steps=3, batch_size=8, progress_bar=False,
+                             eval_data=data[:16], log_every=3)
+    assert len(hist["loss"]) == 3 and math.isfinite(hist["eval_loss"][0]) and all(math.isfinite(v) for v in hist["loss"])
     assert all(leaf.dtype == np.float64 for _, leaf in tree_leaves(params))
 
 

@@ -56,7 +56,7 @@ class FitExtras:
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be a callable (step, params, info), got {type(callback).__name__}")
         if eval_data is not None:
-            check_points(eval_data, name="eval_data")
+            eval_data = check_points(eval_data, name="eval_data")  # integers -> float64, as for data
         self.loss_fn, self.optimizer, self.bk, self.eval_seed = loss_fn, optimizer, bk, eval_seed
         self.decay, self.schedule, self.eval_data, self.callback = ema, lr_schedule, eval_data, callback
         self.base_lr = self.lr = getattr(optimizer, "lr", None)
