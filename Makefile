@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,docs,progress,data]" "setuptools>=68"
+	$(PY) -m pip install -q -e ".[test,docs,progress,data]" "setuptools>=77"
 	touch $(STAMP)
 
 tour: $(STAMP)
@@ -21,9 +21,10 @@ docs-deps:
 	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq npm; } || echo "npm missing: the docs build cannot vendor MathJax"
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium missing: the browser test will skip"
 
+# No --quiet on the docs build: --quiet drops warnings before --strict can count them.
 test: $(STAMP) docs-deps
 	$(PY) -m pytest -p no:cacheprovider
-	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow

@@ -1,6 +1,6 @@
 r"""refscore: the reference implementation of score matching and energy-based models.
 
-Conventions (``API.md``): :math:`p(x)=e^{-E(x)}/Z`, score :math:`s(x)=\nabla_x\log p(x)=-\nabla_xE(x)`,
+Conventions (the book's *Conventions* page, ``docs/conventions.md``): :math:`p(x)=e^{-E(x)}/Z`, score :math:`s(x)=\nabla_x\log p(x)=-\nabla_xE(x)`,
 points are rows ``(n, d)``, losses use the ½ convention and return batch means, and every
 Langevin-type step is :math:`x' = x + h\,s(x) + \sqrt{2h}\,z`.
 """

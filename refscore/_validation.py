@@ -72,7 +72,8 @@ def check_positive(value, name):
         except (TypeError, ValueError):
             raise TypeError(f"{name} must be a positive number, got {value!r}") from None
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+        shown = value.item() if hasattr(value, "item") else value  # -0.25, not np.float32(-0.25)
+        raise ValueError(f"{name} must be positive and finite, got {shown!r}")
     return float(value)
 
 
@@ -156,3 +157,33 @@ def check_sigmas(sigmas):
         raise ValueError(f"sigmas must be strictly decreasing, got {sig.tolist()}")
     return sig
 
+
+
+def check_noise(z, shape, name):
+    """Explicit randomness (``z``, ``eps``, ``v``) must have exactly ``shape``: a ``(1, d)`` noise
+    would be broadcast, giving every example the same draw. Metadata only: no device sync."""
+    got = getattr(getval(z), "shape", None)
+    if got is None or tuple(got) != tuple(shape):
+        what = f"shape {tuple(got)}" if got is not None else f"a {type(getval(z)).__name__}"
+        raise ValueError(f"{name} must have shape {tuple(shape)} (one independent draw per entry of x, "
+                         f"never broadcast), got {what}")
+    return z
+
+
+def check_values_in(v, name, low, high=None):
+    """Every entry of the array ``v`` in the open interval ``(low, high)`` (``high=None``: no upper
+    bound), else a ValueError showing the first bad value and its index. Like :func:`check_finite`,
+    only host arrays are read: on a device it would be a host synchronisation per call."""
+    v = getval(v)
+    from refscore import backends
+
+    bk = backends.of(v)
+    if not bk.host_memory:
+        return v
+    xp = bk.xp
+    ok = xp.isfinite(v) & (v > low) & (True if high is None else (v < high))
+    if not bool(xp.all(ok)):
+        i = int(xp.argmax(~ok.reshape(-1)))
+        where = "be positive and finite" if high is None and low == 0 else f"lie in ({low}, {high})"
+        raise ValueError(f"every {name} must {where}, got {float(v.reshape(-1)[i])!r} at index {i}")
+    return v

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from . import backends
-from ._validation import check_positive_int
+from ._validation import check_positive, check_positive_int, check_real
 
 __all__ = ["make", "NAMES", "gaussian_mixture_law", "digits", "DIGITS_N_TEST"]
 
@@ -30,7 +30,7 @@ def gaussian_mixture_law(noise=None, backend=None):
     """
     from .energies import GaussianMixture
 
-    s = RING_NOISE if noise is None else noise
+    s = RING_NOISE if noise is None else check_positive(noise, "noise")
     ang = [2 * math.pi * k / RING_MODES for k in range(RING_MODES)]
     means = [[RING_RADIUS * math.cos(a), RING_RADIUS * math.sin(a)] for a in ang]
     return GaussianMixture([1.0 / RING_MODES] * RING_MODES, means, [s * s] * RING_MODES, backend=backend)
@@ -42,10 +42,14 @@ def make(name, n, rng, noise=None):
 
     .. math:: x = 2(\cos\tfrac{2\pi k}{8}, \sin\tfrac{2\pi k}{8}) + s\,z,\quad k\sim U\{0..7\},\ z\sim\mathcal N(0, I)
 
-    (Grathwohl et al. 2019's toys); ``rng`` is a backend Generator, the points ``(n, 2)``."""
+    (Grathwohl et al. 2019's toys); ``rng`` is a backend Generator, the points ``(n, 2)``.
+    ``noise`` (a number >= 0, or None for each set's default) is the standard deviation :math:`s`
+    of the Gaussian noise added to every point (the checkerboard has none)."""
     if name not in NAMES:
         raise ValueError(f"unknown data set {name!r}; choose from {', '.join(NAMES)}")
     n = check_positive_int(n, "n")
+    if noise is not None and check_real(noise, "noise") < 0:
+        raise ValueError(f"noise is a standard deviation and must be >= 0, got {noise!r}")
     bk = backends.of_rng(rng)
     xp = bk.xp
     u = lambda *s: bk.uniform(rng, s)

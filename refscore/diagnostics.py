@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as onp
 
 from . import backends
+from ._validation import check_positive_int
 
 __all__ = ["effective_sample_size", "split_rhat", "acceptance_summary", "sliced_wasserstein"]
 
@@ -97,25 +98,65 @@ def acceptance_summary(info):
 
     .. math:: \bar a_c = \frac1T\sum_{t=1}^T \mathbb 1[\text{step } t \text{ of chain } c \text{ accepted}]
 
-    (Roberts & Rosenthal 1998 tune MALA to :math:`\bar a\approx0.574`, random walk to 0.234)."""
+    (Roberts & Rosenthal 1998 tune MALA to :math:`\bar a\approx0.574`, random walk to 0.234).
+    Only Metropolis samplers (``mala``, ``rwmh``) accept or reject: the ``info`` of ``langevin``
+    (ULA) or ``annealed_langevin`` has no ``acceptance_rate`` and is a ``ValueError`` saying so."""
+    if not isinstance(info, dict):
+        raise TypeError(f"info must be the dict a sampler returns beside x, got {type(info).__name__}")
+    if "acceptance_rate" not in info:
+        raise ValueError("info has no 'acceptance_rate': only Metropolis samplers (mala, rwmh) accept or "
+                         f"reject; langevin (ULA) never does. Its keys: {sorted(info)}")
     a = _host(info["acceptance_rate"])
     return {"mean": float(a.mean()), "min": float(a.min()), "max": float(a.max()), "n_chains": int(a.size)}
+
+
+def _sample_quantiles(values, n_q):
+    """The ``n_q`` interior quantiles :math:`q_k=k/(n_q+1)` of each column, by one sort
+    (O(n log n)), with NumPy's default linear interpolation between order statistics."""
+    v = onp.sort(values, axis=0)  # (n, P)
+    h = onp.linspace(0, 1, n_q + 2)[1:-1] * (v.shape[0] - 1)  # fractional ranks
+    lo = onp.floor(h).astype(int)
+    hi = onp.minimum(lo + 1, v.shape[0] - 1)
+    w = (h - lo)[:, None]
+    return v[lo] + w * (v[hi] - v[lo])  # (n_q, P)
+
+
+def _check_sample(a, name):
+    a = _host(a)
+    if getattr(a, "ndim", None) != 2:
+        raise ValueError(f"{name} must be an (n, d) array of points, got shape {getattr(a, 'shape', None)}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {a.shape}); need at least one point")
+    a = onp.asarray(a, dtype=float)
+    bad = ~onp.isfinite(a).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{name} contains NaN or inf in {int(bad.sum())} of {a.shape[0]} rows (row "
+                         f"{int(onp.argmax(bad))} first); drop diverged samples first (see info['diverged'])")
+    return a
 
 
 def sliced_wasserstein(x, y, rng=None, n_projections=128):
     r"""Sliced 2-Wasserstein distance between two samples (Bonneel et al. 2015):
 
-    .. math:: SW_2(x,y)^2 = \mathbb E_{\theta\sim U(S^{d-1})}\,W_2^2(\theta^\top x,\theta^\top y)
+    .. math:: SW_2(x,y)^2 = \mathbb E_{\theta\sim U(S^{d-1})}\,W_2^2(\theta^\top x,\theta^\top y),
+              \qquad W_2^2(u, v) \approx \frac1K\sum_{k=1}^K\big(F_u^{-1}(q_k)-F_v^{-1}(q_k)\big)^2
 
-    with 1-D :math:`W_2` from sorted projections (equal sizes: the sample quantiles).
-    Computed on the host; ``rng`` a NumPy Generator (default seed 0) for the directions.
+    with 1-D :math:`W_2` from sorted projections at :math:`K=\min(n,m)` quantile levels
+    :math:`q_k=k/(K+1)` (linear interpolation between order statistics, as
+    ``numpy.quantile``); one sort per sample, so
+    :math:`O(n\log n)` per projection. Computed on the host; ``rng`` a NumPy Generator (default
+    seed 0) for the directions. NaN/inf or empty samples are a ``ValueError``.
     """
-    x, y = _host(x), _host(y)
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-        raise ValueError(f"x and y must be (n, d) and (m, d), got {x.shape} and {y.shape}")
-    rng = onp.random.default_rng(0) if rng is None else rng
-    th = rng.standard_normal((x.shape[1], n_projections))
+    x, y = _check_sample(x, "x"), _check_sample(y, "y")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must be (n, d) and (m, d) with the same d, got {x.shape} and {y.shape}")
+    P = check_positive_int(n_projections, "n_projections")
+    if rng is None:
+        rng = onp.random.default_rng(0)
+    if not isinstance(rng, onp.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {rng!r}")
+    th = rng.standard_normal((x.shape[1], P))
     th /= onp.linalg.norm(th, axis=0)
-    qs = onp.linspace(0, 1, min(x.shape[0], y.shape[0]) + 2)[1:-1]
-    px, py = onp.quantile(x @ th, qs, axis=0), onp.quantile(y @ th, qs, axis=0)
+    k = min(x.shape[0], y.shape[0])
+    px, py = _sample_quantiles(x @ th, k), _sample_quantiles(y @ th, k)
     return float(onp.sqrt(onp.mean((px - py) ** 2)))

@@ -26,7 +26,7 @@ def esm_ism_gap(true_score_fn, x):
 
     For Gaussian data :math:`\mathcal N(\mu,S)` its expectation is :math:`\tfrac12\operatorname{tr}S^{-1}`.
     """
-    check_points(x)
+    x = check_points(x)
     s = true_score_fn(x)
     if tuple(getval(s).shape) != tuple(getval(x).shape):
         raise ValueError(f"true_score_fn must map (n, d) to (n, d); got {tuple(getval(s).shape)} "
@@ -49,7 +49,10 @@ def dsm_esm_gap(data, sigma, method="auto", rng=None, n_mc=200_000, bounds=None,
     * ``"quadrature"`` for a :class:`~refscore.energies.GaussianMixture` with d ≤ 2 (SciPy);
     * ``"mc"`` otherwise: Monte Carlo over :math:`n_{mc}` samples of :math:`p_\sigma`, with its
       standard error (``return_stderr=True`` returns ``(value, stderr)``; the closed form and
-      quadrature report stderr 0).
+      quadrature report stderr 0). ``n_mc`` >= 2, so that the standard error is defined.
+
+    ``data`` must be a :class:`~refscore.energies.Gaussian` or a
+    :class:`~refscore.energies.GaussianMixture` (anything else is a ``TypeError``).
     """
     import numpy
     from scipy import integrate
@@ -58,6 +61,10 @@ def dsm_esm_gap(data, sigma, method="auto", rng=None, n_mc=200_000, bounds=None,
 
     s = check_positive(sigma, "sigma")
     check_choice(method, "method", ("auto", "closed", "quadrature", "mc"))
+    if not isinstance(data, (Gaussian, GaussianMixture)):
+        raise TypeError(f"data must be the law of the data as a refscore.energies.Gaussian or GaussianMixture "
+                        f"(C(sigma) needs its score), got {type(data).__name__}; pass the law the samples "
+                        "were drawn from")
     d = data.dim
     if method == "auto":
         method = ("closed" if isinstance(data, Gaussian) else
@@ -94,7 +101,7 @@ def dsm_esm_gap(data, sigma, method="auto", rng=None, n_mc=200_000, bounds=None,
             if rng is None:
                 raise ValueError("method='mc' needs rng")
             bk = data.backend
-            xs = p.sample(check_positive_int(n_mc, "n_mc"), rng)
+            xs = p.sample(check_positive_int(n_mc, "n_mc", minimum=2), rng)  # 2+: a standard error
             sq = bk.to_numpy(sqnorm(p.score(xs)))
             value = 0.5 * (d / s**2 - sq.mean())
             se = 0.5 * sq.std(ddof=1) / math.sqrt(sq.size)

@@ -21,6 +21,7 @@ eq. after 11.2: :math:`\mathbb E[s^2 + 2\nabla s]`): there ESM = 2·ISM + C.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 
 import autograd.numpy as anp
@@ -28,15 +29,16 @@ from autograd.tracer import getval
 
 from . import backends
 from ._math import sqnorm
-from ._validation import (check_choice, check_points, check_positive, check_positive_int,
-                          check_unit_interval)
+from ._validation import (check_choice, check_noise, check_points, check_positive, check_positive_int,
+                          check_unit_interval, check_values_in)
 from ._validation import check_sigmas as _check_sigmas
 
 from .loss_constants import dsm_esm_gap, esm_ism_gap
 from .traces import check_score_shape, hutchinson_trace, jacobian_trace  # the traces also stay importable here
 
 __all__ = ["esm", "ism", "ssm", "dsm", "ncsn", "vp_denoising", "geometric_sigmas",
-           "esm_ism_gap", "dsm_esm_gap", "jacobian_trace", "hutchinson_trace", "projections", "DegenerateDataWarning"]
+           "esm_ism_gap", "dsm_esm_gap", "jacobian_trace", "hutchinson_trace", "projections", "DegenerateDataWarning",
+           "warn_if_degenerate"]
 
 _REDUCTIONS = ("mean", "none")
 
@@ -60,14 +62,30 @@ class DegenerateDataWarning(UserWarning):
     """
 
 
-def _warn_if_degenerate(x, who):
-    """Warn (:class:`DegenerateDataWarning`) when some column of the batch has zero variance.
+def warn_if_degenerate(x, who="ism"):
+    r"""Warn (:class:`DegenerateDataWarning`) when some column of ``x`` never varies, and return how
+    many do: the check behind :func:`ism` and :func:`ssm`, to run once on a whole data set.
 
-    One column-wise variance and one host read: cheap next to the d reverse passes of ISM.
+    .. math:: \#\{j : x_{ij} = x_{1j}\ \forall i\}
+
+    One comparison per entry and one host read (a device synchronisation on a GPU). :func:`ism`
+    and :func:`ssm` run it on every call only for host (NumPy) arrays, where it is free; on a
+    device they never read the data back, so call this once on the training data before
+    :func:`~refscore.training.train.fit` (Hyvärinen 2005, Thm 1 needs a density; see
+    :class:`DegenerateDataWarning`).
+
+    Parameters
+    ----------
+    x : (n, d) data
+    who : str, the loss named in the warning ("ism" or "ssm")
     """
-    xv = getval(x)
+    return _warn_flat_columns(getval(check_points(x)), who, stacklevel=3)
+
+
+def _warn_flat_columns(xv, who, stacklevel):
+    """The count behind :func:`warn_if_degenerate`; the warning points ``stacklevel`` frames up."""
     if xv.shape[0] < 2:
-        return
+        return 0
     xp = backends.of(xv).xp
     flat = xp.all(xv == xv[:1], axis=0)  # (d,) True where the column is constant
     n_flat = int(xp.sum(flat))
@@ -76,7 +94,14 @@ def _warn_if_degenerate(x, who):
         warnings.warn(f"{who}: {n_flat} of {xv.shape[1]} coordinates of x never vary in this batch "
                       f"(first: column {first}); the data have no density there and {who.upper()} "
                       "runs to -inf as the model sharpens. Use losses.dsm / losses.ncsn, or add "
-                      "small Gaussian noise to the data.", DegenerateDataWarning, stacklevel=3)
+                      "small Gaussian noise to the data.", DegenerateDataWarning, stacklevel=stacklevel)
+    return n_flat
+
+
+def _check_data_on_host(x, who):
+    """:func:`warn_if_degenerate` where it costs no device synchronisation (host arrays)."""
+    if backends.of(getval(x)).host_memory:
+        _warn_flat_columns(getval(x), who, stacklevel=4)  # points at the caller of ism/ssm
 
 
 def esm(score_fn, x, true_score_fn, reduction="mean"):
@@ -93,7 +118,7 @@ def esm(score_fn, x, true_score_fn, reduction="mean"):
     x : (n, d) samples of :math:`p^*`
     reduction : "mean" (default) or "none"
     """
-    check_points(x)
+    x = check_points(x)
     diff = check_score_shape(score_fn(x), x) - check_score_shape(true_score_fn(x), x, "true_score_fn")
     return _reduce(0.5 * sqnorm(diff), reduction)
 
@@ -107,10 +132,11 @@ def ism(score_fn, x, reduction="mean"):
 
     Seeds ``000_…``/``002_…`` ("Avoiding p*: Implicit score matching"), derivation by parts in
     ``004_…`` (Q1). Cost: one forward and d reverse passes (:func:`jacobian_trace`); no Python
-    loop over the batch. ``score_fn`` must be autograd-traceable.
+    loop over the batch. ``score_fn`` must be autograd-traceable. Host data with a constant
+    column raise a :class:`DegenerateDataWarning` (see :func:`warn_if_degenerate`).
     """
-    check_points(x)
-    _warn_if_degenerate(x, "ism")
+    x = check_points(x)
+    _check_data_on_host(x, "ism")
     s, tr = jacobian_trace(score_fn, x)
     return _reduce(0.5 * sqnorm(s) + tr, reduction)
 
@@ -151,8 +177,13 @@ def ssm(score_fn, x, rng=None, n_projections=1, projection="gaussian", variance_
     projection : "gaussian" or "rademacher"
     variance_reduced : bool
     v : optional (M, n, d) projections to use instead of drawing them (for parity tests)
+
+    Warns
+    -----
+    DegenerateDataWarning
+        Host data with a constant column (see :func:`warn_if_degenerate`).
     """
-    check_points(x)
+    x = check_points(x)
     n, d = getval(x).shape
     if v is None:
         M = check_positive_int(n_projections, "n_projections")
@@ -160,10 +191,11 @@ def ssm(score_fn, x, rng=None, n_projections=1, projection="gaussian", variance_
             raise ValueError("ssm needs rng (a backend Generator) unless projections v are given")
         v = projections(rng, (M, n, d), projection, getval(x).dtype)
     else:
-        if tuple(getval(v).shape)[1:] != (n, d) or getval(v).ndim != 3:
-            raise ValueError(f"v must have shape (M, {n}, {d}), got {tuple(getval(v).shape)}")
-        M = getval(v).shape[0]
-    _warn_if_degenerate(x, "ssm")
+        vs = tuple(getattr(getval(v), "shape", ()))
+        if len(vs) != 3 or vs[1:] != (n, d) or vs[0] == 0:
+            raise ValueError(f"v must have shape (M, {n}, {d}), M >= 1 projections of x's shape, got {vs}")
+        M = vs[0]
+    _check_data_on_host(x, "ssm")
     s, trace = hutchinson_trace(score_fn, x, v)
     if variance_reduced:
         second = 0.5 * sqnorm(s)
@@ -181,9 +213,8 @@ def _sigma_column(sigma, x):
     if tuple(getattr(sv, "shape", ())) != (xv.shape[0],):
         raise ValueError(f"sigma must be a positive number or an array of shape ({xv.shape[0]},), "
                          f"got shape {tuple(getattr(sv, 'shape', ()))}")
-    xp = backends.of(xv, sv).xp
-    if not bool(xp.all(xp.isfinite(sv) & (sv > 0))):
-        raise ValueError("every per-example sigma must be positive and finite")
+    backends.of(xv, sv)  # one backend
+    check_values_in(sv, "per-example sigma", 0)
     return anp.reshape(sv.astype(xv.dtype), (-1, 1))  # (n, 1)
 
 
@@ -203,11 +234,14 @@ def dsm(score_fn, x, sigma, rng=None, reduction="mean", z=None):
     ----------
     sigma : positive float, or an ``(n,)`` array: row i is noised with its own :math:`\sigma_i`
         (what :func:`ncsn` with ``levels="sample"`` uses); ``score_fn`` still sees only ``x~``.
-    z : optional (n, d) noise, to fix it.
+    z : optional (n, d) noise, to fix it; exactly x's shape (a (1, d) z is refused: it would give
+        every example the same noise).
     """
-    check_points(x)
+    x = check_points(x)
     sig = _sigma_column(sigma, x)  # float or (n, 1)
-    if z is None:
+    if z is not None:
+        check_noise(z, getval(x).shape, "z")
+    else:
         if rng is None:
             raise ValueError("dsm needs rng (a backend Generator) unless the noise z is given")
         z = backends.of(getval(x)).normal(rng, getval(x).shape, getval(x).dtype)
@@ -269,14 +303,14 @@ def ncsn(score_fn, x, sigmas, rng=None, weighting="sigma2", reduction="mean", z=
     levels : "all" or "sample"
     level_index : optional (n,) integer levels (0-based) for ``"sample"``, to fix the draw
     """
-    check_points(x)
+    x = check_points(x)
     check_choice(levels, "levels", ("all", "sample"))
     sig = _check_sigmas(sigmas)
     lam = _weighting_fn(weighting)
     if levels == "sample":
         return _reduce(_ncsn_sampled(score_fn, x, sig, rng, lam, z, level_index), reduction)
-    if z is not None and (getval(z).ndim != 3 or getval(z).shape[0] != sig.size):
-        raise ValueError(f"z must have shape ({sig.size}, n, d), got {tuple(getval(z).shape)}")
+    if z is not None:
+        check_noise(z, (sig.size, *getval(x).shape), "z")
     total = 0.0
     for i, s_i in enumerate(sig):
         s_i = float(s_i)
@@ -299,10 +333,27 @@ def _ncsn_sampled(score_fn, x, sig, rng, lam, z, level_index):
     elif tuple(getval(level_index).shape) != (n,):
         raise ValueError(f"level_index must have shape ({n},), got {tuple(getval(level_index).shape)}")
     sigma = bk.asarray(sig, dtype=xv.dtype)[level_index]  # (n,)
-    if z is not None and tuple(getval(z).shape) != tuple(xv.shape):
-        raise ValueError(f"z must have shape {tuple(xv.shape)} with levels='sample', got {tuple(getval(z).shape)}")
     per = dsm(lambda xt: score_fn(xt, sigma), x, sigma, rng, reduction="none", z=z)  # (n,)
     return anp.reshape(lam(anp.reshape(sigma, (-1, 1))), (-1,)) * per
+
+
+def _beta_column(beta, xv):
+    """β as given to ``score_fn``, its column (a float or (n, 1)), and √(1-β), √β. A number, a
+    0-d array or NumPy scalar is one β; a list or an (n,) array is one β per row, in x's dtype."""
+    if isinstance(beta, numbers.Real) or getattr(getval(beta), "ndim", None) == 0:
+        b = check_unit_interval(beta, "beta")
+        return b, b, math.sqrt(1.0 - b), math.sqrt(b)
+    if not hasattr(getval(beta), "shape"):
+        if isinstance(beta, (str, bytes)):
+            raise TypeError(f"beta must be a number in (0, 1) or an array of shape ({xv.shape[0]},), got {beta!r}")
+        beta = backends.of(xv).asarray(beta, dtype=xv.dtype)
+    bv = getval(beta)
+    if tuple(bv.shape) != (xv.shape[0],):
+        raise ValueError(f"beta must be a number or an array of shape ({xv.shape[0]},) (one per row), "
+                         f"got shape {tuple(bv.shape)}")
+    check_values_in(bv, "beta", 0, 1)
+    b_col = anp.reshape(beta, (-1, 1))
+    return beta, b_col, anp.sqrt(1.0 - b_col), anp.sqrt(b_col)
 
 
 def vp_denoising(score_fn, x, beta, rng=None, reduction="mean", eps=None):
@@ -320,26 +371,19 @@ def vp_denoising(score_fn, x, beta, rng=None, reduction="mean", eps=None):
 
     Parameters
     ----------
-    score_fn : callable ``(x, beta) -> (n, d)``; ``beta`` is passed as given
-    beta : float in (0, 1), or an (n,) array of per-example values in (0, 1)
-    eps : optional (n, d) noise
+    score_fn : callable ``(x, beta) -> (n, d)``; ``beta`` is passed as a Python float, or as an
+        (n,) array (a list is converted to x's backend and dtype)
+    beta : float in (0, 1) (a Python or NumPy scalar), or an (n,) array or list of per-example
+        values in (0, 1)
+    eps : optional (n, d) noise, exactly x's shape
     """
-    check_points(x)
+    x = check_points(x)
     xv = getval(x)
     bk = backends.of(xv)
-    if isinstance(beta, (int, float)):
-        b = check_unit_interval(beta, "beta")
-        a, sb = math.sqrt(1.0 - b), math.sqrt(b)
-        b_col = b
+    beta, b_col, a, sb = _beta_column(beta, xv)
+    if eps is not None:
+        check_noise(eps, xv.shape, "eps")
     else:
-        bv = getval(beta)
-        if bv.shape != (xv.shape[0],):
-            raise ValueError(f"beta must be a float or an array of shape ({xv.shape[0]},), got {tuple(bv.shape)}")
-        if not bool(bk.xp.all((bv > 0) & (bv < 1))):
-            raise ValueError("every beta must lie in (0, 1)")
-        b_col = anp.reshape(beta, (-1, 1))
-        a, sb = anp.sqrt(1.0 - b_col), anp.sqrt(b_col)
-    if eps is None:
         if rng is None:
             raise ValueError("vp_denoising needs rng (a backend Generator) unless eps is given")
         eps = bk.normal(rng, xv.shape, xv.dtype)

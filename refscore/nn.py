@@ -1,4 +1,4 @@
-r"""Compatibility path (API.md): ``refscore.nn`` re-exports the models of
+r"""Compatibility path (the API reference, "Compatibility paths"): ``refscore.nn`` re-exports the models of
 :mod:`refscore.models.nn` and the neural energy :class:`refscore.energies.MLPEnergy`.
 
 The canonical homes are :mod:`refscore.models.nn` (``MLP``, ``NoiseConditionalScoreNet``,

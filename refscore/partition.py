@@ -10,6 +10,7 @@ AIS gives back (with a standard error).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import numpy as onp
@@ -28,6 +29,32 @@ def _neg_energy_fn(energy):
         return bk.to_numpy(-energy.energy(bk.asarray(pts)))
 
     return f
+
+
+def _check_bounds(bounds, d):
+    """``d`` finite ``(low, high)`` float pairs with low < high; a flat pair, an infinite bound or a
+    reversed pair is a clear error (the grid that finds the shift needs a finite box)."""
+    example = "[(-5, 5)]" if d == 1 else "[(-5, 5), (-5, 5)]"
+    try:
+        items = list(bounds)
+        if items and all(isinstance(b, numbers.Real) for b in items):
+            raise TypeError(f"bounds must be a list of {d} (low, high) pairs, one per dimension, like "
+                            f"{example}; got the flat pair {bounds!r}: wrap it in a list")
+        pairs = [tuple(float(v) for v in b) for b in items]
+    except (TypeError, ValueError) as e:
+        if "wrap it in a list" in str(e):
+            raise
+        raise TypeError(f"bounds must be a list of {d} (low, high) pairs of numbers, like {example}; "
+                        f"got {bounds!r}") from None
+    if len(pairs) != d or any(len(b) != 2 for b in pairs):
+        raise ValueError(f"bounds must be {d} pairs (low, high), one per dimension, like {example}; got {pairs}")
+    for i, (lo, hi) in enumerate(pairs):
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"bounds must be finite: dimension {i} is ({lo}, {hi}); choose a finite box "
+                             "that holds the mass (the mass outside is ignored)")
+        if not lo < hi:
+            raise ValueError(f"bounds need low < high: dimension {i} is ({lo}, {hi})")
+    return pairs
 
 
 def log_partition_quadrature(energy, bounds, n_points=400):
@@ -54,9 +81,7 @@ def log_partition_quadrature(energy, bounds, n_points=400):
     d = energy.dim
     if d not in (1, 2):
         raise ValueError(f"quadrature is offered for d <= 2 only (cost m^d); energy has dim={d}")
-    bounds = [tuple(map(float, b)) for b in bounds]
-    if len(bounds) != d or any(len(b) != 2 or not b[0] < b[1] for b in bounds):
-        raise ValueError(f"bounds must be {d} pairs (low, high) with low < high, got {bounds}")
+    bounds = _check_bounds(bounds, d)
     f = _neg_energy_fn(energy)
     grids = [onp.linspace(lo, hi, 201) for lo, hi in bounds]
     mesh = onp.stack([g.ravel() for g in onp.meshgrid(*grids, indexing="ij")], axis=1)

@@ -13,6 +13,10 @@ from . import backends
 
 __all__ = ["jacobian_trace", "hutchinson_trace", "check_score_shape"]
 
+_UNTRACEABLE = ("{who} cannot be differentiated by autograd: {why}. Write it with autograd.numpy "
+                "(`import autograd.numpy as anp`, then anp.exp, anp.sum, ...), not numpy/np.asarray, "
+                "which turn autograd's traced arrays into object arrays")
+
 
 def check_score_shape(s, x, who="score_fn"):
     """``s`` if it has the shape of ``x`` (a score maps (n, d) to (n, d)), else a ``ValueError``
@@ -21,6 +25,23 @@ def check_score_shape(s, x, who="score_fn"):
         raise ValueError(f"{who} must map (n, d) to (n, d); got {tuple(getval(s).shape)} "
                          f"for input {tuple(getval(x).shape)}")
     return s
+
+
+def _traced(score_fn, who="score_fn"):
+    """``score_fn`` for :func:`autograd.make_vjp`, refusing with a clear TypeError what plain NumPy
+    does to autograd's traced arrays (an object array, or "setting an array element with a
+    sequence") instead of letting it fail far away or give a zero derivative."""
+    def f(x):
+        try:
+            out = score_fn(x)
+        except ValueError as e:
+            if "setting an array element with a sequence" in str(e):
+                raise TypeError(_UNTRACEABLE.format(who=who, why=f"NumPy failed on a traced array ({e})")) from None
+            raise
+        if getattr(getval(out), "dtype", None) == object:
+            raise TypeError(_UNTRACEABLE.format(who=who, why="it returned an array of dtype object"))
+        return out
+    return f
 
 
 def jacobian_trace(score_fn, x):
@@ -32,11 +53,14 @@ def jacobian_trace(score_fn, x):
     :math:`e_i`, each over the whole batch at once: rows do not interact). This is the cost
     that sliced score matching avoids (seed 002_…, "Second term is nasty").
 
+    ``score_fn`` must be written with ``autograd.numpy``: one written with plain NumPy (for
+    instance ``np.asarray(x)``) is refused with a ``TypeError`` that says so.
+
     Returns
     -------
     s : (n, d), trace : (n,)
     """
-    vjp, s = make_vjp(score_fn)(x)
+    vjp, s = make_vjp(_traced(score_fn))(x)
     check_score_shape(s, x)
     n, d = getval(x).shape
     xp = backends.of(getval(x)).xp
@@ -57,7 +81,7 @@ def hutchinson_trace(score_fn, x, v):
     (Hutchinson 1990; seed 002_…, "Hutchinson trace estimator"). One forward pass and M reverse
     passes for probes ``v`` of shape (M, n, d). Returns ``s`` (n, d) and the estimate (n,).
     """
-    vjp, s = make_vjp(score_fn)(x)
+    vjp, s = make_vjp(_traced(score_fn))(x)
     check_score_shape(s, x)
     quad = sum(anp.sum(vjp(vm) * vm, axis=1) for vm in v)  # vᵀ (∇s)ᵀ v = vᵀ ∇s v
     return s, quad / getval(v).shape[0]

@@ -1,4 +1,4 @@
-r"""Compatibility path (API.md): ``refscore.train`` re-exports :mod:`refscore.training.train`
+r"""Compatibility path (the API reference, "Compatibility paths"): ``refscore.train`` re-exports :mod:`refscore.training.train`
 (``fit``, ``adam``, ``sgd``, ``fit_cd``, ``cd_loss``) and the extras ``ema_update`` and
 ``cosine_schedule`` of :mod:`refscore.training.fit_extras`, their canonical homes; nothing is
 defined here.

@@ -285,3 +285,33 @@ def test_the_guard_reads_the_device_only_at_log_and_save_points(tmp_path, monkey
                         progress_bar=False)
     # 3 log points x one transfer (losses and gradient flags in one array), none in the 27 other steps
     assert reads["to_numpy"] == 3 and len(hist["loss"]) == 30
+
+
+def test_the_ema_is_checkpointed_and_resumes_bit_for_bit(tmp_path):
+    """A run stopped at step 20 and resumed to 35 returns the EMA of an uninterrupted run, and a
+    finished run resumed returns its saved EMA, not the last iterate."""
+    full, h_full = _fit(None, 35, ema=0.9)
+    ck = tmp_path / "ck"
+    _fit(ck, 20, ema=0.9)
+    spec = checkpoint.inspect(ck / checkpoint.FILENAME)["spec"]["ema"]
+    assert [path for path, _, _ in spec if not path.startswith("average/")] == ["updates"]
+    resumed, h_res = _fit(ck, 35, ema=0.9)
+    assert _same(full, resumed) and _same(h_full["ema_params"], h_res["ema_params"])
+    assert not _same(h_res["ema_params"], resumed)
+    data, model, _ = _setup()
+
+    def never(p, b, r):
+        raise AssertionError("loss_fn called on a finished run")
+
+    again, h_again = train.fit(never, model.params, data, np.random.default_rng(0), n_steps=35, checkpoint_dir=ck,
+                               ema=0.9, **KW)
+    assert _same(h_again["ema_params"], h_full["ema_params"]) and not _same(h_again["ema_params"], again)
+
+
+def test_resume_refuses_another_ema_decay(tmp_path):
+    ck = tmp_path / "ck"
+    _fit(ck, 10, ema=0.9)
+    with pytest.raises(CheckpointMismatch, match="ema does not match: the checkpoint has 0.9, this run has 0.99"):
+        _fit(ck, 20, ema=0.99)
+    with pytest.raises(CheckpointMismatch, match="ema does not match: the checkpoint has 0.9, this run has None"):
+        _fit(ck, 20)

@@ -49,3 +49,14 @@ def test_every_chapter_has_runnable_code_and_a_figure():
         text = p.read_text()
         assert BLOCK.search(text), f"{p.name} has no python block"
         assert re.search(r"!\[[^\]]*\]\(figures/\w+\.png\)", text), f"{p.name} has no figure"
+
+
+def test_users_are_pointed_to_pages_they_have():
+    """API.md is the engineers' contract, not shipped: the README, the book and the check table
+    point to the book's own pages instead; the README names the one-minute tour."""
+    from refscore.apps.check import IDENTITIES
+
+    for page in PAGES:
+        assert "API.md" not in page.read_text(), f"{page.name} cites API.md, which users do not have"
+    assert not [i for i in IDENTITIES if "API.md" in i.source], "the check table cites API.md"
+    assert "refscore tour --quick" in (ROOT / "README.md").read_text()

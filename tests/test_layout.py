@@ -81,6 +81,26 @@ def test_no_cross_module_private_access(path):
     assert not _private_access(path), f"{path.relative_to(ROOT)}: {_private_access(path)}"
 
 
+def test_every_package_folder_is_shipped():
+    """A non-editable install (`pip install .`) ships only the packages pyproject.toml lists: a
+    folder missing there imports in the source tree and fails after installation."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(("refscore", *p.parent.relative_to(ROOT / "refscore").parts)).rstrip(".")
+             for p in (ROOT / "refscore").rglob("__init__.py")} | {"refscore.backends"}
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
+
+
+def test_the_license_is_an_spdx_string():
+    """setuptools >= 77 warns (twice per install) on the old ``license = {text = ...}`` table."""
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == "MIT"
+    assert any(r.replace(" ", "").startswith("setuptools>=77") for r in meta["build-system"]["requires"])
+
+
 # ----- the import graph (issue 19) -------------------------------------------------------------
 PACKAGE = ROOT / "refscore"
 

@@ -467,3 +467,23 @@ def test_ism_and_ssm_warn_on_constant_coordinates():
         losses.ism(s, rng.normal(size=(20, 3)))
         losses.dsm(s, x, 0.1, rng)  # DSM is fine on such data
     assert issubclass(losses.DegenerateDataWarning, UserWarning)
+
+
+def test_on_a_device_the_degeneracy_check_runs_once_when_asked():
+    """ISM/SSM never read device data back (no sync per step); warn_if_degenerate checks a whole
+    data set once, on any backend, and returns how many columns never vary."""
+    import warnings
+
+    from refscore import backends
+
+    S = backends.get("strict")
+    host = np.random.default_rng(0).normal(size=(20, 3))
+    host[:, 2] = 1.0
+    x = S.asarray(host)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        losses.ism(lambda y: -y, x)
+        losses.ssm(lambda y: -y, x, S.rng(0))
+    with pytest.warns(losses.DegenerateDataWarning, match=r"ism: 1 of 3 coordinates .*column 2"):
+        assert losses.warn_if_degenerate(x) == 1
+    assert losses.warn_if_degenerate(S.asarray(np.random.default_rng(1).normal(size=(20, 3)))) == 0

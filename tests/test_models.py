@@ -147,6 +147,13 @@ def test_save_load_round_trips_bit_for_bit(tmp_path, make):
         assert "__architecture__" in z.files
 
 
+def test_save_creates_missing_parent_folders(tmp_path):
+    model = nn.MLP((2, 3, 1), np.random.default_rng(0))
+    path = model.save(tmp_path / "runs" / "today" / "model")
+    assert path == str(tmp_path / "runs" / "today" / "model.npz")
+    assert all(np.array_equal(u, v) for u, v in zip(_leaves(nn.MLP.load(path).params), _leaves(model.params)))
+
+
 def test_load_names_the_class_it_found(tmp_path):
     path = nn.MLP((2, 3, 1), np.random.default_rng(0)).save(tmp_path / "m.npz")
     with pytest.raises(ValueError, match="holds a saved MLP, not a MLPEnergy"):

@@ -1,12 +1,16 @@
 """The built book, checked as a reader sees it: built with `mkdocs build --strict`, served on
 127.0.0.1, and opened in headless Chromium (Debian's `chromium`; `make test` installs it when run
 as root). Math must be typeset with no network (MathJax is vendored, not loaded from a CDN), the
-API reference must hold no raw reST math, and every figure must load as a PNG."""
+API reference must hold no raw reST math, and every figure must load as a PNG. The docs builds
+of `make test` and `make docs` must fail on any warning (no `--quiet`, which hides warnings from
+`--strict`). Skips, and says why, where mkdocs is not installed."""
 import functools
 import html.parser
 import http.server
+import os
 import pathlib
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -14,6 +18,9 @@ import threading
 import urllib.request
 
 import pytest
+
+for _plugin in ("mkdocs", "mkdocstrings", "material"):
+    pytest.importorskip(_plugin, reason=f"{_plugin} is not installed: pip install -e '.[docs]' (make test does this)")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(p.stem for p in (ROOT / "docs").glob("[0-9][0-9]_*.md"))
@@ -23,16 +30,35 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1", **_env()})
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
     return out
 
 
-def _env():
-    import os
+def _make_docs_commands():
+    """The `mkdocs build` lines of the Makefile's `test` and `docs` recipes, as argument lists."""
+    commands, target = {}, None
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        if line and not line.startswith(("\t", "#", " ")):
+            target = line.split(":")[0]
+        elif line.startswith("\t") and "mkdocs build" in line and target in ("test", "docs"):
+            words = shlex.split(line.replace("$(PY)", shlex.quote(sys.executable)))
+            commands[target] = [w for w in words if "=" not in w or w.startswith("-")]
+    return commands
 
-    return dict(os.environ)
+
+@pytest.mark.parametrize("target", ["test", "docs"])
+def test_make_docs_build_fails_on_a_warning(target, tmp_path):
+    """A one-page book with a broken link (a warning, not an error) must fail the Makefile's build."""
+    command = _make_docs_commands()[target]
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text("# Home\n\nSee [a page that is missing](missing.md).\n")
+    (tmp_path / "mkdocs.yml").write_text("site_name: planted warning\n")
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert "missing.md" in proc.stdout + proc.stderr, f"`make {target}` hid the warning: {command}"
+    assert proc.returncode != 0, f"`make {target}` passed a build with a warning: {command}"
 
 
 @pytest.fixture(scope="module")

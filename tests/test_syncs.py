@@ -97,3 +97,45 @@ def test_a_training_step_syncs_only_at_the_logging_points():
     short, long_ = _syncs(_fit(10, 5)), _syncs(_fit(20, 5))
     assert long_.syncs - short.syncs <= 2, long_.sites[short.syncs:]
 
+
+
+def _loss_cases():
+    """Every loss, as ``loss(score_fn, x, rng)``: one call per training step."""
+    return {
+        "esm": lambda s, x, r: losses.esm(s, x, lambda y: -y),
+        "ism": lambda s, x, r: losses.ism(s, x),
+        "ssm": lambda s, x, r: losses.ssm(s, x, r, n_projections=2),
+        "ssm_vr_rademacher": lambda s, x, r: losses.ssm(s, x, r, projection="rademacher", variance_reduced=True),
+        "dsm": lambda s, x, r: losses.dsm(s, x, 0.3, r),
+        "ncsn_all": lambda s, x, r: losses.ncsn(lambda y, sig: s(y), x, [1.0, 0.3], r),
+        "ncsn_sample": lambda s, x, r: losses.ncsn(lambda y, sig: s(y), x, [1.0, 0.3], r, levels="sample"),
+        "vp_denoising": lambda s, x, r: losses.vp_denoising(lambda y, b: s(y), x, 0.3, r),
+        "vp_denoising_per_row": lambda s, x, r: losses.vp_denoising(
+            lambda y, b: s(y), x, S.xp.full((x.shape[0],), 0.3), r),
+    }
+
+
+@pytest.mark.parametrize("name", list(_loss_cases()))
+def test_a_loss_and_its_gradient_do_not_sync(name):
+    from autograd import grad
+
+    rng = S.rng(4)
+    x = _gmm().sample(16, rng)
+    model = MLPEnergy(2, (8,), rng=rng)
+    loss = _loss_cases()[name]
+    c = _syncs(lambda: grad(lambda p: loss(model.score_fn(p), x, rng))(model.params))
+    assert c.syncs == 0, c.sites
+
+
+@pytest.mark.parametrize("name", list(_loss_cases()))
+def test_fit_syncs_only_at_the_logging_points_for_every_loss(name):
+    def run(n_steps):
+        rng = S.rng(3)
+        data = _gmm().sample(256, rng)
+        model = MLPEnergy(2, (8,), rng=rng)
+        loss = lambda p, b, r: _loss_cases()[name](model.score_fn(p), b, r)
+        return lambda: train.fit(loss, model.params, data, rng, n_steps=n_steps, batch_size=32,
+                                 progress_bar=False, log_every=5)
+
+    short, long_ = _syncs(run(10)), _syncs(run(20))
+    assert long_.syncs - short.syncs <= 2, long_.sites[short.syncs:]

@@ -163,3 +163,82 @@ def test_cli_bench_quick_writes_json(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.load(open(tmp_path / "bench.json"))
     assert len(res["rows"]) >= 4 and all(row[-1] > 0 for row in res["rows"])
+
+
+def _help(args, capsys):
+    from refscore.apps.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--help"])
+    assert e.value.code == 0
+    return capsys.readouterr().out
+
+
+def _subcommands(args, capsys):
+    """Every command path below ``args``, read from each level's usage line ``{a,b,c} ...``."""
+    usage = _help(args, capsys).split("\n\n")[0]
+    m = re.search(r"\{([\w,-]+)\} \.\.\.", usage)
+    if m is None:
+        return []
+    out = []
+    for name in m.group(1).split(","):
+        out.append(" ".join(["refscore", *args, name]))
+        out.extend(_subcommands([*args, name], capsys))
+    return out
+
+
+def test_help_lists_every_subcommand(capsys):
+    paths = _subcommands([], capsys)
+    assert {"refscore tour", "refscore conformance verify", "refscore conformance sampler"} <= set(paths)
+    text = _help([], capsys)
+    for path in paths:
+        assert path in text, f"`refscore --help` does not list `{path}`"
+    assert "refscore tour [--quick]" in text
+
+
+@pytest.mark.parametrize("out, words", [
+    ("/proc/refscore-out", r"--out '/proc/refscore-out' is not writable: cannot create anything in '/proc'"),
+    ("", "--out must name a folder, got ''"),
+])
+def test_check_refuses_an_unwritable_out_before_running(out, words, monkeypatch, capsys):
+    """`refscore check --out /proc/x` fails at once, with one line, and never starts the check
+    (os.access says yes to root there: the probe is a real write)."""
+    from refscore.apps import check as check_app
+    from refscore.apps.cli import main
+
+    if out and not os.path.isdir("/proc"):
+        pytest.skip("no /proc on this system")
+
+    def must_not_run(**kwargs):
+        raise AssertionError("the check ran before --out was refused")
+
+    monkeypatch.setattr(check_app, "run_check", must_not_run)
+    assert main(["check", "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"refscore: error: " + words + r".*\n", err), err
+
+
+def test_out_probe_leaves_nothing_behind(tmp_path):
+    from refscore.apps.cli import check_writable
+
+    assert check_writable(str(tmp_path / "new" / "deeper")) == str(tmp_path / "new" / "deeper")
+    assert check_writable(str(tmp_path)) == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        check_writable(str(tmp_path / "file" / "out"))
+
+
+def test_progress_in_a_non_terminal_prints_a_line_every_few_percent(capsys):
+    """CI logs and `make tour > log` get one plain line per tenth of the run, with the loss, and
+    no carriage-return fragments."""
+    data = np.random.default_rng(0).normal(size=(64, 2))
+    model = MLPEnergy(2, (4,), rng=np.random.default_rng(1))
+    loss = lambda p, b, r: losses.dsm(model.score_fn(p), b, 0.5, r)
+    train.fit(loss, model.params, data, np.random.default_rng(2), n_steps=200, batch_size=8, log_every=20,
+              desc="toy fit")
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert len(lines) == 10 and all(line.startswith("toy fit: ") for line in lines), lines
+    assert lines[-1].startswith("toy fit: 100% (200/200) loss=")

@@ -201,7 +201,7 @@ def _pf_ode_likelihood(ctx):
 
 
 IDENTITIES = (
-    Identity("closed-form score = autograd of -E (GMM)", "001_… score; API.md", _score_vs_autograd, floor=1e-10),
+    Identity("closed-form score = autograd of -E (GMM)", "001_… score; docs: API reference", _score_vs_autograd, floor=1e-10),
     Identity("log Z = 0 for the normalised GMM (quadrature)", "002_… EBM, Z", _log_z, floor=1e-6),
     Identity("ESM - ISM = ½ E||s*||² = ½ tr S⁻¹", "Hyvärinen 2005 Thm 1; 004_… Q1", _esm_ism),
     *(Identity(f"E_v[SSM] = ISM ({kind}{', VR' if vr else ''})", "002_… Hutchinson; Song et al. 2019",

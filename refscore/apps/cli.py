@@ -1,4 +1,5 @@
-"""Command line: ``refscore tour | check | bench`` (``--backend``, ``--seed``, ``--out``).
+"""Command line: ``refscore tour | check | bench | conformance {export, verify, sampler}``
+(``--backend``, ``--seed``, ``--out``).
 
 Errors print one line, ``refscore: error: …``, and exit with status 2 (bad arguments) or 1 (a
 failure while running); never a traceback (set ``REFSCORE_DEBUG=1`` for one). ``--out`` is checked to be writable before any work.
@@ -8,6 +9,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+
+COMMANDS = """commands:
+  refscore tour [--quick]                 the lecture end to end: figures + report.html (--quick: about a minute)
+  refscore check                          the equivalence table of the score-matching identities
+  refscore bench [--quick] [--torch]      throughput, against an in-process reference
+  refscore conformance export DIR         every conformance case as JSON + .npz
+  refscore conformance verify OBJECTIVE MODULE:FUNC
+                                          check another implementation of an objective
+  refscore conformance sampler {mala,ula} MODULE:FUNC
+                                          statistical check of a sampler step
+
+tour, check and bench take --backend, --seed and --out; `refscore COMMAND --help` lists the options.
+Errors print one line and exit 2 (bad arguments) or 1 (a failure while running)."""
 
 
 def _seed(text):
@@ -28,7 +43,9 @@ def _common(p):
 
 def build_parser():
     """The ``refscore`` argument parser: ``tour``, ``check``, ``bench``, ``conformance``."""
-    parser = argparse.ArgumentParser(prog="refscore", description=__doc__)
+    parser = argparse.ArgumentParser(prog="refscore", description="refscore: score matching and energy-based "
+                                     "models, a read-along reference.", epilog=COMMANDS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tour", help="the lecture, end to end: figures + report.md/report.html")
     _common(t)
@@ -46,17 +63,28 @@ def build_parser():
 
 
 def check_writable(out):
-    """Refuse an ``--out`` folder that could not be created or written, before any work starts
-    (and without creating anything: the nearest existing ancestor must be a writable folder)."""
+    """Refuse an ``--out`` folder that could not be created or written, before any work starts,
+    and leave nothing behind: a probe file (an existing folder) or a probe folder (in the nearest
+    existing ancestor) is created and removed. A real write, not ``os.access``, which says yes to
+    root even where the file system refuses (``/proc``, a read-only mount)."""
     if out is None:
         return None
+    if not str(out).strip():
+        raise ValueError(f"--out must name a folder, got {out!r}")
     path = os.path.abspath(out)
     while not os.path.exists(path):
         path = os.path.dirname(path)
     if not os.path.isdir(path):
         raise ValueError(f"--out {out!r} cannot be a folder: {path!r} is a file")
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out!r} is not writable (no write permission on {path!r})")
+    try:
+        if path == os.path.abspath(out):
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        else:
+            os.rmdir(tempfile.mkdtemp(dir=path))
+    except OSError as e:
+        raise ValueError(f"--out {out!r} is not writable: cannot create anything in {path!r} "
+                         f"({e.strerror or e}); choose another folder") from None
     return out
 
 

@@ -1,6 +1,6 @@
 r"""Energy-based models :math:`p(x) = e^{-E(x)}/Z` and the toy targets of the notes.
 
-Sign convention (API.md; ``docs/conventions.md`` maps the notes' three signs onto it):
+Sign convention (``docs/conventions.md``, which maps the notes' three signs onto it):
 :math:`E` is the **energy**, low energy is likely, the score is
 :math:`s(x)=\nabla_x\log p(x) = -\nabla_x E(x)` and never depends on :math:`Z`
 (``001_…``: :math:`\nabla_x\log Z_\theta = 0`). Points are rows: ``x.shape == (n, d)``.

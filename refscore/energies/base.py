@@ -125,7 +125,7 @@ class Energy:
 
     def _params_in(self, dtype):
         r"""The device parameters cast to ``dtype`` once and cached, so that an energy computes in
-        the dtype of its input (API.md: float32 in ⇒ float32 out) at no per-call cost."""
+        the dtype of its input (float32 in ⇒ float32 out, the dtype rule of every energy) at no per-call cost."""
         dtype = onp.dtype(dtype)
         if dtype.kind != "f":
             dtype = onp.dtype("float64")

@@ -94,15 +94,17 @@ class GaussianMixture(Energy):
     backend : str, optional
     dtype : "float64" (default) or "float32"; as for :class:`Gaussian`, computations follow ``x``.
 
-    Far from the data (up to :math:`|x|\sim10^{300}`) the quadratic forms are evaluated on
-    :math:`\tilde x = x/s`, :math:`s=\max(1,\max_i|x_i|)`, and the part common to every
-    component is dropped before the softmax, so responsibilities and the score stay finite
-    where :math:`x^\top x` overflows (the energy is then :math:`+\infty`, as for :class:`Gaussian`).
-    
     Attributes
     ----------
     host_params : dict
         Float64 NumPy copies of ``weights``, ``means``, ``covs`` (for quadrature and host-side checks).
+
+    Notes
+    -----
+    Far from the data (up to :math:`|x|\sim10^{300}`) the quadratic forms are evaluated on
+    :math:`\tilde x = x/s`, :math:`s=\max(1,\max_i|x_i|)`, and the part common to every
+    component is dropped before the softmax, so responsibilities and the score stay finite
+    where :math:`x^\top x` overflows (the energy is then :math:`+\infty`, as for :class:`Gaussian`).
     """
 
     def __init__(self, weights, means, covs, backend=None, dtype="float64"):
@@ -214,6 +216,10 @@ class GaussianMixture(Energy):
                   \qquad\text{(seed 001\_…, "Noise Conditional Score-Based Model")}
         """
         s = check_positive(sigma, "sigma")
+        top = float(onp.abs(self.host_params["covs"]).max())
+        if not math.isfinite(s * s + top):
+            raise ValueError(f"sigma={sigma!r} is too large: the covariances Sigma_k + sigma^2 I overflow float64; "
+                             f"sigma must be below {math.sqrt(onp.finfo(float).max - top):.3g}")
         return self.affine_noise(1.0, s * s)
 
     def diffused(self, beta):

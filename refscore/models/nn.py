@@ -109,12 +109,14 @@ class Saveable:
 
         .. math:: \text{load}(\text{save}(\theta)) = \theta \quad\text{bit for bit}
 
-        ``path`` gets a ``.npz`` suffix if it has none; returns the path written.
+        ``path`` gets a ``.npz`` suffix if it has none; missing parent folders are created (as
+        ``fit`` does for ``checkpoint_dir``); returns the path written.
         """
         import numpy
 
         path = os.fspath(path)
         path = path if path.endswith(".npz") else path + ".npz"
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         bk = backends.of(*[getval(a) for a in tree_arrays(self.params).values()])
         arrays = {k: bk.to_numpy(getval(v)) for k, v in {**tree_arrays(self.params), **self.buffers()}.items()}
         arch = {"class": type(self).__name__, **self.architecture()}
@@ -197,6 +199,8 @@ class NoiseConditionalScoreNet(Saveable):
     mean, sigma_data : optional explicit :math:`\mu` (dim,) and :math:`\sigma_{data}` (float);
         default 0 and 1 when neither these nor ``data`` are given
 
+    Notes
+    -----
     ``sigma`` may be a Python float or an ``(n,)`` array (one level per row, as
     :func:`refscore.losses.ncsn` passes with ``levels="sample"``).
     """

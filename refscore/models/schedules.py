@@ -52,7 +52,7 @@ def max_pairwise_distance(data, chunk=None):
     Rows in chunks of ``chunk`` (default: about 4M pair entries at a time), O(n²d) work on the
     data's backend; the largest squared distance is then recomputed exactly from its pair.
     """
-    check_points(data, name="data")
+    data = check_points(data, name="data")  # integers -> float64
     x = getval(data)
     xp = backends.of(x).xp
     n = x.shape[0]
@@ -154,7 +154,7 @@ def ncsnv2_schedule(data, sigma_min=0.01, L=None, T=5, sigma_max=None, target=0.
     """
     import numpy
 
-    check_points(data, name="data")
+    data = check_points(data, name="data")  # integers -> float64
     d = getval(data).shape[1]
     lo = check_positive(sigma_min, "sigma_min")
     hi = check_positive(sigma_max, "sigma_max") if sigma_max is not None else max_pairwise_distance(data)

@@ -25,17 +25,31 @@ __all__ = ["SDE", "VESDE", "VPSDE", "marginal_law"]
 
 
 def as_time(t, x=None):
-    """``t`` as a Python float, or as a float array of shape ``()`` or ``(n,)`` matching ``x``."""
+    """``t`` as a Python float in [0, 1], or as a float array of shape ``()`` or ``(n,)`` matching
+    ``x`` (values in [0, 1] checked where the array is on the host: no device sync)."""
     if isinstance(t, (bool, str, bytes)) or (not isinstance(t, numbers.Real) and not hasattr(t, "shape")):
         raise TypeError(f"t must be a real number or an (n,) array of times, got {t!r}")
     if isinstance(t, numbers.Real):
-        return check_real(t, "t")
+        return _in_horizon(check_real(t, "t"), None)
     t = as_float_array(t, "t")
     shape = tuple(getval(t).shape)
     n = None if x is None else getval(x).shape[0]
     if len(shape) > 1 or (len(shape) == 1 and n is not None and shape[0] != n):
         want = "a scalar or shape (n,)" if n is None else f"a scalar or shape ({n},), one time per row of x"
         raise ValueError(f"t must be {want}, got shape {shape}")
+    tv = getval(t)
+    if backends.of(tv).host_memory:
+        outside = onp.flatnonzero(~((tv >= 0.0) & (tv <= 1.0)))
+        if outside.size:
+            _in_horizon(float(tv.reshape(-1)[outside[0]]), int(outside[0]))
+    return t
+
+
+def _in_horizon(t, index):
+    """``t`` if 0 <= t <= 1, else a ValueError showing it (the SDEs live on t in [0, 1])."""
+    if not 0.0 <= t <= 1.0:
+        where = "" if index is None else f" (entry {index})"
+        raise ValueError(f"t must lie in [0, 1], the SDE's time horizon (Song et al. 2021), got {t!r}{where}")
     return t
 
 

@@ -56,7 +56,7 @@ class FitExtras:
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be a callable (step, params, info), got {type(callback).__name__}")
         if eval_data is not None:
-            check_points(eval_data, name="eval_data")
+            eval_data = check_points(eval_data, name="eval_data")  # integers -> float64, as for data
         self.loss_fn, self.optimizer, self.bk, self.eval_seed = loss_fn, optimizer, bk, eval_seed
         self.decay, self.schedule, self.eval_data, self.callback = ema, lr_schedule, eval_data, callback
         self.base_lr = self.lr = getattr(optimizer, "lr", None)
@@ -64,6 +64,17 @@ class FitExtras:
             raise TypeError(f"lr_schedule needs an optimizer with an `lr` attribute, got {type(optimizer).__name__}")
         self.avg = tree_map(getval, params) if ema is not None else None
         self.t, self.clock, self.steps_since = 0, time.perf_counter(), 0
+
+    def state_trees(self):
+        """What a checkpoint must hold to resume the extras bit for bit: with ``ema``, the tree
+        ``{"ema": {"average": θ̄, "updates": t}}`` (the update count sets the warm-up decay)."""
+        return {} if self.avg is None else {"ema": {"average": self.avg, "updates": self.t}}
+
+    def restore(self, trees):
+        """Take back what :meth:`state_trees` saved (the trees of a loaded checkpoint, or the
+        initial ones: then nothing changes)."""
+        if self.avg is not None:
+            self.avg, self.t = trees["ema"]["average"], int(trees["ema"]["updates"])
 
     def before_step(self, step):
         if self.schedule is not None:

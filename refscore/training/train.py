@@ -191,6 +191,7 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     replaced atomically (:mod:`refscore.checkpoint`) every ``checkpoint_every`` steps and at the
     end of the run. It holds the parameters, optimizer state, optimizer kind and
     hyper-parameters, random-generator state, step, ``n_steps``, the backend, the data dtype,
+    the EMA of the parameters and its decay (with ``ema``),
     each leaf's shape and dtype, the loss history and a content hash. With ``resume=True``
     (default) a later call continues from it, and the same seed gives the same parameters as an
     uninterrupted run, bit for bit. A checkpoint written by a different run (other shapes,
@@ -218,8 +219,9 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     ``history["eval_loss_ema"]`` with ``ema``) at the steps ``history["eval_step"]``;
     ``callback(step, params, info)`` is called at every log step with ``info`` holding ``loss``,
     ``lr``, ``seconds_per_step``, and ``eval_loss`` / ``ema_params`` where set. The progress bar
-    shows the loss and the seconds per step. The EMA is not part of checkpoints: on resume it
-    restarts from the resumed parameters.
+    shows the loss and the seconds per step. The EMA (its average and update count) is part of
+    checkpoints, so a resumed run returns the same ``ema_params`` as an uninterrupted one, bit for
+    bit; the decay is recorded and checked on resume.
 
     Returns
     -------
@@ -235,23 +237,26 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     ValueError, TypeError
         A bad argument (named with its value), or a ``checkpoint_dir`` that cannot be written.
     """
-    check_points(data, name="data")
+    data = check_points(data, name="data")  # integer data -> float64, as the losses expect
     n_steps, batch_size, log_every, checkpoint_every = _check_fit_args(
         n_steps, batch_size, log_every, checkpoint_every, resume, checkpoint_dir)
     bk = backends.of(data)
     bk.check_rng(rng)
     optimizer = _check_optimizer(optimizer)
-    state = {"step": 0, "n_steps": n_steps, "trees": {"params": params, "opt_state": optimizer.init(params)},
+    extras = FitExtras(loss_fn, optimizer, params, bk, ema, lr_schedule, eval_data, callback, eval_seed)
+    state = {"step": 0, "n_steps": n_steps,
+             "trees": {"params": params, "opt_state": optimizer.init(params), **extras.state_trees()},
              "history": {"loss": []}, "rng": None,
-             "config": {"backend": bk.name, "optimizer": _optimizer_config(optimizer), "data_dtype": str(data.dtype)}}
+             "config": {"backend": bk.name, "optimizer": _optimizer_config(optimizer), "data_dtype": str(data.dtype),
+                        "ema": ema}}
     ckpt, state = _open_checkpoint(checkpoint_dir, resume, state, bk, rng)
     params, opt_state = state["trees"]["params"], state["trees"]["opt_state"]
+    extras.restore(state["trees"])
     start, history = state["step"], state["history"]
     vg = value_and_grad(loss_fn)
     n = data.shape[0]
     bar = progress(n_steps - start, desc, progress_bar)
     guard = _Guard(bk, [p for p, _ in tree_leaves(params)], history, bar, ckpt, start if start else None)
-    extras = FitExtras(loss_fn, optimizer, params, bk, ema, lr_schedule, eval_data, callback, eval_seed)
     try:
         for step in range(start, n_steps):
             extras.before_step(step)
@@ -266,8 +271,8 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
                 extras.at_log(step + 1, params, history, bar)
             if ckpt and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
                 guard.flush(step + 1)
-                _save(ckpt, guard, dict(state, step=step + 1, trees={"params": params, "opt_state": opt_state},
-                                        rng=bk.rng_state(rng)))
+                trees = {"params": params, "opt_state": opt_state, **extras.state_trees()}
+                _save(ckpt, guard, dict(state, step=step + 1, trees=trees, rng=bk.rng_state(rng)))
     finally:
         bar.close()
     extras.finish(history)
