@@ -195,3 +195,52 @@ def test_patching_the_noise_draw_feeds_the_case_randomness():
     assert verify("dsm", adapter, only="*quadratic*").passed
     assert not verify("dsm", lambda c: _library_dsm(flat(c["x"]), c["model"]["A"], c["model"]["b"], c["sigma"]),
                       only="*quadratic*").passed  # its own noise: not the case's
+
+
+# ----- the CLI's bad inputs (issue 20): one line naming what is wrong, exit 2 --------------
+def _adapter(tmp_path):
+    (tmp_path / "adapt.py").write_text("import numpy as np\n\ndef nan_impl(case):\n"
+                                       "    return np.full(len(case['x']), np.nan)\n")
+    return tmp_path / "adapt.py"
+
+
+@pytest.mark.parametrize("target, words", [
+    ("{path}:nosuch", "has no function 'nosuch'; it defines ['nan_impl']"),
+    ("{folder}/missing.py:f", "no file"),
+])
+def test_a_missing_adapter_is_one_line_and_exit_2(tmp_path, capsys, target, words):
+    path = _adapter(tmp_path)
+    assert cli_main(["conformance", "verify", "dsm", target.format(path=path, folder=tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1
+
+
+def test_a_module_that_does_not_import_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["conformance", "verify", "dsm", "no_such_module_here:f"]) == 2
+    assert "no module 'no_such_module_here' importable from" in capsys.readouterr().err
+
+
+def test_nan_from_the_implementation_is_blamed_on_the_implementation(tmp_path, capsys):
+    assert cli_main(["conformance", "verify", "dsm", f"{_adapter(tmp_path)}:nan_impl"]) == 1
+    out = capsys.readouterr().out
+    assert "the implementation returned NaN at example 0" in out and "the reference is finite" in out
+
+
+@pytest.mark.parametrize("option, words", [
+    (["--h", "0"], "argument --h: must be a finite number > 0, got 0"),
+    (["--h", "-1"], "argument --h: must be a finite number > 0, got -1"),
+    (["--d", "0"], "argument --d: must be an integer >= 1, got 0"),
+    (["--chains", "1"], "argument --chains: must be an integer >= 2, got 1"),
+])
+def test_sampler_options_out_of_range_are_refused_before_running(tmp_path, capsys, option, words):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["conformance", "sampler", "mala", f"{_adapter(tmp_path)}:nan_impl", *option])
+    assert e.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_check_sampler_validates_its_arguments_for_api_users():
+    with pytest.raises(ValueError, match="n_chains must be an integer >= 2, got 1"):
+        conformance.check_sampler(lambda x, h, rng: x, "mala", n_chains=1)
+    with pytest.raises(ValueError, match="h must be positive"):
+        conformance.check_sampler(lambda x, h, rng: x, "mala", h=0.0)

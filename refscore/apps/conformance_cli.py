@@ -16,7 +16,10 @@ failed (it raised, returned the wrong shape, could not be imported, a bad option
 """
 from __future__ import annotations
 
+import argparse
+
 import importlib
+import math
 import importlib.util
 import os
 import sys
@@ -54,12 +57,41 @@ def add_parser(subparsers):
     s = sub.add_parser("sampler", help="statistical check of a step FUNC(x, h, rng) on N(0, I)")
     s.add_argument("sampler", choices=("mala", "ula"))
     s.add_argument("target", metavar="MODULE:FUNC")
-    s.add_argument("--h", type=float, default=0.5)
-    s.add_argument("--d", type=int, default=1)
-    s.add_argument("--chains", type=int, default=20_000)
-    s.add_argument("--steps", type=int, default=20)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--h", type=_positive_float, default=0.5, help="step size h > 0 (default 0.5)")
+    s.add_argument("--d", type=_int_at_least(1), default=1, help="dimension d >= 1 (default 1)")
+    s.add_argument("--chains", type=_int_at_least(2), default=20_000,
+                   help="independent chains, >= 2 for a standard error (default 20000)")
+    s.add_argument("--steps", type=_int_at_least(1), default=20, help="steps per chain >= 1 (default 20)")
+    s.add_argument("--seed", type=_int_at_least(0), default=0)
     return p
+
+
+def _positive_float(text):
+    """argparse type: a finite number > 0 (argparse turns the error into one usage line, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _int_at_least(minimum):
+    """argparse type: an integer >= ``minimum``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+class AdapterNotFound(LookupError):
+    """MODULE:FUNC could not be found: one line names what is missing (exit 2, no traceback)."""
 
 
 def load_callable(target):
@@ -73,7 +105,7 @@ def load_callable(target):
         raise ValueError(f"expected MODULE:FUNC (e.g. my_losses:dsm_per_example), got {target!r}")
     if module_name.endswith(".py") or os.path.sep in module_name:
         if not os.path.exists(module_name):
-            raise FileNotFoundError(f"no file {module_name!r} (from {target!r})")
+            raise AdapterNotFound(f"no file {module_name!r} (from {target!r})")
         folder = os.path.dirname(os.path.abspath(module_name))
         if folder not in sys.path:
             sys.path.insert(0, folder)
@@ -82,9 +114,16 @@ def load_callable(target):
         spec.loader.exec_module(module)
     else:
         sys.path.insert(0, os.getcwd())
-        module = importlib.import_module(module_name)
-    if not hasattr(module, func):
-        raise AttributeError(f"module {module_name!r} has no function {func!r}")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name is None or not module_name.startswith(e.name):
+                raise  # the adapter itself imports something missing: its traceback line helps
+            raise AdapterNotFound(f"no module {module_name!r} importable from {os.getcwd()} (from {target!r}); "
+                                  "run from the adapter's folder or give path/to/file.py:FUNC") from None
+    if not callable(getattr(module, func, None)):
+        raise AdapterNotFound(f"module {module_name!r} has no function {func!r}; it defines "
+                              f"{sorted(n for n in vars(module) if callable(vars(module)[n]) and not n.startswith('_'))}")
     return getattr(module, func)
 
 
@@ -120,6 +159,9 @@ def main(args):
         return _run(args)
     except KeyboardInterrupt:
         raise
+    except AdapterNotFound as e:
+        print(f"refscore conformance: error: {e}", file=sys.stderr)
+        return FAILED
     except Exception as e:  # an adapter may raise anything: report it, exit 2 ("could not answer")
         if os.environ.get("REFSCORE_DEBUG"):
             raise

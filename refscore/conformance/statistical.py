@@ -21,6 +21,8 @@ from typing import NamedTuple
 import numpy as onp
 from scipy import integrate
 
+from .._validation import check_positive, check_positive_int
+
 __all__ = ["check_sampler", "mala_acceptance_gaussian", "ula_stationary_variance", "SamplerReport"]
 
 
@@ -143,6 +145,9 @@ def check_sampler(step, sampler="mala", h=0.5, d=1, n_chains=20_000, n_steps=20,
     """
     if sampler not in ("mala", "ula"):
         raise ValueError(f"sampler must be 'mala' or 'ula', got {sampler!r}")
+    h, k = check_positive(h, "h"), check_positive(k, "k")
+    d, n_steps = check_positive_int(d, "d"), check_positive_int(n_steps, "n_steps")
+    n_chains = check_positive_int(n_chains, "n_chains", minimum=2)  # a standard error needs two chains
     rng = onp.random.default_rng(seed)
     var = 1.0 if sampler == "mala" else ula_stationary_variance(h)
     x = math.sqrt(var) * rng.standard_normal((n_chains, d))  # a stationary start

@@ -228,8 +228,10 @@ def _check_case(case, impl, dtype, rtol, atol):
     got = got.reshape(ref.shape)
     if not onp.all(onp.isfinite(got)):
         bad = int(onp.flatnonzero(~onp.isfinite(got).reshape(len(got), -1).all(1))[0])
+        kind = "NaN" if onp.isnan(got.reshape(len(got), -1)[bad]).any() else "inf"
         return Row(case["name"], quantity, onp.inf, onp.inf, False,
-                   f"case '{case['name']}': {quantity} is not finite at example {bad}", "")
+                   f"case '{case['name']}': the implementation returned {kind} at example {bad} "
+                   f"(its value for '{quantity}'; the reference is finite)", "")
     err, rel, ok = _errors(got, ref, rtol, atol)
     row = Row(case["name"], quantity, float(err.max()), float(rel.max()), bool(ok.all()), "", "")
     if row.passed:
