@@ -236,10 +236,10 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path, capsys):
     assert e.value.code == 2 and "--seed must be an integer >= 0, got -1" in capsys.readouterr().err
     afile = tmp_path / "afile"
     afile.write_text("x")
-    assert cli.main(["check", "--out", str(afile / "sub")]) == 1
+    assert cli.main(["check", "--out", str(afile / "sub")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot be a folder" in err and "Traceback" not in err
-    assert cli.main(["bench", "--backend", "nope", "--out", str(tmp_path / "b")]) == 1
+    assert cli.main(["bench", "--backend", "nope", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("refscore: error: unknown backend 'nope'") and not (tmp_path / "b").exists()
 

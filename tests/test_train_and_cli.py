@@ -213,7 +213,7 @@ def test_check_refuses_an_unwritable_out_before_running(out, words, monkeypatch,
         raise AssertionError("the check ran before --out was refused")
 
     monkeypatch.setattr(check_app, "run_check", must_not_run)
-    assert main(["check", "--out", out]) == 1
+    assert main(["check", "--out", out]) == 2
     err = capsys.readouterr().err
     assert re.fullmatch(r"refscore: error: " + words + r".*\n", err), err
 

@@ -1,8 +1,9 @@
 """Command line: ``refscore tour | check | bench | conformance {export, verify, sampler}``
 (``--backend``, ``--seed``, ``--out``).
 
-Errors print one line, ``refscore: error: …``, and exit with status 2 (bad arguments) or 1 (a
-failure while running); never a traceback (set ``REFSCORE_DEBUG=1`` for one). ``--out`` is checked to be writable before any work.
+Exit status: 0 done, 1 "the answer is no" (a failed check, a non-conformant implementation), 2
+"could not answer": bad arguments or an error while running, printed as one line
+``refscore: error: …``, never a traceback (set ``REFSCORE_DEBUG=1`` for one). ``--out`` is checked to be writable before any work.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ COMMANDS = """commands:
   refscore tour [--quick]                 the lecture end to end: figures + report.html (--quick: about a minute)
   refscore check                          the equivalence table of the score-matching identities
   refscore bench [--quick] [--torch]      throughput, against an in-process reference
+  refscore conformance list               the objectives, one a line
   refscore conformance export DIR         every conformance case as JSON + .npz
   refscore conformance verify OBJECTIVE MODULE:FUNC
                                           check another implementation of an objective
@@ -22,7 +24,8 @@ COMMANDS = """commands:
                                           statistical check of a sampler step
 
 tour, check and bench take --backend, --seed and --out; `refscore COMMAND --help` lists the options.
-Errors print one line and exit 2 (bad arguments) or 1 (a failure while running)."""
+Exit status: 0 done, 1 the answer is no (a check failed, not conformant), 2 could not answer
+(bad arguments or an error while running, printed as one line)."""
 
 
 def _seed(text):
@@ -113,8 +116,14 @@ def _run(args):
     return 2
 
 
+#: exit status when the command could not answer (bad input, missing backend, unwritable --out):
+#: 0 is "done, the answer is yes", 1 "the answer is no" (a failed check), 2 "could not answer"
+COULD_NOT_ANSWER = 2
+
+
 def main(argv=None):
-    """Parse ``argv`` and run; every error becomes one line on stderr and a non-zero exit code."""
+    """Parse ``argv`` and run; every error becomes one line on stderr and exit status 2 ("could
+    not answer"), which a user's CI can tell from a failed check (1)."""
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse: usage + one error line, exit 2
     try:
@@ -126,7 +135,7 @@ def main(argv=None):
         if os.environ.get("REFSCORE_DEBUG"):  # the full traceback, for developers
             raise
         print(f"refscore: error: {e}".splitlines()[0], file=sys.stderr)
-        return 1
+        return COULD_NOT_ANSWER
 
 
 if __name__ == "__main__":
