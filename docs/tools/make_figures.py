@@ -98,12 +98,24 @@ def fig_sigma_ladder(path):
     X, Y, pts = _grid(9)
     logp = np.maximum(TWO_MODES.log_prob(pts).reshape(X.shape), -30.0)  # clip: the colour scale ends at -30
     ax[1].contourf(X, Y, logp, levels=np.linspace(-30, 0, 16), cmap="Greys_r")
-    ax[1].plot(x[:, 0], x[:, 1], ".", ms=2, color="tab:orange")
-    ax[1].plot(*TWO_MODES.perturbed(3.0).sample(300, rng).T, ".", ms=2, color="tab:blue", alpha=0.5)
-    ax[1].set_title("log p (dark = low density): data (orange) leave it empty;\nsigma = 3 samples (blue) cover it", fontsize=9)
+    noisy = TWO_MODES.perturbed(3.0).sample(300, rng)
+    # the sigma = 3 points first and large, in a colour that stands out on the grey scale; the
+    # data on top, small: both clouds stay visible where they overlap
+    ax[1].plot(noisy[:, 0], noisy[:, 1], "o", ms=3.5, mfc="deepskyblue", mec="navy", mew=0.4, alpha=0.9, zorder=2)
+    ax[1].plot(x[:, 0], x[:, 1], ".", ms=1.5, color="tab:orange", zorder=3)
+    ax[1].set_title("log p (dark = low density): data (orange) leave it empty;\nsigma = 3 samples (light blue) cover it", fontsize=9)
     ax[1].set(xlim=(-9, 9), ylim=(-9, 9), aspect="equal")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
+
+
+S_BIAS = np.array([[1.0, 0.6], [0.6, 0.8]])  # the S of experiments.dsm_bias_vs_sigma
+
+
+def kl_small_sigma(s, S=S_BIAS):
+    """The leading term of KL(N(0, S) || N(0, S + s^2 I)) as s -> 0: s^4 tr(S^-2) / 4 (chapter 4)."""
+    Si = np.linalg.inv(S)
+    return s**4 * np.trace(Si @ Si) / 4
 
 
 def fig_dsm_variance(path):
@@ -112,13 +124,18 @@ def fig_dsm_variance(path):
     v = experiments.dsm_variance_vs_sigma(sigmas=sig, n=4000)
     b = experiments.dsm_bias_vs_sigma(sigmas=sig, n=4000)
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
-    ax[0].loglog(sig, v.column("var loss"), "o", label="measured")
-    ax[0].loglog(sig, v.column("var loss (closed form)"), "-", label="d/2 (1/sigma^2 - a*)^2")
-    ax[0].set_title("variance of the DSM loss")
-    ax[1].loglog(sig, b.column("KL(p || p_sigma)"), "o-", color="tab:red")
-    ax[1].set_title("bias: KL(p || p_sigma) of the DSM optimum")
+    ax[0].errorbar(sig, v.column("var loss"), yerr=2 * np.asarray(v.column("SE of var loss")), fmt="o",
+                   label="measured (+- 2 SE), n = 4000")
+    ax[0].loglog(sig, v.column("var loss (closed form)"), "-", label="(d/2) (1/sigma^2 - a*)^2, d = 2")
+    ax[0].set(xscale="log", yscale="log", ylabel="Var of the per-example DSM loss")
+    ax[0].set_title("variance: data N(0, I_2), model at its optimum", fontsize=9)
+    ax[1].loglog(sig, b.column("KL(p || p_sigma)"), "o-", color="tab:red", label="exact KL")
+    ax[1].loglog(sig, [kl_small_sigma(s) for s in sig], ":", color="k", label="sigma^4 tr(S^-2) / 4")
+    ax[1].set(ylabel="KL(p || p_sigma) (nats)")
+    ax[1].set_title("bias of the DSM optimum: data N(0, S), S = [[1, .6], [.6, .8]]", fontsize=9)
+    ax[1].legend(fontsize=8)
     for a in ax:
-        a.set_xlabel("sigma")
+        a.set_xlabel("noise level sigma")
     ax[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
@@ -166,10 +183,12 @@ def fig_ula_bias(path):
     g = Gaussian([0.0], [[1.0]])
     rng = np.random.default_rng(3)
     hs = np.array([0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0])
-    var = [float(samplers.langevin(g.score, rng.standard_normal((4000, 1)), h, 80, rng)[0].var()) for h in hs]
+    n = 4000
+    var = np.array([float(samplers.langevin(g.score, rng.standard_normal((n, 1)), h, 80, rng)[0].var(ddof=1)) for h in hs])
+    se = var * np.sqrt(2 / (n - 1))  # SE of a sample variance of n Gaussian draws
     u = np.linspace(0.01, 1.05, 100)
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.plot(hs, var, "o", label="ULA, 4000 chains x 80 steps")
+    ax.errorbar(hs, var, yerr=2 * se, fmt="o", capsize=3, label=f"ULA, {n} chains x 80 steps (+- 2 SE)")
     ax.plot(u, 1 / (1 - u / 2), "-", label="1 / (1 - h/2)")
     ax.axhline(1.0, color="k", lw=0.8, ls=":", label="target variance 1")
     _finish(fig, ax, path, "step size h", "stationary variance", legend_size=8)
@@ -196,7 +215,7 @@ def fig_reverse_sde(path):
     ax[0].set_xlabel("t (from the prior at t = 1 to the data at t = 0)")
     ax[0].set_title("reverse-SDE paths")
     ax[1].hist(paths[-1], bins=40, orientation="horizontal", density=True, color="tab:green")
-    ax[1].set_title(f"{np.mean(paths[-1] > 0):.2f} > 0 (truth 0.8)")
+    ax[1].set_title(f"end points: {np.mean(paths[-1] > 0):.0%} in the\nright mode (truth 80%)", fontsize=9)
     ax[0].set_ylim(-12, 12)
     ax[1].set_ylim(-12, 12)
     fig.tight_layout()
