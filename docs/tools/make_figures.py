@@ -222,6 +222,26 @@ def fig_reverse_sde(path):
     fig.savefig(path, dpi=DPI)
 
 
+def fig_first_model(path):
+    """The first-model page, run as written: the data, the model's samples, the exact-score
+    sampler's, and the training loss."""
+    import execute  # docs/tools
+
+    ns = execute.page_namespace(pathlib.Path(__file__).resolve().parents[1] / "first_model.md")
+    fig, ax = plt.subplots(1, 4, figsize=(12, 3.2))
+    density = plots.density_grid(ns["toy"].log_prob, lim=5.0)
+    for a, (title, y) in zip(ax[:3], (("training data", ns["data"][:2000]), ("first model: annealed Langevin", ns["samples"]),
+                                       ("same sampler, exact score", ns["oracle"]))):
+        plots.scatter_over_density(a, y, density, title=title)
+    loss = np.asarray(ns["hist"]["loss"])
+    k = 100
+    ax[3].plot(np.arange(loss.size), loss, lw=0.3, color="0.7", label="per step")
+    ax[3].plot(np.arange(k - 1, loss.size), np.convolve(loss, np.ones(k) / k, mode="valid"), color="tab:blue",
+               label=f"mean of {k} steps")
+    ax[3].set_title("training loss (NCSN, levels sampled)", fontsize=9)
+    _finish(fig, ax[3], path, "step", "loss", legend_size=7)
+
+
 def _real_digits():
     """(n, 64) real digits in [0, 1]: refscore.datasets.digits() if present, else scikit-learn."""
     from refscore import datasets
