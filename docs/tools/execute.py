@@ -90,10 +90,12 @@ def run_blocks(codes, page_name, ns=None):
     return outputs, time.perf_counter() - start
 
 
-def page_namespace(path):
-    """The namespace after running every block of ``path`` (figures reuse a page's own objects)."""
+def page_namespace(path, containing=None):
+    """The namespace after running the blocks of ``path`` (all, or those whose code contains the
+    string ``containing``): a figure reuses the page's own objects instead of a copy of them."""
     ns = {"__name__": f"book_{pathlib.Path(path).stem}"}
-    run_blocks([code for _, code in blocks(pathlib.Path(path).read_text())], pathlib.Path(path).name, ns)
+    codes = [code for _, code in blocks(pathlib.Path(path).read_text()) if containing is None or containing in code]
+    run_blocks(codes, pathlib.Path(path).name, ns)
     return ns
 
 

@@ -242,6 +242,29 @@ def fig_first_model(path):
     _finish(fig, ax[3], path, "step", "loss", legend_size=7)
 
 
+def fig_sigma_star(path):
+    """Q2.1: the error of a DSM fit against sigma for three n, closed form and measured, sigma*(n)."""
+    import execute  # docs/tools
+
+    ns = execute.page_namespace(pathlib.Path(__file__).resolve().parents[1] / "08_open_questions.md",
+                                containing="def dsm_fit")
+    rng = np.random.default_rng(7)
+    fig, ax = plt.subplots(figsize=(6.2, 4.0))
+    u = np.geomspace(0.03, 1.0, 200)
+    for n, color in ((10**3, "tab:blue"), (10**4, "tab:orange"), (10**5, "tab:green")):
+        ax.loglog(u, [ns["bias2"](s) + ns["V"](s) / n for s in u], "-", color=color, lw=1.2)
+        pts = np.geomspace(0.04, 0.8, 7)
+        meas = [ns["measured_error"](n, s, max(10, 10**6 // n), rng) for s in pts]
+        ax.errorbar(pts, [m for m, _ in meas], yerr=[2 * e for _, e in meas], fmt="o", ms=4, capsize=2, color=color,
+                    label=f"n = {n:.0e}: fits (+- 2 SE), closed form")
+        s_star = ns["sigma_star"][n]
+        ax.axvline(s_star, color=color, ls=":", lw=1)
+        ax.annotate(f"sigma* = {s_star:.3f}", (s_star, ns["bias2"](s_star) + ns["V"](s_star) / n), color=color,
+                    textcoords="offset points", xytext=(4, -14), fontsize=7)
+    ax.set_title("Q2.1: error of the DSM fit, bias^2 + V(sigma)/n; data N(0, S)", fontsize=9)
+    _finish(fig, ax, path, "noise level sigma", "E || P_hat - S^-1 ||_F^2", legend_size=7)
+
+
 def _real_digits():
     """(n, 64) real digits in [0, 1]: refscore.datasets.digits() if present, else scikit-learn."""
     from refscore import datasets
