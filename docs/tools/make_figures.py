@@ -265,6 +265,33 @@ def fig_sigma_star(path):
     _finish(fig, ax, path, "noise level sigma", "E || P_hat - S^-1 ||_F^2", legend_size=7)
 
 
+def fig_sde_kernels(path):
+    """VE and VP transition kernels x_t = a(t) x_0 + s(t) z: closed form against Euler-Maruyama."""
+    rng = np.random.default_rng(8)
+    ts = np.linspace(0, 1, 201)
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    for a, (name, s) in zip(ax, (("VE SDE (sigma 0.01 -> 10)", sde.VESDE(0.01, 10.0)),
+                                 ("VP SDE (beta 0.1 -> 20)", sde.VPSDE(0.1, 20.0)))):
+        coef, std = (np.array([float(np.ravel(c)[0]) for c in col]) for col in zip(*[s.marginal_coeffs(t) for t in ts]))
+        a.plot(ts, coef, "-", color="tab:blue", label="mean coefficient a(t)")
+        a.plot(ts, std, "-", color="tab:red", label="standard deviation s(t)")
+        if name.startswith("VP"):
+            a.plot(ts, coef**2 + std**2, ":", color="k", label="a^2 + s^2 (preserved)")
+        x, dt, sims = np.ones((4000, 1)), 1 / 400, []
+        for k in range(400):                      # Euler-Maruyama from x_0 = 1
+            t = k * dt
+            x = x + s.drift(x, t) * dt + float(s.diffusion(t)) * np.sqrt(dt) * rng.standard_normal(x.shape)
+            if (k + 1) % 50 == 0:
+                sims.append(((k + 1) * dt, x.mean(), x.std()))
+        tt, mm, ss = np.array(sims).T
+        a.plot(tt, mm, "o", color="tab:blue", ms=4, label="simulated mean (x_0 = 1)")
+        a.plot(tt, ss, "s", color="tab:red", ms=4, label="simulated std")
+        a.set_title(name, fontsize=9)
+        if name.startswith("VE"):
+            a.set_yscale("log")
+        _finish(fig, a, path, "t", "", legend_size=7)
+
+
 def _real_digits():
     """(n, 64) real digits in [0, 1]: refscore.datasets.digits() if present, else scikit-learn."""
     from refscore import datasets
