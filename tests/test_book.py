@@ -8,7 +8,8 @@ its images have loaded, every image's decoded width. On each page:
 - math is typeset in the body, and in the table of contents where a heading holds math;
 - no raw ``\\(`` or ``\\[`` is left in the visible text;
 - every figure decodes (``naturalWidth > 0``);
-- on executed pages, every code block that prints shows its output under it.
+- on executed pages, every code block that prints shows its output under it, and long output
+  lines wrap (no output box scrolls sideways).
 
 The first-model page is also run as its notebook, within its CPU budget. Skips, saying why, when
 mkdocs (the `docs` extra) or Chromium (`apt-get install -y chromium`; `make test` installs it as
@@ -31,9 +32,13 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(DOCS / "tools"))
-PROBE = ("<script>window.addEventListener('load', () => setTimeout(() => document.body.setAttribute("
-         "'data-img-widths', JSON.stringify(Array.from(document.images).map(i => [i.getAttribute('src'), "
-         "i.naturalWidth]))), 0));</script>")
+PROBE = ("<script>window.addEventListener('load', () => setTimeout(() => {"
+         "document.body.setAttribute('data-img-widths', JSON.stringify(Array.from(document.images).map("
+         "i => [i.getAttribute('src'), i.naturalWidth])));"
+         # output blocks whose text runs past their box (a long print line that neither wraps nor fits)
+         "document.body.setAttribute('data-output-overflow', Array.from(document.querySelectorAll("
+         "'.exec-output pre')).filter(p => p.scrollWidth > p.clientWidth + 1).length);"
+         "}, 0));</script>")
 FENCE = re.compile(r"^( *)```python\n(.*?)^\1```[ \t]*$", re.S | re.M)
 
 
@@ -158,6 +163,8 @@ def test_page_as_a_reader_sees_it(site, server, page):
         outputs = re.findall(r'<div class="exec-output[^"]*">\s*<pre\b[^>]*>.*?<code>(.*?)</code>', dom, re.S)
         assert len(outputs) >= n_printing >= 1, f"{page}: {len(outputs)} outputs for {n_printing} printing blocks"
         assert all(o.strip() for o in outputs), f"{page}: an empty output block"
+        overflow = re.search(r'data-output-overflow="(\d+)"', dom)
+        assert overflow and overflow.group(1) == "0", f"{page}: output lines run out of their box"
 
 
 def test_first_model_runs_as_a_notebook_within_its_budget():
