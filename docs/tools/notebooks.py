@@ -43,7 +43,7 @@ def _flatten_admonitions(lines):
 def notebook_markdown(text):
     """Prose of a chapter rewritten for Jupyter: ``$`` math, no mkdocs references."""
     text = AUTOREF.sub(r"\1", text)
-    text = re.sub(r"^\[Open this chapter as a Jupyter notebook\].*\n?", "", text, flags=re.M)
+    text = re.sub(r"^\[Open this (?:chapter|page) as a Jupyter notebook\].*\n?", "", text, flags=re.M)
     text = text.replace("](figures/", "](../figures/")
     for old, new in (("\\(", "$"), ("\\)", "$"), ("\\[", "$$"), ("\\]", "$$")):
         text = text.replace(old, new)
