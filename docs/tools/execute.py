@@ -34,6 +34,9 @@ FENCE = re.compile(r"^( *)```python\n(.*?)^\1```[ \t]*$", re.S | re.M)
 EXTRA_PAGES = ("first_model.md",)
 
 
+_FRESH = {}  # page name -> (codes, namespace) of a page run in this process (figures reuse it)
+
+
 class SnippetError(RuntimeError):
     """A code block of the book failed: the message names the page and the block."""
 
@@ -93,8 +96,11 @@ def run_blocks(codes, page_name, ns=None):
 def page_namespace(path, containing=None):
     """The namespace after running the blocks of ``path`` (all, or those whose code contains the
     string ``containing``): a figure reuses the page's own objects instead of a copy of them."""
-    ns = {"__name__": f"book_{pathlib.Path(path).stem}"}
     codes = [code for _, code in blocks(pathlib.Path(path).read_text()) if containing is None or containing in code]
+    fresh = _FRESH.get(pathlib.Path(path).name)
+    if fresh is not None and fresh[0] == codes:
+        return fresh[1]
+    ns = {"__name__": f"book_{pathlib.Path(path).stem}"}
     run_blocks(codes, pathlib.Path(path).name, ns)
     return ns
 
@@ -107,7 +113,9 @@ def run_page(path, digest=None):
     cached = CACHE / f"{path.stem}-{key}.json"
     if cached.exists():
         return json.loads(cached.read_text())["outputs"]
-    outputs, seconds = run_blocks(codes, path.name)
+    ns = {"__name__": f"book_{path.stem}"}
+    outputs, seconds = run_blocks(codes, path.name, ns)
+    _FRESH[path.name] = (codes, ns)
     CACHE.mkdir(parents=True, exist_ok=True)
     for old in CACHE.glob(f"{path.stem}-*.json"):
         old.unlink()

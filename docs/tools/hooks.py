@@ -71,12 +71,12 @@ OUTPUTS = {}  # page name -> what each of its python blocks printed (filled by o
 
 def on_pre_build(config):
     vendor_mathjax()
-    make_figures.build(DOCS / "figures")
     try:
         OUTPUTS.clear()
         OUTPUTS.update(execute.run_all(DOCS))
     except execute.SnippetError as e:  # a snippet's own check failed: the build fails
         raise PluginError(str(e)) from e
+    make_figures.build(DOCS / "figures")  # after the pages ran: a figure may reuse a page's objects
     notebooks.write_all(DOCS, DOCS / "notebooks", OUTPUTS)
 
 
