@@ -7,7 +7,10 @@ as raw text. Before griffe parses a docstring, this extension turns
 - ``:math:`a+b``` into ``\(a+b\)`` (inline, typeset by MathJax through pymdownx.arithmatex),
 - ``.. math:: body`` (one line, or an indented block) into a display ``\[ body \]``,
 - ``:func:`x``` / ``:class:`x``` / ``:meth:`x``` / ``:mod:`x``` into code ``x``,
-- doctest lines (``>>> ...`` and their output) into a fenced ``pycon`` block.
+- doctest lines (``>>> ...`` and their output) into a fenced ``pycon`` block,
+- a free paragraph that follows the entries of a numpydoc list section (Parameters, Attributes,
+  Returns, ...) into a ``Notes`` section: numpydoc ends a section only at the next header, so
+  griffe would otherwise read each such line as one more (undeclared) parameter.
 
 Registered in mkdocs.yml under the python handler's ``extensions``.
 """
@@ -45,6 +48,36 @@ def _math_blocks(lines):
     return out
 
 
+LIST_SECTIONS = {"parameters", "other parameters", "attributes", "returns", "yields", "receives", "raises",
+                 "warns"}
+# an entry line of a list section: "name : type", "a, b : type", "ErrorType", "module.Error, other.Error"
+ENTRY = re.compile(r"^[\w.*]+(?:\s*,\s*[\w.*]+)*\s*(?::.*)?$")
+
+
+def _is_header(lines, i):
+    return (i + 1 < len(lines) and lines[i].strip() and set(lines[i + 1].strip()) == {"-"}
+            and len(lines[i + 1].strip()) >= len(lines[i].strip()) - 1)
+
+
+def _free_text_as_notes(lines):
+    """Give a free paragraph after a list section's entries its own ``Notes`` header."""
+    out, section, i = [], None, 0
+    while i < len(lines):
+        line = lines[i]
+        if _is_header(lines, i):
+            section = line.strip().lower()
+            out += [line, lines[i + 1]]
+            i += 2
+            continue
+        if (section in LIST_SECTIONS and line.strip() and not line[:1].isspace() and i > 0
+                and not lines[i - 1].strip() and not ENTRY.match(line.strip())):
+            out += ["Notes", "-----"]
+            section = "notes"
+        out.append(line)
+        i += 1
+    return out
+
+
 def _doctests(lines):
     """Fence every run of doctest lines (from a ``>>>`` line to the next blank line) as pycon."""
     out, i = [], 0
@@ -68,7 +101,7 @@ def rest_math_to_arithmatex(text: str) -> str:
     >>> rest_math_to_arithmatex("x :math:`a^2` y")
     'x \\(a^2\\) y'
     """
-    text = "\n".join(_doctests(_math_blocks(text.split("\n"))))
+    text = "\n".join(_free_text_as_notes(_doctests(_math_blocks(text.split("\n")))))
     text = ROLE_MATH.sub(lambda m: "\\(" + m.group(1) + "\\)", text)
     return ROLE_CODE.sub(lambda m: "`" + m.group(1) + "`", text)
 

@@ -1,10 +1,13 @@
 """mkdocs hooks for the book (registered in mkdocs.yml under ``hooks:``).
 
 on_config      — add optional pages (written by other parts of the project) to the nav when present.
-on_pre_build   — vendor MathJax into the site (no CDN at view time), draw the figures, and
-                 write every chapter as a Jupyter notebook. Each step is cached: it reruns only
-                 when its output is missing or older than the code that makes it.
-on_page_markdown — links to an optional page that is absent become plain text.
+on_pre_build   — vendor MathJax into the site (no CDN at view time), draw the figures, run
+                 the code of the chapters and the first-model page (docs/tools/execute.py), and
+                 write every one of those pages as an executed Jupyter notebook. Each step is
+                 cached: it reruns only when what it depends on has changed.
+on_page_markdown — links to an optional page that is absent become plain text; every code block
+                 of an executed page gets its output under it.
+on_post_page   — math in the table of contents is typeset like math in the body.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ TOOLS = pathlib.Path(__file__).resolve().parent
 DOCS = TOOLS.parent
 sys.path.insert(0, str(TOOLS))
 
-import make_figures  # noqa: E402  (docs/tools, put on the path just above)
+import execute  # noqa: E402  (docs/tools, put on the path just above)
+import make_figures  # noqa: E402
 import notebooks  # noqa: E402
 
 log = logging.getLogger("mkdocs.hooks.refscore")
@@ -62,10 +66,18 @@ def on_config(config):
     return config
 
 
+OUTPUTS = {}  # page name -> what each of its python blocks printed (filled by on_pre_build)
+
+
 def on_pre_build(config):
     vendor_mathjax()
-    make_figures.build(DOCS / "figures")
-    notebooks.write_all(DOCS, DOCS / "notebooks")
+    try:
+        OUTPUTS.clear()
+        OUTPUTS.update(execute.run_all(DOCS))
+    except execute.SnippetError as e:  # a snippet's own check failed: the build fails
+        raise PluginError(str(e)) from e
+    make_figures.build(DOCS / "figures")  # after the pages ran: a figure may reuse a page's objects
+    notebooks.write_all(DOCS, DOCS / "notebooks", OUTPUTS)
 
 
 def on_page_markdown(markdown, page, config, files):
@@ -73,4 +85,28 @@ def on_page_markdown(markdown, page, config, files):
         if not (DOCS / name).exists():
             # "[text](conformance.md#x)" -> "*text*": the page is written elsewhere in the project
             markdown = re.sub(r"\[([^\]]+)\]\(" + re.escape(name) + r"(#[^)]*)?\)", r"*\1*", markdown)
+    outputs = OUTPUTS.get(page.file.src_uri)
+    if outputs is not None:
+        if len(outputs) != len(execute.FENCE.findall(markdown)):
+            raise PluginError(f"{page.file.src_uri}: {len(outputs)} outputs for "
+                              f"{len(execute.FENCE.findall(markdown))} python blocks")
+        markdown = execute.with_outputs(markdown, outputs)
     return markdown
+
+
+NAV_LABEL = re.compile(r'(<span class="md-ellipsis">)(.*?)(</span>)', re.S)
+INLINE_TEX = re.compile(r"\\\((.+?)\\\)", re.S)
+
+
+def toc_math(html):
+    """Wrap the raw \\(...\\) left in navigation labels (the toc extension keeps a heading's text,
+    not its markup) in the class MathJax typesets (docs/javascripts/mathjax.js)."""
+    def label(m):
+        inner = INLINE_TEX.sub(r'<span class="arithmatex">\\(\1\\)</span>', m.group(2))
+        return m.group(1) + inner + m.group(3)
+
+    return NAV_LABEL.sub(label, html)
+
+
+def on_post_page(output, page, config):
+    return toc_math(output)

@@ -98,12 +98,24 @@ def fig_sigma_ladder(path):
     X, Y, pts = _grid(9)
     logp = np.maximum(TWO_MODES.log_prob(pts).reshape(X.shape), -30.0)  # clip: the colour scale ends at -30
     ax[1].contourf(X, Y, logp, levels=np.linspace(-30, 0, 16), cmap="Greys_r")
-    ax[1].plot(x[:, 0], x[:, 1], ".", ms=2, color="tab:orange")
-    ax[1].plot(*TWO_MODES.perturbed(3.0).sample(300, rng).T, ".", ms=2, color="tab:blue", alpha=0.5)
-    ax[1].set_title("log p (dark = low density): data (orange) leave it empty;\nsigma = 3 samples (blue) cover it", fontsize=9)
+    noisy = TWO_MODES.perturbed(3.0).sample(300, rng)
+    # the sigma = 3 points first and large, in a colour that stands out on the grey scale; the
+    # data on top, small: both clouds stay visible where they overlap
+    ax[1].plot(noisy[:, 0], noisy[:, 1], "o", ms=3.5, mfc="deepskyblue", mec="navy", mew=0.4, alpha=0.9, zorder=2)
+    ax[1].plot(x[:, 0], x[:, 1], ".", ms=1.5, color="tab:orange", zorder=3)
+    ax[1].set_title("log p (dark = low density): data (orange) leave it empty;\nsigma = 3 samples (light blue) cover it", fontsize=9)
     ax[1].set(xlim=(-9, 9), ylim=(-9, 9), aspect="equal")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
+
+
+S_BIAS = np.array([[1.0, 0.6], [0.6, 0.8]])  # the S of experiments.dsm_bias_vs_sigma
+
+
+def kl_small_sigma(s, S=S_BIAS):
+    """The leading term of KL(N(0, S) || N(0, S + s^2 I)) as s -> 0: s^4 tr(S^-2) / 4 (chapter 4)."""
+    Si = np.linalg.inv(S)
+    return s**4 * np.trace(Si @ Si) / 4
 
 
 def fig_dsm_variance(path):
@@ -112,13 +124,18 @@ def fig_dsm_variance(path):
     v = experiments.dsm_variance_vs_sigma(sigmas=sig, n=4000)
     b = experiments.dsm_bias_vs_sigma(sigmas=sig, n=4000)
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
-    ax[0].loglog(sig, v.column("var loss"), "o", label="measured")
-    ax[0].loglog(sig, v.column("var loss (closed form)"), "-", label="d/2 (1/sigma^2 - a*)^2")
-    ax[0].set_title("variance of the DSM loss")
-    ax[1].loglog(sig, b.column("KL(p || p_sigma)"), "o-", color="tab:red")
-    ax[1].set_title("bias: KL(p || p_sigma) of the DSM optimum")
+    ax[0].errorbar(sig, v.column("var loss"), yerr=2 * np.asarray(v.column("SE of var loss")), fmt="o",
+                   label="measured (+- 2 SE), n = 4000")
+    ax[0].loglog(sig, v.column("var loss (closed form)"), "-", label="(d/2) (1/sigma^2 - a*)^2, d = 2")
+    ax[0].set(xscale="log", yscale="log", ylabel="Var of the per-example DSM loss")
+    ax[0].set_title("variance: data N(0, I_2), model at its optimum", fontsize=9)
+    ax[1].loglog(sig, b.column("KL(p || p_sigma)"), "o-", color="tab:red", label="exact KL")
+    ax[1].loglog(sig, [kl_small_sigma(s) for s in sig], ":", color="k", label="sigma^4 tr(S^-2) / 4")
+    ax[1].set(ylabel="KL(p || p_sigma) (nats)")
+    ax[1].set_title("bias of the DSM optimum: data N(0, S), S = [[1, .6], [.6, .8]]", fontsize=9)
+    ax[1].legend(fontsize=8)
     for a in ax:
-        a.set_xlabel("sigma")
+        a.set_xlabel("noise level sigma")
     ax[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
@@ -166,10 +183,12 @@ def fig_ula_bias(path):
     g = Gaussian([0.0], [[1.0]])
     rng = np.random.default_rng(3)
     hs = np.array([0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0])
-    var = [float(samplers.langevin(g.score, rng.standard_normal((4000, 1)), h, 80, rng)[0].var()) for h in hs]
+    n = 4000
+    var = np.array([float(samplers.langevin(g.score, rng.standard_normal((n, 1)), h, 80, rng)[0].var(ddof=1)) for h in hs])
+    se = var * np.sqrt(2 / (n - 1))  # SE of a sample variance of n Gaussian draws
     u = np.linspace(0.01, 1.05, 100)
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.plot(hs, var, "o", label="ULA, 4000 chains x 80 steps")
+    ax.errorbar(hs, var, yerr=2 * se, fmt="o", capsize=3, label=f"ULA, {n} chains x 80 steps (+- 2 SE)")
     ax.plot(u, 1 / (1 - u / 2), "-", label="1 / (1 - h/2)")
     ax.axhline(1.0, color="k", lw=0.8, ls=":", label="target variance 1")
     _finish(fig, ax, path, "step size h", "stationary variance", legend_size=8)
@@ -196,11 +215,81 @@ def fig_reverse_sde(path):
     ax[0].set_xlabel("t (from the prior at t = 1 to the data at t = 0)")
     ax[0].set_title("reverse-SDE paths")
     ax[1].hist(paths[-1], bins=40, orientation="horizontal", density=True, color="tab:green")
-    ax[1].set_title(f"{np.mean(paths[-1] > 0):.2f} > 0 (truth 0.8)")
+    ax[1].set_title(f"end points: {np.mean(paths[-1] > 0):.0%} in the\nright mode (truth 80%)", fontsize=9)
     ax[0].set_ylim(-12, 12)
     ax[1].set_ylim(-12, 12)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
+
+
+def fig_first_model(path):
+    """The first-model page, run as written: the data, the model's samples, the exact-score
+    sampler's, and the training loss."""
+    import execute  # docs/tools
+
+    ns = execute.page_namespace(pathlib.Path(__file__).resolve().parents[1] / "first_model.md")
+    fig, ax = plt.subplots(1, 4, figsize=(12, 3.2))
+    density = plots.density_grid(ns["toy"].log_prob, lim=5.0)
+    for a, (title, y) in zip(ax[:3], (("training data", ns["data"][:2000]), ("first model: annealed Langevin", ns["samples"]),
+                                       ("same sampler, exact score", ns["oracle"]))):
+        plots.scatter_over_density(a, y, density, title=title)
+    loss = np.asarray(ns["hist"]["loss"])
+    k = 100
+    ax[3].plot(np.arange(loss.size), loss, lw=0.3, color="0.7", label="per step")
+    ax[3].plot(np.arange(k - 1, loss.size), np.convolve(loss, np.ones(k) / k, mode="valid"), color="tab:blue",
+               label=f"mean of {k} steps")
+    ax[3].set_title("training loss (NCSN, levels sampled)", fontsize=9)
+    _finish(fig, ax[3], path, "step", "loss", legend_size=7)
+
+
+def fig_sigma_star(path):
+    """Q2.1: the error of a DSM fit against sigma for three n, closed form and measured, sigma*(n)."""
+    import execute  # docs/tools
+
+    ns = execute.page_namespace(pathlib.Path(__file__).resolve().parents[1] / "08_open_questions.md",
+                                containing="def dsm_fit")
+    rng = np.random.default_rng(7)
+    fig, ax = plt.subplots(figsize=(6.2, 4.0))
+    u = np.geomspace(0.03, 1.0, 200)
+    for n, color in ((10**3, "tab:blue"), (10**4, "tab:orange"), (10**5, "tab:green")):
+        ax.loglog(u, [ns["bias2"](s) + ns["V"](s) / n for s in u], "-", color=color, lw=1.2)
+        pts = np.geomspace(0.04, 0.8, 7)
+        meas = [ns["measured_error"](n, s, max(10, 10**6 // n), rng) for s in pts]
+        ax.errorbar(pts, [m for m, _ in meas], yerr=[2 * e for _, e in meas], fmt="o", ms=4, capsize=2, color=color,
+                    label=f"n = {n:.0e}: fits (+- 2 SE), closed form")
+        s_star = ns["sigma_star"][n]
+        ax.axvline(s_star, color=color, ls=":", lw=1)
+        ax.annotate(f"sigma* = {s_star:.3f}", (s_star, ns["bias2"](s_star) + ns["V"](s_star) / n), color=color,
+                    textcoords="offset points", xytext=(4, -14), fontsize=7)
+    ax.set_title("Q2.1: error of the DSM fit, bias^2 + V(sigma)/n; data N(0, S)", fontsize=9)
+    _finish(fig, ax, path, "noise level sigma", "E || P_hat - S^-1 ||_F^2", legend_size=7)
+
+
+def fig_sde_kernels(path):
+    """VE and VP transition kernels x_t = a(t) x_0 + s(t) z: closed form against Euler-Maruyama."""
+    rng = np.random.default_rng(8)
+    ts = np.linspace(0, 1, 201)
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    for a, (name, s) in zip(ax, (("VE SDE (sigma 0.01 -> 10)", sde.VESDE(0.01, 10.0)),
+                                 ("VP SDE (beta 0.1 -> 20)", sde.VPSDE(0.1, 20.0)))):
+        coef, std = (np.array([float(np.ravel(c)[0]) for c in col]) for col in zip(*[s.marginal_coeffs(t) for t in ts]))
+        a.plot(ts, coef, "-", color="tab:blue", label="mean coefficient a(t)")
+        a.plot(ts, std, "-", color="tab:red", label="standard deviation s(t)")
+        if name.startswith("VP"):
+            a.plot(ts, coef**2 + std**2, ":", color="k", label="a^2 + s^2 (preserved)")
+        x, dt, sims = np.ones((4000, 1)), 1 / 400, []
+        for k in range(400):                      # Euler-Maruyama from x_0 = 1
+            t = k * dt
+            x = x + s.drift(x, t) * dt + float(s.diffusion(t)) * np.sqrt(dt) * rng.standard_normal(x.shape)
+            if (k + 1) % 50 == 0:
+                sims.append(((k + 1) * dt, x.mean(), x.std()))
+        tt, mm, ss = np.array(sims).T
+        a.plot(tt, mm, "o", color="tab:blue", ms=4, label="simulated mean (x_0 = 1)")
+        a.plot(tt, ss, "s", color="tab:red", ms=4, label="simulated std")
+        a.set_title(name, fontsize=9)
+        if name.startswith("VE"):
+            a.set_yscale("log")
+        _finish(fig, a, path, "t", "", legend_size=7)
 
 
 def _real_digits():

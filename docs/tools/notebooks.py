@@ -43,16 +43,24 @@ def _flatten_admonitions(lines):
 def notebook_markdown(text):
     """Prose of a chapter rewritten for Jupyter: ``$`` math, no mkdocs references."""
     text = AUTOREF.sub(r"\1", text)
-    text = re.sub(r"^\[Open this chapter as a Jupyter notebook\].*\n?", "", text, flags=re.M)
+    text = re.sub(r"^\[Open this (?:chapter|page) as a Jupyter notebook\].*\n?", "", text, flags=re.M)
     text = text.replace("](figures/", "](../figures/")
     for old, new in (("\\(", "$"), ("\\)", "$"), ("\\[", "$$"), ("\\]", "$$")):
         text = text.replace(old, new)
     return text
 
 
-def chapter_notebook(path):
-    """The notebook (an ``nbformat`` node) of one chapter page."""
+def book_pages(docs_dir):
+    """Every page written as a notebook: the first-model page (when present) and the chapters."""
+    first = pathlib.Path(docs_dir) / "first_model.md"
+    return ([first] if first.exists() else []) + chapters(docs_dir)
+
+
+def chapter_notebook(path, outputs=None):
+    """The notebook (an ``nbformat`` node) of one page; ``outputs`` (one str per code cell, what
+    the build printed when it ran the page: docs/tools/execute.py) become the cells' outputs."""
     import jupytext  # the `docs` extra
+    import nbformat
 
     flat = "\n".join(_flatten_admonitions(pathlib.Path(path).read_text().split("\n")))
     nb = jupytext.reads(flat, fmt="md")
@@ -61,6 +69,13 @@ def chapter_notebook(path):
             cell.source = notebook_markdown(cell.source)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.pop("jupytext", None)
+    if outputs is not None:
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        if len(code) != len(outputs):
+            raise ValueError(f"{path}: {len(code)} code cells but {len(outputs)} outputs")
+        for n, (cell, out) in enumerate(zip(code, outputs), start=1):
+            cell.execution_count = n
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=out)] if out else []
     return nb
 
 
@@ -69,13 +84,16 @@ def code_cells(nb):
     return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
-def write_all(docs_dir, out_dir):
-    """Write ``out_dir/NN_name.ipynb`` for every chapter whose notebook is missing or stale."""
+def write_all(docs_dir, out_dir, outputs=None):
+    """Write ``out_dir/<page>.ipynb`` for the first-model page and every chapter, executed: with
+    ``outputs`` (``{page name: [output per block]}``) every code cell carries what it printed."""
     import jupytext
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for page in chapters(docs_dir):
+    for page in book_pages(docs_dir):
+        nb = chapter_notebook(page, (outputs or {}).get(page.name))
         target = out_dir / (page.stem + ".ipynb")
-        if not target.exists() or target.stat().st_mtime < max(page.stat().st_mtime, pathlib.Path(__file__).stat().st_mtime):
-            jupytext.write(chapter_notebook(page), target, fmt="ipynb")
+        text = jupytext.writes(nb, fmt="ipynb")
+        if not target.exists() or target.read_text() != text:  # unchanged notebooks keep their mtime
+            target.write_text(text)
