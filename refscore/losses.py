@@ -145,8 +145,11 @@ def projections(rng, shape, kind="gaussian", dtype="float64"):
     r"""Random projection vectors with :math:`\mathbb E[vv^\top]=I`.
 
     ``"gaussian"``: :math:`v\sim\mathcal N(0,I)`; ``"rademacher"``: independent ±1 entries.
-    Never unit-sphere vectors: those have :math:`\mathbb E[vv^\top]=I/d` and silently scale
-    the trace term by :math:`1/d` (the bug of the original SSM code).
+    Never unit-sphere vectors: those have :math:`\mathbb E[vv^\top]=I/d`, so every
+    :math:`v`-term shrinks by :math:`1/d`. In the plain loss both terms do (it becomes ISM/d: same
+    minimiser, rescaled); in the variance-reduced loss only the trace term does, and the minimiser
+    moves. (The original SSM code, ermongroup/sliced_score_matching ``losses/sliced_sm.py``,
+    normalises its probes only in the plain estimators, where the minimiser is unchanged.)
     """
     check_choice(kind, "projection", ("gaussian", "rademacher"))
     bk = backends.of_rng(rng)

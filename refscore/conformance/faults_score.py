@@ -144,7 +144,8 @@ def _ssm_half(c):
 
 
 @_fault("ssm", "unit-sphere probes",
-        "v/‖v‖ probes have E[vvᵀ] = I/d: the v-terms shrink by 1/d (the original SSM code's bug)")
+        "v/‖v‖ probes have E[vvᵀ] = I/d: the v-terms shrink by 1/d (plain form: ISM/d, same minimiser; "
+        "variance-reduced form: only the trace shrinks, the minimiser moves)")
 def _ssm_sphere(c):
     s, quad, proj, n2 = _ssm_parts(c)
     return _ssm_value(s, quad, proj, c["variance_reduced"], norm2=n2)
