@@ -5,10 +5,11 @@ draw on the development machine. The Box–Muller transform (Box & Muller 1958) 
 of uniforms into a pair of independent normals with array-wide operations only (``log``,
 ``sqrt``, ``cos``, ``sin``, which NumPy vectorises in float32), about 2 ns a draw.
 
-The uniforms come from the Generator's own bit stream (``rng.bit_generator.random_raw``): each
-64-bit word is split into two 32-bit integers ``k₁, k₂``. Same seed ⇒ same bits ⇒ same numbers,
-and the Generator's state (checkpoints) advances as for any other draw. float64 draws are not
-made here: NumPy's float64 ziggurat is already as fast, and its numbers stay as they were.
+The uniforms come from the Generator's own bit stream (``rng.bit_generator.random_raw``): ``m``
+64-bit words are read as ``2m`` 32-bit integers, the first ``m`` for ``k₁``, the rest for ``k₂``.
+Same seed ⇒ same bits ⇒ same numbers, and the Generator's state (checkpoints) advances as for
+any other draw. float64 draws are not made here: NumPy's float64 ziggurat is already as fast,
+and its numbers stay as they were.
 """
 from __future__ import annotations
 
@@ -93,6 +94,6 @@ def standard_normal_float32(rng, shape):
     shape = tuple(int(s) for s in shape)
     n = math.prod(shape)
     m = (n + 1) // 2
-    words = rng.bit_generator.random_raw(m).view(numpy.uint32)              # (2m,) = k₁, k₂ interleaved
-    z = box_muller(words[0::2], words[1::2])
+    bits = rng.bit_generator.random_raw(m).view(numpy.uint32)               # (2m,): 2 per 64-bit word
+    z = box_muller(bits[:m], bits[m:])  # contiguous halves convert twice as fast as strided ones
     return z[:n].reshape(shape)

@@ -57,6 +57,23 @@ def best_time(f, sync, repeats=3):
     return best
 
 
+def best_times(runs, repeats=3):
+    r"""Best wall-clock time of each ``(f, sync)`` in ``runs``, timed *in turn* within every repeat
+    (after one warm-up each), so that a change of load on a shared machine hits refscore and its
+    references alike instead of whichever happened to run during it."""
+    for f, sync in runs:
+        f()
+        sync()
+    best = [math.inf] * len(runs)
+    for _ in range(repeats):
+        for i, (f, sync) in enumerate(runs):
+            t0 = time.perf_counter()
+            f()
+            sync()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
+
+
 class Context:
     r"""What every workload's setup sees: backend, dtype, sizes, seed, the torch module (or None)."""
 
@@ -100,9 +117,9 @@ def run_bench(backend=None, seed=0, out="bench-output", quick=False, torch=False
             if only and only not in w.name:
                 continue
             state = w.setup(ctx)
-            t = best_time(lambda: w.run(state), ctx.sync, repeats)
-            for label, ref, ref_sync in w.references(ctx, state):
-                t_ref = best_time(ref, ref_sync, repeats)
+            refs = list(w.references(ctx, state))
+            t, *t_refs = best_times([(lambda: w.run(state), ctx.sync)] + [(f, sync) for _, f, sync in refs], repeats)
+            for (label, _, _), t_ref in zip(refs, t_refs):
                 rows.append((w.name, dt, w.size(ctx), t * 1e3, w.size(ctx) / t, label, t_ref * 1e3, t_ref / t))
     device = f"{bk.name} on {bk.device_name() if bk.name == 'cupy' else platform.machine()}, {os.cpu_count()} CPUs"
     table = Table(f"refscore bench ({device}, best of {repeats})",
