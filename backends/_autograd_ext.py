@@ -110,7 +110,11 @@ def _untake(x, idx, vs):
 _registered = False
 
 
-def _install_rules():
+def install_rules():
+    """Replace autograd's host-building gradient rules by the backend-neutral ones above (once).
+
+    Every backend needs this, NumPy's included: autograd's own ``mean`` rule divides by a
+    ``numpy.int64``, which under NEP 50 turns a float32 backward pass into float64."""
     global _registered
     if _registered:
         return
@@ -130,7 +134,7 @@ def _install_rules():
 def register(array_type, xp):
     """Make autograd differentiate ``array_type`` arrays, creating arrays with module ``xp``."""
     _MODULES[array_type] = xp
-    _install_rules()
+    install_rules()
     if array_type not in ArrayBox.type_mappings:
         ArrayBox.register(array_type)
     VSpace.register(array_type, DeviceVSpace)

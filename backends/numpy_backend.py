@@ -17,6 +17,11 @@ class NumpyBackend(Backend):
     array_type = numpy.ndarray
     generator_type = numpy.random.Generator
 
+    def __init__(self):
+        from . import _autograd_ext
+
+        _autograd_ext.install_rules()  # float32 gradients stay float32 (the `mean` rule, NEP 50)
+
     def asarray(self, a, dtype=None):
         if type(a).__module__.split(".")[0] == "cupy":
             a = a.get()
