@@ -34,8 +34,12 @@ OUT="$(cd "$OUT" && pwd)"
 SITE="$OUT/site"
 mkdir -p "$SITE"
 
-# 1. wheels: module name, wheel name (pure Python, licences in tools/wheels/README.md)
-while read -r module wheel; do
+# 1. wheels: module name, wheel name[, py<3.11] (pure Python, licences in tools/wheels/README.md)
+old_python() { "$PY" -c 'import sys; sys.exit(sys.version_info >= (3, 11))'; }
+while read -r module wheel only; do
+    if [ "$only" = "py<3.11" ] && [ "${GPU_CHECK_FORCE_WHEELS:-0}" != 1 ] && ! old_python; then
+        continue  # pytest needs these backports only before Python 3.11
+    fi
     if [ "${GPU_CHECK_FORCE_WHEELS:-0}" = 1 ] || ! (cd "$OUT" && "$PY" -c "import $module" 2>/dev/null); then
         if "$PY" -m pip --version >/dev/null 2>&1; then
             "$PY" -m pip install --quiet --no-index --no-deps --disable-pip-version-check \
@@ -54,8 +58,8 @@ pytest pytest
 pluggy pluggy
 iniconfig iniconfig
 packaging packaging
-exceptiongroup exceptiongroup
-tomli tomli
+exceptiongroup exceptiongroup py<3.11
+tomli tomli py<3.11
 WHEELS
 
 # 2. this checkout, laid out as the wheel lays it out
