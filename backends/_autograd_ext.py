@@ -111,7 +111,7 @@ _registered = False
 
 
 def install_rules():
-    """Replace autograd's host-building gradient rules by the backend-neutral ones above (once).
+    r"""Replace autograd's host-building gradient rules by the backend-neutral ones above (once).
 
     Every backend needs this, NumPy's included: autograd's own ``mean`` rule divides by a
     ``numpy.int64``, which under NEP 50 turns a float32 backward pass into float64."""

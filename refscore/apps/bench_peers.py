@@ -35,7 +35,7 @@ def _torch(ctx):
 
 
 def pytorch_eager(ctx):
-    """The ULA update written out in PyTorch eager."""
+    r"""The ULA update written out in PyTorch eager."""
     torch, dtype, dev, gen, x0 = _torch(ctx)
     c = math.sqrt(2 * H)
 
@@ -49,7 +49,7 @@ def pytorch_eager(ctx):
 
 
 def ebmkit(ctx):
-    """ebmkit's unadjusted Langevin sampler on the energy ½||x||²."""
+    r"""ebmkit's unadjusted Langevin sampler on the energy ½||x||²."""
     from ebm.samplers import LangevinDynamics
 
     x0 = _torch(ctx)[-1]
@@ -58,7 +58,7 @@ def ebmkit(ctx):
 
 
 def torchebm(ctx):
-    """TorchEBM's LangevinDynamics on its GaussianModel(0, I)."""
+    r"""TorchEBM's LangevinDynamics on its GaussianModel(0, I)."""
     from torchebm.core import GaussianModel
     from torchebm.samplers import LangevinDynamics
 
@@ -69,7 +69,7 @@ def torchebm(ctx):
 
 
 def blackjax(ctx):
-    """blackjax's overdamped Langevin diffusion, vmapped over chains, scanned, jitted."""
+    r"""blackjax's overdamped Langevin diffusion, vmapped over chains, scanned, jitted."""
     import blackjax.mcmc.diffusions as diffusions
     import jax
     import jax.numpy as jnp

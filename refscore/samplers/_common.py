@@ -182,7 +182,7 @@ class Divergence:
 
 
 def still_good(x, radius):
-    """(n,) True where every coordinate is finite and within ``radius`` (NaN compares False).
+    r"""(n,) True where every coordinate is finite and within ``radius`` (NaN compares False).
 
     The row maximum folds the columns in halves (``log₂ d`` elementwise passes; odd widths
     overlap by one column, harmless for a maximum): NumPy's ``max(axis=1)`` over short rows costs
