@@ -29,6 +29,7 @@ done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
+case "$PY" in */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" ;; esac  # we cd below
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 SITE="$OUT/site"
