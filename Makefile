@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: tour test test-slow check bench docs docs-deps clean
+.PHONY: tour test test-slow check bench gpu-check gpu-check-dry docs docs-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,16 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m refscore bench --out bench-output
 
+# On the GPU machine (CuPy, PyTorch, NumPy, SciPy; no autograd, no network): no venv, the system
+# Python, and the wheels carried in tools/wheels/. The dry run is the same on the CPU (CI runs it).
+gpu-check:
+	tools/gpu-check.sh --out gpu-output
+
+gpu-check-dry: $(STAMP)
+	PYTHON=$(PY) tools/gpu-check.sh --dry-run --out gpu-output
+
 docs: $(STAMP) docs-deps
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) site tour-output bench-output .hypothesis docs/figures docs/notebooks docs/javascripts/vendor
+	rm -rf $(VENV) site tour-output bench-output gpu-output .hypothesis docs/figures docs/notebooks docs/javascripts/vendor

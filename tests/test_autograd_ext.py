@@ -43,3 +43,26 @@ def test_a_numpy_array_leaking_into_device_math_is_caught():
     # the same function written against the backend passes
     g = grad(lambda y: anp.sum(y * S.xp.ones((2, 2))))(a)
     assert H(g).tolist() == [[1.0, 1.0], [1.0, 1.0]]
+
+
+def test_the_numpy_backend_alone_keeps_float32_gradients_float32():
+    """Issue 25: the rules were installed only when a device backend (cupy, strict) was made, so a
+    NumPy-only process (every user without a GPU, and `refscore bench`) ran autograd's own `mean`
+    rule, whose int64 divisor (NEP 50) turned half of a float32 SSM backward pass into float64.
+    A fresh interpreter, where no other backend is ever made:"""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, autograd.numpy as anp\n"
+            "from autograd import grad\n"
+            "from refscore import backends, losses\n"
+            "from refscore.nn import MLPEnergy\n"
+            "bk = backends.get('numpy')\n"
+            "print(grad(anp.mean)(np.ones(3, np.float32)).dtype)\n"
+            "m = MLPEnergy(2, (8,), rng=bk.rng(0), dtype='float32')\n"
+            "x, v = bk.normal(bk.rng(1), (16, 2), 'float32'), bk.normal(bk.rng(2), (1, 16, 2), 'float32')\n"
+            "g = grad(lambda p: losses.ssm(m.score_fn(p), x, v=v, variance_reduced=True))(m.params)\n"
+            "print(sorted({str(a.dtype) for layer in g for a in layer.values()}))\n"
+            "import sys; print('strict' in sys.modules.get('refscore.backends').__dict__.get('_cache', {}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:3] == ["float32", "['float32']", "False"], out

@@ -57,10 +57,27 @@ def best_time(f, sync, repeats=3):
     return best
 
 
+def best_times(runs, repeats=3):
+    r"""Best wall-clock time of each ``(f, sync)`` in ``runs``, timed *in turn* within every repeat
+    (after one warm-up each), so that a change of load on a shared machine hits refscore and its
+    references alike instead of whichever happened to run during it."""
+    for f, sync in runs:
+        f()
+        sync()
+    best = [math.inf] * len(runs)
+    for _ in range(repeats):
+        for i, (f, sync) in enumerate(runs):
+            t0 = time.perf_counter()
+            f()
+            sync()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
+
+
 class Context:
     r"""What every workload's setup sees: backend, dtype, sizes, seed, the torch module (or None)."""
 
-    def __init__(self, bk, dtype, quick, seed, torch_mod, workload_filter=None):
+    def __init__(self, bk, dtype, quick, seed, torch_mod, workload_filter=None, sizes=None):
         self.bk, self.dtype, self.seed, self.torch = bk, dtype, seed, torch_mod
         gpu = bk.name == "cupy"
         self.gpu = gpu
@@ -68,6 +85,10 @@ class Context:
         self.n_gmm = 2**18 if gpu else (2**10 if quick else 2**12)
         self.n_chains = 10**7 if gpu else (10**4 if quick else 10**5)
         self.ula_steps = 20 if quick else 100
+        for name, value in (sizes or {}).items():  # e.g. the dry run's tiny sizes
+            if not hasattr(self, name):
+                raise ValueError(f"unknown bench size {name!r}; known: n_ssm, n_gmm, n_chains, ula_steps")
+            setattr(self, name, value)
         self.sync = bk.synchronize
         self.torch_sync = (torch_mod.cuda.synchronize if gpu else (lambda: None)) if torch_mod else None
         self.torch_device = (torch_mod.device("cuda" if gpu else "cpu")) if torch_mod else None
@@ -85,9 +106,10 @@ def _torch_or_none(want):
 
 
 def run_bench(backend=None, seed=0, out="bench-output", quick=False, torch=False, dtypes=("float64", "float32"),
-              repeats=3, only=None):
+              repeats=3, only=None, sizes=None):
     r"""Time every workload in :data:`WORKLOADS` (or those whose name contains ``only``) for each
-    dtype, print the table and write ``bench.json``. Returns 0 (the CLI's exit status)."""
+    dtype, print the table and write ``bench.json``. ``sizes`` overrides :class:`Context`'s sizes
+    (``n_ssm``, ``n_gmm``, ``n_chains``, ``ula_steps``). Returns 0 (the CLI's exit status)."""
     from .. import backends
     from .report import Table
 
@@ -95,14 +117,14 @@ def run_bench(backend=None, seed=0, out="bench-output", quick=False, torch=False
     tmod = _torch_or_none(torch)
     rows = []
     for dt in dtypes:
-        ctx = Context(bk, dt, quick, seed, tmod)
+        ctx = Context(bk, dt, quick, seed, tmod, sizes=sizes)
         for w in WORKLOADS:
             if only and only not in w.name:
                 continue
             state = w.setup(ctx)
-            t = best_time(lambda: w.run(state), ctx.sync, repeats)
-            for label, ref, ref_sync in w.references(ctx, state):
-                t_ref = best_time(ref, ref_sync, repeats)
+            refs = list(w.references(ctx, state))
+            t, *t_refs = best_times([(lambda: w.run(state), ctx.sync)] + [(f, sync) for _, f, sync in refs], repeats)
+            for (label, _, _), t_ref in zip(refs, t_refs):
                 rows.append((w.name, dt, w.size(ctx), t * 1e3, w.size(ctx) / t, label, t_ref * 1e3, t_ref / t))
     device = f"{bk.name} on {bk.device_name() if bk.name == 'cupy' else platform.machine()}, {os.cpu_count()} CPUs"
     table = Table(f"refscore bench ({device}, best of {repeats})",

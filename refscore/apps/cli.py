@@ -59,6 +59,8 @@ def build_parser():
     _common(b)
     b.add_argument("--quick", action="store_true", help="small sizes")
     b.add_argument("--torch", action="store_true", help="also measure the PyTorch reference if installed")
+    b.add_argument("--peers", action="store_true",
+                   help="ULA-2D side by side with PyTorch, ebmkit, TorchEBM and blackjax (those installed)")
     from .conformance_cli import add_parser as add_conformance_parser  # conformance: 2 lines
 
     add_conformance_parser(sub)
@@ -104,6 +106,11 @@ def _run(args):
         from .check import run_check
 
         return run_check(backend=args.backend, seed=args.seed, out=check_writable(args.out))
+    if args.command == "bench" and args.peers:
+        from .bench_peers import run_peers
+
+        return run_peers(backend=args.backend, seed=args.seed, out=check_writable(args.out or "bench-output"),
+                         quick=args.quick)
     if args.command == "bench":
         from .bench import run_bench
 

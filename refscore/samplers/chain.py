@@ -86,9 +86,17 @@ class Divergence:
 
 
 def still_good(x, radius):
-    """(n,) True where every coordinate is finite and within ``radius`` (NaN compares False)."""
+    r"""(n,) True where every coordinate is finite and within ``radius`` (NaN compares False).
+
+    The row maximum folds the columns in halves (``log₂ d`` elementwise passes; odd widths
+    overlap by one column, harmless for a maximum): NumPy's ``max(axis=1)`` over short rows costs
+    about 25 ns a row, 60× the elementwise passes at d = 2."""
     xp = backends.of(x).xp
-    return xp.max(xp.abs(x), axis=1) <= radius
+    a = xp.abs(x)
+    while a.shape[1] > 1:
+        h = (a.shape[1] + 1) // 2
+        a = xp.maximum(a[:, :h], a[:, a.shape[1] - h:])  # NaN propagates through maximum
+    return a[:, 0] <= radius
 
 
 def sampler_info(n_steps, diverged, trajectory=None, n_accepted=None, n_nonfinite=None, is_accepted=None):
