@@ -1,4 +1,4 @@
-"""Command line: ``refscore tour | check | bench`` (``--backend``, ``--seed``, ``--out``).
+"""Command line: ``refscore tour | check | bench | conformance | sweep`` (``--backend``, ``--seed``, ``--out``).
 
 Errors print one line, ``refscore: error: …``, and exit with status 2 (bad arguments) or 1 (a
 failure while running); never a traceback (set ``REFSCORE_DEBUG=1`` for one). ``--out`` is checked to be writable before any work.
@@ -27,7 +27,7 @@ def _common(p):
 
 
 def build_parser():
-    """The ``refscore`` argument parser: ``tour``, ``check``, ``bench``, ``conformance``."""
+    """The ``refscore`` argument parser: ``tour``, ``check``, ``bench``, ``conformance``, ``sweep``."""
     parser = argparse.ArgumentParser(prog="refscore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tour", help="the lecture, end to end: figures + report.md/report.html")
@@ -42,6 +42,9 @@ def build_parser():
     from .conformance_cli import add_parser as add_conformance_parser  # conformance: 2 lines
 
     add_conformance_parser(sub)
+    from .sweep_cli import add_parser as add_sweep_parser  # sweep: 2 lines
+
+    add_sweep_parser(sub)
     return parser
 
 
@@ -82,6 +85,11 @@ def _run(args):
         from .conformance_cli import main as conformance_main
 
         return conformance_main(args)
+    if args.command == "sweep":
+        from .sweep_cli import main as sweep_main
+
+        check_writable(args.out)
+        return sweep_main(args)
     return 2
 
 
