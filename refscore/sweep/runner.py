@@ -54,8 +54,10 @@ def connect(workers=None, scheduler=None, timeout=20):
         return
     if workers is not None and int(workers) < 1:
         raise ValueError(f"workers must be >= 1 for a Dask cluster, got {workers}")
+    # no dashboard; the scheduler's small HTTP server (health, metrics) on a free port, not 8787
+    no_dashboard = {"dashboard": False, "dashboard_address": ":0"}
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, scheduler_kwargs={"dashboard": False},
+                                  dashboard_address=None, scheduler_kwargs=no_dashboard,
                                   silence_logs=logging.ERROR) as cluster, \
             distributed.Client(cluster) as client:
         yield client

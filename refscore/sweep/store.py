@@ -66,7 +66,11 @@ class Store:
         .. math:: \texttt{cells.jsonl} \leftarrow \texttt{cells.jsonl} \,\|\, r_i
         """
         if self._file is None:
+            torn = os.path.exists(self.cells_path) and os.path.getsize(self.cells_path) > 0 and \
+                not open(self.cells_path, "rb").read().endswith(b"\n")
             self._file = open(self.cells_path, "a")
+            if torn:  # a line cut short by a crash: end it, so that the next record starts a line
+                self._file.write("\n")
         self._file.write(json.dumps(record, allow_nan=True) + "\n")
         self._file.flush()
 
