@@ -151,6 +151,7 @@ def test_one_and_two_workers_give_the_same_table(tmp_path, client2):
     reference = _table(tmp_path / "loop", workers=0)
     assert _table(tmp_path / "one", workers=1) == reference
     assert _table(tmp_path / "two", client=client2) == reference
+    assert _table(tmp_path / "batched", client=client2, batch=5) == reference  # 5 cells per Dask task
 
 
 def test_a_killed_worker_leaves_the_table_complete_and_identical(tmp_path, client2):

@@ -11,10 +11,10 @@ needed only to run (the ``sweep`` extra: ``pip install "refscore[sweep]"``).
 .. math:: \text{row}_p = \Big(\bar y = \tfrac1k\textstyle\sum_r y_{p,r},\ \
           \mathrm{SE} = \sqrt{\textstyle\sum_r (y_{p,r}-\bar y)^2/(k(k-1))}\Big)
 """
-from .core import Cell, Plot, Size, Sweep, cell_seed, execute_cell, plan_of
+from .core import Cell, Plot, Size, Sweep, cell_seed, execute_cell, execute_cells, plan_of
 from .reduce import markdown, mean_se, reduce_records
 from .registry import SWEEPS, get, names
 from .runner import connect, run
 
-__all__ = ["Sweep", "Size", "Plot", "Cell", "cell_seed", "execute_cell", "plan_of", "reduce_records", "mean_se",
+__all__ = ["Sweep", "Size", "Plot", "Cell", "cell_seed", "execute_cell", "execute_cells", "plan_of", "reduce_records", "mean_se",
            "markdown", "run", "connect", "SWEEPS", "get", "names"]

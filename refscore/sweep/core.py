@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple
 
 import numpy as onp
 
-__all__ = ["Size", "Plot", "Sweep", "Cell", "cell_seed", "execute_cell", "plan_of"]
+__all__ = ["Size", "Plot", "Sweep", "Cell", "cell_seed", "execute_cell", "execute_cells", "plan_of"]
 
 
 class Size(NamedTuple):
@@ -163,6 +163,17 @@ def execute_cell(cell, index, params, root):
     record["seconds"] = time.perf_counter() - t0
     record["pid"] = os.getpid()
     return record
+
+
+def execute_cells(cell, items, root):
+    r"""Run several cells in one task (``items``: ``(index, params)`` pairs): their records, in order.
+
+    .. math:: [\,\text{record}_i \text{ for } (i, \text{params}_i) \in \text{items}\,]
+
+    One Dask task per cell costs the scheduler a few milliseconds; for cells shorter than that,
+    a batch of cells per task spreads the cost (``run(..., batch=k)``).
+    """
+    return [execute_cell(cell, i, params, root) for i, params in items]
 
 
 def finite_or_none(x):
