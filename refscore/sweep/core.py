@@ -17,7 +17,7 @@ import math
 import os
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import numpy as onp
@@ -88,7 +88,6 @@ class Sweep:
     timing: tuple = ()
     summarize: Callable | None = None
     plot: Plot | None = None
-    notes: str = field(default="")
 
     def size(self, quick=False):
         r"""The :class:`Size` to run: ``quick`` or ``full``."""

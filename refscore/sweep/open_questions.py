@@ -172,7 +172,7 @@ Q22 = Sweep(
     name="q22-projections", cell=q22_cell, timing=("wall_s",),
     title="Q2.2: final Fisher divergence of SSM-VR training vs number of projections M (and wall time)",
     full=Size({"M": (1, 2, 4, 16), "steps": (250, 1000)}, seeds=8,
-              fixed={"d": 8, "hidden": [32, 32], "n_data": 4000, "n_eval": 4000, "batch": 128, "lr": 3e-3}),
+              fixed={"d": 8, "hidden": [32, 32], "n_data": 100_000, "n_eval": 4000, "batch": 128, "lr": 3e-3}),
     quick=Size({"M": (1, 2, 4, 16), "steps": (60,)}, seeds=2,
                fixed={"d": 4, "hidden": [16, 16], "n_data": 1000, "n_eval": 1000, "batch": 64, "lr": 3e-3}),
     plot=Plot("wall_s", "fisher", group="M", logx=True, logy=True))

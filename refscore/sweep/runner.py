@@ -134,13 +134,11 @@ def run(sweep, out, workers=None, scheduler=None, client=None, quick=False, seed
 
     t0 = done.started = time.perf_counter()
     try:
-        if not todo:
-            pass
-        elif workers == 0 and client is None and scheduler is None:
+        if todo and workers == 0 and client is None and scheduler is None:
             _run_loop(sweep, todo, seed, done)
-        elif client is not None:
+        elif todo and client is not None:
             _run_dask(sweep, todo, seed, client, done, batch)
-        else:
+        elif todo:  # nothing left to run: no cluster is started
             with connect(workers, scheduler) as c:
                 _run_dask(sweep, todo, seed, c, done, batch)
     finally:
