@@ -126,6 +126,23 @@ def test_cli_list_and_errors(capsys, tmp_path):
     assert "known sweeps: q21-sigma" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", sweep.names())
+def test_every_sweep_runs_quick_from_the_command_line(name, tmp_path, capsys):
+    assert cli_main(["sweep", name, "--quick", "--workers", "0", "--out", str(tmp_path), "--no-progress"]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["n_done"] == res["n_cells"] > 0 and res["n_failed"] == 0 and res["plan"]["quick"]
+    assert (tmp_path / f"{name}.png").stat().st_size > 0
+    assert "| status |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sweep.names())
+def test_every_sweep_runs_quick_on_a_two_worker_local_cluster(name, tmp_path):
+    pytest.importorskip("distributed", reason="Dask is not installed: pip install 'refscore[sweep]'")
+    t0 = time.perf_counter()
+    assert cli_main(["sweep", name, "--quick", "--workers", "2", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert time.perf_counter() - t0 < 60, "--quick must finish in under a minute on 2 cores"
+
+
 # ---- on Dask ----------------------------------------------------------------------------------
 def _slow_q21(params, seed):
     time.sleep(params["sleep"])
