@@ -26,6 +26,11 @@ from refscore.sweep.sampling import ULA_BIAS
 TINY = sweep.Size({"n": (200, 2000), "sigma": (0.1, 0.4)}, seeds=3, fixed={"S": [[1.0, 0.6], [0.6, 0.8]]})
 
 
+def _need_dask():
+    return pytest.importorskip("distributed", reason="Dask is not installed: pip install 'refscore[sweep]'",
+                               exc_type=ImportError)
+
+
 def _table(out, size=TINY, **kw):
     return sweep.run(Q21, out, size=size, show_progress=False, **kw)["table"]
 
@@ -137,7 +142,7 @@ def test_every_sweep_runs_quick_from_the_command_line(name, tmp_path, capsys):
 
 @pytest.mark.parametrize("name", sweep.names())
 def test_every_sweep_runs_quick_on_a_two_worker_local_cluster(name, tmp_path):
-    pytest.importorskip("distributed", reason="Dask is not installed: pip install 'refscore[sweep]'")
+    _need_dask()
     t0 = time.perf_counter()
     assert cli_main(["sweep", name, "--quick", "--workers", "2", "--out", str(tmp_path), "--no-progress"]) == 0
     assert time.perf_counter() - t0 < 60, "--quick must finish in under a minute on 2 cores"
@@ -154,14 +159,13 @@ SLOW = sweep.Sweep("slow-q21", "q21 cells that take a while", _slow_q21, TINY, T
 
 @pytest.fixture(scope="module")
 def client2():
-    distributed = pytest.importorskip("distributed", reason="Dask is not installed: pip install 'refscore[sweep]'")
+    _need_dask()
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this test file
     with sweep.connect(workers=2) as client:
         client.wait_for_workers(2, timeout=60)
         yield client
-    assert distributed
 
 
 def test_one_and_two_workers_give_the_same_table(tmp_path, client2):
@@ -210,7 +214,7 @@ def _spawn(args, log):
 
 
 def test_real_scheduler_and_two_dask_worker_processes(tmp_path):
-    pytest.importorskip("distributed", reason="Dask is not installed: pip install 'refscore[sweep]'")
+    _need_dask()
     dask_cli = shutil.which("dask", path=os.path.dirname(sys.executable))
     if dask_cli is None:
         pytest.skip("no `dask` command next to this Python")
