@@ -2,7 +2,8 @@ r"""Run a sweep on Dask: an in-process ``LocalCluster`` by default, or a running
 
 Dask does the scheduling, the placement and the retries (a task on a worker that dies is run again
 elsewhere, up to ``distributed.scheduler.allowed-failures`` times); this module only submits one
-task per unfinished cell, writes each record as it arrives and reduces them at the end.
+task per unfinished cell (or per ``batch`` of cells), writes each record as it arrives and
+reduces them at the end.
 
 .. math:: \text{throughput} = \frac{\#\text{cells run}}{\text{wall time}}\ \text{cells/s}
 """
