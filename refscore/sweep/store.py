@@ -66,8 +66,11 @@ class Store:
         .. math:: \texttt{cells.jsonl} \leftarrow \texttt{cells.jsonl} \,\|\, r_i
         """
         if self._file is None:
-            torn = os.path.exists(self.cells_path) and os.path.getsize(self.cells_path) > 0 and \
-                not open(self.cells_path, "rb").read().endswith(b"\n")
+            torn = False
+            if os.path.exists(self.cells_path) and os.path.getsize(self.cells_path) > 0:
+                with open(self.cells_path, "rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    torn = f.read(1) != b"\n"
             self._file = open(self.cells_path, "a")
             if torn:  # a line cut short by a crash: end it, so that the next record starts a line
                 self._file.write("\n")
