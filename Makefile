@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,docs,progress,data]" "setuptools>=77"
+	$(PY) -m pip install -q -e ".[test,docs,progress,data,sweep]" "setuptools>=77"
 	touch $(STAMP)
 
 tour: $(STAMP)

@@ -1,4 +1,4 @@
-"""Command line: ``refscore tour | check | bench | conformance {export, verify, sampler}``
+"""Command line: ``refscore tour | check | bench | conformance {list, export, verify, sampler} | sweep``
 (``--backend``, ``--seed``, ``--out``).
 
 Exit status: 0 done, 1 "the answer is no" (a failed check, a non-conformant implementation), 2
@@ -22,6 +22,9 @@ COMMANDS = """commands:
                                           check another implementation of an objective
   refscore conformance sampler {mala,ula} MODULE:FUNC
                                           statistical check of a sampler step
+  refscore sweep list                     the named sweeps, one a line
+  refscore sweep NAME --out DIR [--workers N | --scheduler ADDR] [--quick]
+                                          a grid of seeded cells on Dask: results.json + figure
 
 tour, check and bench take --backend, --seed and --out; `refscore COMMAND --help` lists the options.
 Exit status: 0 done, 1 the answer is no (a check failed, not conformant), 2 could not answer
@@ -45,7 +48,7 @@ def _common(p):
 
 
 def build_parser():
-    """The ``refscore`` argument parser: ``tour``, ``check``, ``bench``, ``conformance``."""
+    """The ``refscore`` argument parser: ``tour``, ``check``, ``bench``, ``conformance``, ``sweep``."""
     parser = argparse.ArgumentParser(prog="refscore", description="refscore: score matching and energy-based "
                                      "models, a read-along reference.", epilog=COMMANDS,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,6 +67,9 @@ def build_parser():
     from .conformance_cli import add_parser as add_conformance_parser  # conformance: 2 lines
 
     add_conformance_parser(sub)
+    from .sweep_cli import add_parser as add_sweep_parser  # sweep: 2 lines
+
+    add_sweep_parser(sub)
     return parser
 
 
@@ -120,6 +126,11 @@ def _run(args):
         from .conformance_cli import main as conformance_main
 
         return conformance_main(args)
+    if args.command == "sweep":
+        from .sweep_cli import main as sweep_main
+
+        check_writable(args.out)
+        return sweep_main(args)
     return 2
 
 
