@@ -125,9 +125,9 @@ def test_cli_list_and_errors(capsys, tmp_path):
     assert cli_main(["sweep", "list"]) == 0
     assert capsys.readouterr().out.split() == sweep.names() == ["q21-sigma", "q22-projections", "ula-bias",
                                                                 "sampler-checks"]
-    assert cli_main(["sweep", "q21-sigma"]) == 1
+    assert cli_main(["sweep", "q21-sigma"]) == 2
     assert "needs --out" in capsys.readouterr().err
-    assert cli_main(["sweep", "nope", "--out", str(tmp_path)]) == 1
+    assert cli_main(["sweep", "nope", "--out", str(tmp_path)]) == 2
     assert "known sweeps: q21-sigma" in capsys.readouterr().err
 
 
