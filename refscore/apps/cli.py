@@ -1,4 +1,4 @@
-"""Command line: ``refscore tour | check | bench`` (``--backend``, ``--seed``, ``--out``).
+"""Command line: ``refscore tour | check | bench | images mnist`` (``--backend``, ``--seed``, ``--out``).
 
 Errors print one line, ``refscore: error: …``, and exit with status 2 (bad arguments) or 1 (a
 failure while running); never a traceback (set ``REFSCORE_DEBUG=1`` for one). ``--out`` is checked to be writable before any work.
@@ -27,7 +27,7 @@ def _common(p):
 
 
 def build_parser():
-    """The ``refscore`` argument parser: ``tour``, ``check``, ``bench``, ``conformance``."""
+    """The ``refscore`` argument parser: ``tour``, ``check``, ``bench``, ``conformance``, ``images``."""
     parser = argparse.ArgumentParser(prog="refscore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tour", help="the lecture, end to end: figures + report.md/report.html")
@@ -42,6 +42,9 @@ def build_parser():
     from .conformance_cli import add_parser as add_conformance_parser  # conformance: 2 lines
 
     add_conformance_parser(sub)
+    from .images_cli import add_parser as add_images_parser  # images mnist: 2 lines
+
+    add_images_parser(sub, _common)
     return parser
 
 
@@ -78,6 +81,11 @@ def _run(args):
 
         return run_bench(backend=args.backend, seed=args.seed, out=check_writable(args.out or "bench-output"),
                          quick=args.quick, torch=args.torch)
+    if args.command == "images":
+        from .images_cli import run_images
+
+        args.out = check_writable(args.out or f"{args.dataset}-output")
+        return run_images(args)
     if args.command == "conformance":
         from .conformance_cli import main as conformance_main
 
