@@ -90,6 +90,24 @@ def _sample(args, bk, net, schedule, xtr):
     return onp.clip(bk.to_numpy(x), 0.0, 1.0).astype(onp.float64), plan, diverged, time.time() - t0
 
 
+def score_scale(net, x, sigmas, rng, bk):
+    r"""The learned score's size against its expected size at each level ``sigmas`` on rows ``x``
+    noised at that level: for :math:`\tilde x = x+\sigma z` the true conditional score is
+    :math:`-z/\sigma`, of norm about :math:`\sqrt d/\sigma`, so a healthy network gives
+
+    .. math:: r(\sigma) = \frac{\sigma}{\sqrt d}\,\overline{\|s_\theta(\tilde x,\sigma)\|} \lesssim 1
+
+    (slightly below one: the marginal score is the conditional one averaged over :math:`x`).
+    A ratio far above one at some σ is where annealed Langevin chains blow up. Returns
+    ``{σ: r(σ)}`` as host floats."""
+    out = {}
+    for s in sigmas:
+        xt = x + float(s) * bk.normal(rng, x.shape, x.dtype)
+        norm = bk.xp.sqrt(bk.xp.sum(net.apply(net.params, xt, float(s)) ** 2, axis=1))
+        out[f"{float(s):.4g}"] = float(bk.xp.mean(norm)) * float(s) / x.shape[1] ** 0.5
+    return out
+
+
 def _write(args, samples, xte, results):
     """The samples, the grid of 100 of them beside 100 real test digits, and ``results.json``."""
     from . import plots
@@ -122,10 +140,12 @@ def run_images(args):
     net, schedule, t_train = _train(args, bk, xtr, log)
     samples, plan, diverged, t_sample = _sample(args, bk, net, schedule, xtr)
     t0 = time.time()
+    sig = schedule.sigmas
+    scale = score_scale(net, bk.asarray(xte[:256]), sig[:: max(1, len(sig) // 6)], bk.rng(args.seed + 3), bk)
     metrics = Judge(xtr, ytr, xte, seed=args.seed).measure(samples)
     metrics["verdicts"]["no diverged chain"] = diverged == 0
     metrics["passed"] = all(metrics["verdicts"].values())
-    results = {"metrics": metrics, "diverged_chains": diverged, "seconds": {
+    results = {"metrics": metrics, "diverged_chains": diverged, "score_norm_over_sqrt_d_per_sigma": scale, "seconds": {
         "train": t_train, "sample": t_sample, "judge": time.time() - t0, "total": time.time() - t_all},
         "settings": {**DEFAULTS, "steps": args.steps, "levels": len(plan.sigmas), "steps_each": plan.n_steps_each,
                      "sampler_step_size": float(DEFAULTS["step_boost"] * plan.step_size),
