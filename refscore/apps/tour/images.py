@@ -149,5 +149,7 @@ def images_section(ctx):
            f"σ_L = {float(schedule.sigmas[-1]):.3f}; 64 digits are drawn by annealed Langevin over "
            f"{len(plan.sigmas)} levels, {plan.n_steps_each} steps each, step h = {STEP_BOOST:g} × technique 4's ε "
            f"= {STEP_BOOST * plan.step_size:.2e}, from uniform noise, and denoised once by Tweedie's formula. "
-           f"Section CPU time: {cpu:.0f} s. The samples are saved as digits_samples.npy (64, 64).")
+           f"Section CPU time: {cpu:.0f} s. The samples are saved as digits_samples.npy (64, 64). "
+           f"The same pipeline on 28×28 MNIST, with a convolutional network: `refscore images mnist` "
+           f"(after `make data`).")
     ctx.results.update({f"digits_{k}": v for k, v in q.items()}, digits_cpu_s=cpu)

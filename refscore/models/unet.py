@@ -1,0 +1,236 @@
+r"""A small convolutional U-Net score network for square images, in NumPy + autograd.
+
+Convolutions are im2col matrix products: the nine shifted copies of the zero-padded feature map
+are stacked along the channel axis and multiplied by the ``(9·C_in, C_out)`` kernel,
+
+.. math:: (k * h)[i, j, :] = \sum_{a,b\in\{-1,0,1\}} h[i+a, j+b, :]\;K_{a,b},
+
+so autograd differentiates one matmul per layer, reshapes, and the im2col primitive whose VJP is
+its adjoint (col2im: nine shifted slice additions). Down-sampling is a 2×2 mean, up-sampling a nearest copy,
+and the skip connections concatenate channels (Ronneberger et al. 2015, the U-Net; as used for
+scores by Song & Ermon 2019 and Ho et al. 2020). The noise level enters every block as a
+per-channel bias from a Fourier embedding of :math:`\log\sigma`.
+
+The output is preconditioned as in Karras et al. (2022, "EDM", eq. 7 and Table 1): the network
+:math:`F_\theta` gives a denoiser and the score follows from Tweedie's formula (Efron 2011),
+
+.. math:: D_\theta(x,\sigma) = \mu + c_{skip}(\sigma)(x-\mu) + c_{out}(\sigma)\,F_\theta\big(c_{in}(\sigma)(x-\mu), \log\sigma\big),
+          \qquad s_\theta(x,\sigma) = \frac{D_\theta(x,\sigma)-x}{\sigma^2},
+
+.. math:: c_{in} = \frac{1}{\sqrt{\sigma^2+\sigma_d^2}},\quad c_{skip} = \frac{\sigma_d^2}{\sigma^2+\sigma_d^2},\quad
+          c_{out} = \frac{\sigma\,\sigma_d}{\sqrt{\sigma^2+\sigma_d^2}}.
+
+Why it matters at d = 784: predicting :math:`-z` and dividing by σ (NCSNv2's technique 3, the
+MLP's :class:`~refscore.models.nn.NoiseConditionalScoreNet`) multiplies the network's error by
+:math:`1/\sigma` at the small levels, where the score must be most accurate; here the network's
+target at small σ is the scaled noise and the skip carries the image, at large σ it is the image.
+:meth:`ConvScoreNet.loss_weight` is the λ(σ) of :func:`refscore.losses.ncsn` that makes every
+level's loss the unit-weighted :math:`\|F_\theta - F^\star\|^2` (EDM's λ).
+"""
+from __future__ import annotations
+
+import math
+
+import autograd.numpy as anp
+from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
+
+from .. import backends
+from .._validation import check_positive, check_positive_int
+from .activations import ACTIVATIONS
+from .nn import Saveable, check_activation, read_tree
+
+__all__ = ["ConvScoreNet", "conv3x3", "im2col3x3", "col2im3x3", "downsample", "upsample"]
+
+
+@primitive
+def im2col3x3(h):
+    r"""The nine 3×3 neighbours of every pixel, zero-padded, stacked along channels:
+    ``h`` (n, H, W, C) -> (n, H, W, 9C), block :math:`3a+b` holding :math:`h[i+a-1, j+b-1]`.
+
+    .. math:: \mathrm{cols}[i, j, (3a+b)C + c] = h_{pad}[i+a, j+b, c],\qquad a, b\in\{0,1,2\}
+
+    An autograd primitive whose VJP (:func:`col2im3x3`) adds the nine blocks back into place:
+    differentiating the slices one by one would scatter with ``ufunc.at``, ten times slower."""
+    xp = backends.of(h).xp
+    n, H, W, C = h.shape
+    hp = xp.zeros((n, H + 2, W + 2, C), dtype=h.dtype)
+    hp[:, 1:H + 1, 1:W + 1, :] = h
+    return xp.concatenate([hp[:, a:a + H, b:b + W, :] for a in range(3) for b in range(3)], axis=3)
+
+
+def col2im3x3(g):
+    r"""The adjoint of :func:`im2col3x3`: (n, H, W, 9C) -> (n, H, W, C),
+
+    .. math:: \bar h[i, j] = \sum_{a,b} \bar{\mathrm{cols}}[i-a+1, j-b+1, (3a+b)C:(3a+b+1)C]
+
+    (terms outside the image dropped): each block is added at its shift into a padded buffer."""
+    xp = backends.of(g).xp
+    n, H, W, C9 = g.shape
+    C = C9 // 9
+    acc = xp.zeros((n, H + 2, W + 2, C), dtype=g.dtype)
+    for k in range(9):
+        a, b = divmod(k, 3)
+        acc[:, a:a + H, b:b + W, :] += g[..., k * C:(k + 1) * C]
+    return acc[:, 1:H + 1, 1:W + 1, :]
+
+
+defvjp(im2col3x3, lambda ans, h: col2im3x3)
+
+
+def conv3x3(h, K, b):
+    r"""A 3×3 'same' convolution by im2col: ``h`` (n, H, W, C), ``K`` (9C, C_out), ``b`` (C_out,).
+
+    .. math:: \mathrm{out}[i,j] = b + \sum_{a,b=0}^{2} h_{pad}[i+a, j+b]\,K_{(3a+b)C:(3a+b+1)C}
+
+    (cross-correlation, as in every deep-learning "convolution"). Returns (n, H, W, C_out).
+    """
+    n, H, W, C = getval(h).shape
+    cols = anp.reshape(im2col3x3(h), (n * H * W, 9 * C))  # (nHW, 9C)
+    return anp.reshape(anp.matmul(cols, K) + b, (n, H, W, K.shape[1]))
+
+
+def downsample(h):
+    r"""2×2 mean pooling: :math:`\mathrm{out}[i,j] = \tfrac14\sum_{a,b\in\{0,1\}} h[2i+a, 2j+b]`."""
+    n, H, W, C = getval(h).shape
+    return anp.mean(anp.reshape(h, (n, H // 2, 2, W // 2, 2, C)), axis=(2, 4))
+
+
+def upsample(h):
+    r"""Nearest-neighbour 2× up-sampling: :math:`\mathrm{out}[i,j] = h[\lfloor i/2\rfloor, \lfloor j/2\rfloor]`."""
+    n, H, W, C = getval(h).shape
+    ones = backends.of(getval(h)).xp.ones((1, 1, 2, 1, 2, 1), dtype=getval(h).dtype)
+    return anp.reshape(anp.reshape(h, (n, H, 1, W, 1, C)) * ones, (n, 2 * H, 2 * W, C))
+
+
+# (name, input channels as multiples of C, output multiple, resolution level 0/1/2)
+_BLOCKS = (("e1a", None, 1), ("e1b", 1, 1), ("e2a", 1, 2), ("e2b", 2, 2), ("m_a", 2, 2), ("m_b", 2, 2),
+           ("d2", 4, 2), ("d1", 3, 1))
+
+
+class ConvScoreNet(Saveable):
+    r"""Noise-conditional score network :math:`s_\theta(x,\sigma)` for ``side × side`` images with
+    a three-resolution U-Net (side, side/2, side/4) of ``channels`` C, 2C, 2C feature maps, EDM
+    preconditioning (module docstring) and Tweedie's score :math:`(D_\theta - x)/\sigma^2`.
+
+    Rows are flattened images ``(n, side²)`` like every model here (the (n, d) convention);
+    ``sigma`` is a float or an ``(n,)`` array of per-example levels (``ncsn(levels="sample")``).
+
+    Parameters
+    ----------
+    side : image side, divisible by 4 (28 for MNIST)
+    channels : C
+    rng : backend Generator for the initial parameters
+    n_freq : F, Fourier frequencies of :math:`\log\sigma`; emb : width of the σ embedding
+    activation : "swish" (default), "softplus" or "tanh"
+    data : optional ``(n, side²)`` training rows: μ their per-pixel mean, :math:`\sigma_d` their
+        root-mean-square per-pixel standard deviation; or ``mean`` / ``sigma_data`` directly
+    """
+
+    def __init__(self, side=28, channels=16, rng=None, n_freq=8, emb=64, activation="swish", dtype="float32",
+                 data=None, mean=None, sigma_data=None):
+        if rng is None:
+            raise ValueError("ConvScoreNet needs rng (a backend Generator)")
+        self.side, self.channels = check_positive_int(side, "side"), check_positive_int(channels, "channels")
+        if self.side % 4:
+            raise ValueError(f"side must be divisible by 4 (two 2x down-samplings), got {side}")
+        self.n_freq, self.emb = check_positive_int(n_freq, "n_freq"), check_positive_int(emb, "emb")
+        self.activation, self.dtype = check_activation(activation), str(dtype)
+        bk = backends.of_rng(rng)
+        d = self.side**2
+        if data is not None:
+            v = getval(data)
+            mean = v.mean(axis=0) if mean is None else mean
+            sigma_data = float(bk.xp.sqrt(bk.xp.mean(v.var(axis=0)))) if sigma_data is None else sigma_data
+        self.mean = bk.xp.zeros((d,), dtype=dtype) if mean is None else bk.asarray(mean, dtype=dtype)
+        self.sigma_data = check_positive(0.5 if sigma_data is None else sigma_data, "sigma_data")
+        self.freqs = bk.asarray([2.0 ** (k - self.n_freq // 2) for k in range(self.n_freq)], dtype=dtype)
+        self.params = self._init(bk, rng)
+
+    def _init(self, bk, rng):
+        C, E = self.channels, self.emb
+        dense = lambda i, o: {"W": bk.normal(rng, (i, o), self.dtype) / math.sqrt(i),
+                              "b": bk.xp.zeros((o,), dtype=self.dtype)}
+        p = {"emb": dense(2 * self.n_freq, E)}
+        for name, cin, cout in _BLOCKS:
+            fan = 9 * (1 if cin is None else cin * C)
+            p[name] = {"K": bk.normal(rng, (fan, cout * C), self.dtype) * math.sqrt(2.0 / fan),
+                       "b": bk.xp.zeros((cout * C,), dtype=self.dtype),
+                       "E": bk.normal(rng, (E, cout * C), self.dtype) / math.sqrt(E)}
+        # the last layer starts at zero: D = μ + c_skip(x-μ) at initialisation, a sane denoiser
+        p["out"] = {"K": bk.xp.zeros((9 * C, 1), dtype=self.dtype), "b": bk.xp.zeros((1,), dtype=self.dtype)}
+        return p
+
+    def _sigma(self, sigma):
+        """σ as a float, or an (n,) array as an (n, 1) column in the model's dtype."""
+        sv = getval(sigma)
+        if isinstance(sv, (int, float)) or getattr(sv, "ndim", None) == 0:
+            return float(sv)
+        return anp.reshape(sv.astype(self.dtype), (-1, 1))
+
+    def features(self, params, u, log_s):
+        r""":math:`F_\theta(u, \log\sigma)`: the U-Net on preconditioned rows ``u`` (n, side²) with
+        ``log_s`` a float or an (n, 1) column; returns (n, side²)."""
+        act = ACTIVATIONS[self.activation]
+        n, S = getval(u).shape[0], self.side
+        ang = anp.reshape(log_s * self.freqs, (-1, self.n_freq))  # (n or 1, F)
+        e = act(anp.concatenate([anp.sin(ang), anp.cos(ang)], axis=1) @ params["emb"]["W"] + params["emb"]["b"])
+
+        def block(name, h):
+            q = params[name]
+            bias = anp.reshape(e @ q["E"], (-1, 1, 1, q["E"].shape[1]))  # (n or 1, 1, 1, C_out)
+            return act(conv3x3(h, q["K"], q["b"]) + bias)
+
+        h1 = block("e1b", block("e1a", anp.reshape(u, (n, S, S, 1))))  # (n, S, S, C)
+        h2 = block("e2b", block("e2a", downsample(h1)))  # (n, S/2, S/2, 2C)
+        h3 = block("m_b", block("m_a", downsample(h2)))  # (n, S/4, S/4, 2C)
+        g2 = block("d2", anp.concatenate([upsample(h3), h2], axis=3))  # (n, S/2, S/2, 2C)
+        g1 = block("d1", anp.concatenate([upsample(g2), h1], axis=3))  # (n, S, S, C)
+        return anp.reshape(conv3x3(g1, params["out"]["K"], params["out"]["b"]), (n, S * S))
+
+    def denoiser(self, params, x, sigma):
+        r""":math:`D_\theta(x,\sigma) = \mu + c_{skip}(x-\mu) + c_{out}F_\theta(c_{in}(x-\mu), \log\sigma)`
+        (Karras et al. 2022, eq. 7): the estimate of :math:`\mathbb E[x_0\mid x]`, (n, d)."""
+        sig, sd2 = self._sigma(sigma), self.sigma_data**2
+        sqrt, log = (math.sqrt, math.log) if isinstance(sig, float) else (anp.sqrt, anp.log)
+        norm = sqrt(sig * sig + sd2)
+        xc = x - self.mean
+        return self.mean + (sd2 / norm**2) * xc + (sig * self.sigma_data / norm) * self.features(params, xc / norm, log(sig))
+
+    def apply(self, params, x, sigma):
+        r""":math:`s_\theta(x,\sigma) = (D_\theta(x,\sigma) - x)/\sigma^2` (Tweedie), (n, d) -> (n, d)."""
+        sig = self._sigma(sigma)
+        return (self.denoiser(params, x, sigma) - x) / (sig * sig)
+
+    def score_fn(self, params=None):
+        """``(x, sigma) -> s_θ(x, σ)`` for ``params`` (default: the current ones)."""
+        params = self.params if params is None else params
+        return lambda x, sigma: self.apply(params, x, sigma)
+
+    def loss_weight(self, sigma):
+        r"""EDM's λ(σ) in the units of :func:`refscore.losses.ncsn`: with it each level's term is
+        :math:`\tfrac12\|F_\theta - F^\star\|^2`, of order one at every σ,
+
+        .. math:: \lambda(\sigma)\,\tfrac12\Big\|s_\theta+\frac{z}{\sigma}\Big\|^2
+                  = \frac{\lambda(\sigma)\,c_{out}^2}{\sigma^4}\,\tfrac12\|F_\theta-F^\star\|^2,
+                  \qquad \lambda(\sigma) = \frac{\sigma^2(\sigma^2+\sigma_d^2)}{\sigma_d^2}
+
+        (Karras et al. 2022, Table 1, λ = 1/c_out² in their loss on D)."""
+        return sigma * sigma * (sigma * sigma + self.sigma_data**2) / self.sigma_data**2
+
+    def architecture(self):
+        """What :meth:`save` records to rebuild this model (JSON-able)."""
+        return {"side": self.side, "channels": self.channels, "n_freq": self.n_freq, "emb": self.emb,
+                "activation": self.activation, "dtype": self.dtype, "sigma_data": self.sigma_data}
+
+    def buffers(self):
+        """The preconditioning's mean and the embedding's frequencies."""
+        return {"buffers/mean": self.mean, "buffers/freqs": self.freqs}
+
+    @classmethod
+    def from_saved(cls, arch, arrays, bk):
+        """The model :meth:`save` wrote, from its architecture and arrays, on backend ``bk``."""
+        net = cls(rng=bk.rng(0), mean=arrays["buffers/mean"], **arch)
+        net.freqs = bk.asarray(arrays["buffers/freqs"])
+        net.params = read_tree(net.params, arrays, bk)
+        return net
