@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as onp
 
+from .parametrisation import per_example
+
 __all__ = ["alphas_cumprod", "q_sample", "posterior_coefficients", "posterior_log_variance_clipped",
            "fixed_large_log_variance", "ancestral_step"]
 
@@ -34,10 +36,6 @@ def alphas_cumprod(betas):
     return onp.cumprod(1.0 - _betas(betas))
 
 
-def _col(c, x):
-    """(n,) coefficients as a column that multiplies the rows of x (n, *shape)."""
-    return onp.asarray(c).reshape((-1,) + (1,) * (onp.ndim(x) - 1))
-
 
 def q_sample(x0, t, eps, betas):
     r"""A draw of :math:`x_t` from :math:`q(x_t\mid x_0)` with the given noise (Ho et al. 2020, eq. 4).
@@ -47,7 +45,7 @@ def q_sample(x0, t, eps, betas):
     ``x0``, ``eps``: (n, *shape); ``t``: (n,) integer steps (0-based).
     """
     ab = alphas_cumprod(betas)[onp.asarray(t, dtype=int)]
-    return _col(onp.sqrt(ab), x0) * x0 + _col(onp.sqrt(1.0 - ab), x0) * eps
+    return per_example(onp.sqrt(ab), x0) * x0 + per_example(onp.sqrt(1.0 - ab), x0) * eps
 
 
 def posterior_coefficients(betas, t):
@@ -107,5 +105,5 @@ def ancestral_step(x_t, t, eps_pred, z, betas, variance="small"):
     ab = onp.cumprod(1.0 - b)[t]
     var = posterior_coefficients(b, t)[2] if variance == "small" else b[t]
     std = onp.where(t == 0, 0.0, onp.sqrt(var))
-    mean = (x_t - _col(b[t] / onp.sqrt(1 - ab), x_t) * eps_pred) / _col(onp.sqrt(1 - b[t]), x_t)
-    return mean + _col(std, x_t) * z
+    mean = (x_t - per_example(b[t] / onp.sqrt(1 - ab), x_t) * eps_pred) / per_example(onp.sqrt(1 - b[t]), x_t)
+    return mean + per_example(std, x_t) * z

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import numpy as onp
 
-__all__ = ["score_from_eps", "x0_from_score", "v_from_eps", "score_from_denoiser", "denoiser_derivative"]
+__all__ = ["per_example", "score_from_eps", "x0_from_score", "v_from_eps", "score_from_denoiser", "denoiser_derivative"]
 
 
-def _col(c, x):
+def per_example(c, x):
+    r"""A coefficient for the rows of ``x`` (n, *shape): a number as a float, an (n,) array as a
+    column that broadcasts over each example's entries, :math:`c_i\,x_i`."""
     return onp.asarray(c, dtype=float).reshape((-1,) + (1,) * (onp.ndim(x) - 1)) if onp.ndim(c) else float(c)
 
 
@@ -29,7 +31,7 @@ def score_from_eps(eps, sigma):
 
     .. math:: s(x_t) = -\hat\varepsilon/\sigma_t
     """
-    return -eps / _col(sigma, eps)
+    return -eps / per_example(sigma, eps)
 
 
 def x0_from_score(x_t, score, alpha, sigma):
@@ -38,7 +40,7 @@ def x0_from_score(x_t, score, alpha, sigma):
 
     .. math:: \hat x_0 = \frac{x_t + \sigma_t^2\,s(x_t)}{\alpha_t}
     """
-    return (x_t + _col(sigma, x_t) ** 2 * score) / _col(alpha, x_t)
+    return (x_t + per_example(sigma, x_t) ** 2 * score) / per_example(alpha, x_t)
 
 
 def v_from_eps(x0, eps, alpha, sigma):
@@ -46,7 +48,7 @@ def v_from_eps(x0, eps, alpha, sigma):
 
     .. math:: v = \alpha_t\varepsilon - \sigma_t x_0
     """
-    return _col(alpha, x0) * eps - _col(sigma, x0) * x0
+    return per_example(alpha, x0) * eps - per_example(sigma, x0) * x0
 
 
 def score_from_denoiser(x, denoised, sigma):
@@ -54,7 +56,7 @@ def score_from_denoiser(x, denoised, sigma):
 
     .. math:: \nabla_x\log p(x;\sigma) = \frac{D(x;\sigma) - x}{\sigma^2}
     """
-    return (denoised - x) / _col(sigma, x) ** 2
+    return (denoised - x) / per_example(sigma, x) ** 2
 
 
 def denoiser_derivative(x, denoised, sigma):
@@ -63,4 +65,4 @@ def denoiser_derivative(x, denoised, sigma):
 
     .. math:: \frac{dx}{d\sigma} = \frac{x - D(x;\sigma)}{\sigma}
     """
-    return (x - denoised) / _col(sigma, x)
+    return (x - denoised) / per_example(sigma, x)

@@ -18,13 +18,11 @@ from ..samplers.annealed import annealed_step_sizes as refscore_step_sizes
 from ..samplers.steps import langevin_move
 from ..sde.sdes import SDE
 from ..sde.solvers import corrector_step_size
+from .parametrisation import per_example
 
 __all__ = ["reverse_sde_step", "ode_velocity", "langevin_corrector_step", "annealed_step_sizes",
            "annealed_langevin_step", "tweedie_denoise_ve", "likelihood_weighting"]
 
-
-def _col(c, x):
-    return onp.asarray(c, dtype=float).reshape((-1,) + (1,) * (onp.ndim(x) - 1)) if onp.ndim(c) else float(c)
 
 
 def _flat(a):
@@ -43,7 +41,7 @@ def reverse_sde_step(sde, x, t, dt, score, z):
         raise TypeError(f"sde must be a refscore.sde.SDE, got {type(sde).__name__}")
     X, S = _flat(x), _flat(score)
     drift = sde.reverse_drift(lambda y, s: S, X, t)
-    g = _col(sde.diffusion(t), X)
+    g = per_example(sde.diffusion(t), X)
     return (X - drift * dt + g * onp.sqrt(dt) * _flat(z)).reshape(onp.shape(x))
 
 
@@ -84,7 +82,7 @@ def annealed_langevin_step(x, score, z, sigmas, level, eps):
     .. math:: x \leftarrow x + \frac{\alpha_i}2\,s(x,\sigma_i) + \sqrt{\alpha_i}\,z,\qquad
               \alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2
     """
-    a = _col(annealed_step_sizes(sigmas, eps)[onp.asarray(level, dtype=int)], x)
+    a = per_example(annealed_step_sizes(sigmas, eps)[onp.asarray(level, dtype=int)], x)
     return langevin_move(x, score, 0.5 * a, z)  # our h = α/2: x + h s + sqrt(2h) z
 
 
@@ -94,7 +92,7 @@ def tweedie_denoise_ve(x, score, sigma):
 
     .. math:: \hat x = x + \sigma^2 s(x,\sigma)\quad\text{(no noise added)}
     """
-    return tweedie.denoise_unchecked(lambda _: score, x, _col(sigma, x))
+    return tweedie.denoise_unchecked(lambda _: score, x, per_example(sigma, x))
 
 
 def likelihood_weighting(sde, t):
