@@ -46,17 +46,19 @@ def _net(seed=0, **kw):
     return ConvScoreNet(8, 3, rng=bk.rng(seed), dtype="float64", data=data, **kw), data
 
 
-def test_untrained_net_is_the_exact_gaussian_score():
+@pytest.mark.parametrize("global_width", [0, 5])
+def test_untrained_net_is_the_exact_gaussian_score(global_width):
     # the output layer starts at zero, so D = mu + c_skip (x - mu): the posterior mean under
     # x0 ~ N(mu, sd^2 I), and the score is that of N(mu, (sd^2 + sigma^2) I) -- in closed form
-    net, data = _net()
+    net, data = _net(global_width=global_width)
     x = np.random.default_rng(2).normal(size=(5, 64))
     for s in (0.05, 1.0, 7.0):
         np.testing.assert_allclose(net.apply(net.params, x, s), -(x - net.mean) / (net.sigma_data**2 + s * s), rtol=1e-10)
 
 
-def test_per_example_sigma_and_gradients():
-    net, _ = _net(n_freq=4, emb=8)
+@pytest.mark.parametrize("global_width", [0, 5])
+def test_per_example_sigma_and_gradients(global_width):
+    net, _ = _net(n_freq=4, emb=8, global_width=global_width)
     rng = np.random.default_rng(3)
     for p in net.params.values():  # move off the zero output layer so every path carries gradient
         for k in p:
@@ -67,6 +69,39 @@ def test_per_example_sigma_and_gradients():
     f = lambda K: np.sum(net.apply(dict(net.params, d1=dict(net.params["d1"], K=K)), x, sig) ** 2)
     check_grads(f, modes=["rev"], order=1)(net.params["d1"]["K"])
     assert np.all(np.isfinite(grad(f)(net.params["d1"]["K"])))
+    if global_width:  # the dense bottleneck carries gradient, and a change far away moves every pixel
+        g = lambda W: np.sum(net.apply(dict(net.params, **{"global": dict(net.params["global"], W=W)}), x, sig) ** 2)
+        check_grads(g, modes=["rev"], order=1)(net.params["global"]["W"])
+        x2 = x.copy()
+        x2[:, 0] += 1.0  # the top-left pixel
+        moved = np.abs(net.apply(net.params, x2, sig) - net.apply(net.params, x, sig))[:, -1]  # bottom-right
+        assert np.all(moved > 0)
+
+
+def test_global_width_is_checked_and_saved(tmp_path):
+    with pytest.raises(ValueError, match="global_width must be an integer >= 0"):
+        _net(global_width=-1)
+    net, _ = _net(global_width=4)
+    back = ConvScoreNet.load(net.save(tmp_path / "g"))
+    assert back.global_width == 4
+    x = np.random.default_rng(5).normal(size=(2, 64))
+    np.testing.assert_array_equal(back.apply(back.params, x, 0.3), net.apply(net.params, x, 0.3))
+
+
+def test_lognormal_levels_snap_draws_to_the_nearest_level():
+    from refscore.models import lognormal_level_index
+
+    bk = backends.get("numpy")
+    sig = np.geomspace(16.0, 0.01, 95)
+    n, p_mean, p_std = 4000, np.log(0.15), 1.2
+    idx = np.asarray(lognormal_level_index(sig, n, bk.rng(7), p_mean, p_std))
+    draws = p_mean + p_std * np.asarray(bk.normal(bk.rng(7), (n,), "float64"))  # the same stream
+    np.testing.assert_array_equal(idx, np.abs(np.log(sig)[None, :] - draws[:, None]).argmin(1))
+    # the median level is exp(P_mean): half the draws at or above it, within the binomial SE
+    share = np.mean(sig[idx] >= np.exp(p_mean))
+    assert abs(share - 0.5) < 4 * np.sqrt(0.25 / n) + np.mean(np.abs(np.log(sig[idx]) - p_mean) < np.log(sig[0] / sig[1]))
+    with pytest.raises(ValueError, match="p_std"):
+        lognormal_level_index(sig, 3, bk.rng(0), 0.0, 0.0)
 
 
 def test_save_load_round_trip(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from refscore import diagnostics, samplers
+from refscore import backends, diagnostics, samplers
 from refscore.energies import Gaussian, GaussianBernoulliRBM, GaussianMixture
 from refscore.losses import geometric_sigmas
 from refscore.samplers import langevin_log_q, langevin_move, mh_accept, rows_finite, select_rows
@@ -331,3 +331,46 @@ def test_mala_takes_log_density_and_score_from_one_pass():
     assert calls["n"] == 5 + 1  # one evaluation per step (and one at the start), the score by its VJP
     x_closed, _ = samplers.mala(lp, _X0, 0.3, 5, np.random.default_rng(14), score_fn=lambda x: -x)
     np.testing.assert_allclose(x_auto, x_closed, rtol=1e-12)
+
+
+def test_reverse_diffusion_carries_a_gaussian_to_its_law_at_the_last_level():
+    # N(mu, s^2) perturbed at sigma is N(mu, V) with V = s^2 + sigma^2 and score -(x - mu)/V. One step
+    # with gap g = sigma_i^2 - sigma_{i+1}^2 maps variance V_i to (1 - g/V_i)^2 V_i + g
+    # = V_{i+1} + g^2/V_i (Song et al. 2021, eq. 47): the recursion below is what the chain must
+    # reach, and a Langevin-scaled noise sqrt(2g) (or a missing one) lands far away
+    from refscore.diffusion import karras_sigmas
+
+    bk = backends.get("numpy")
+    mu, s2, n = 1.0, 0.25, 20_000
+    sig = karras_sigmas(np.arange(60), 60, 0.05, 20.0)
+    score = lambda x, sigma: -(x - mu) / (s2 + sigma * sigma)
+    x0 = mu + np.sqrt(s2 + sig[0] ** 2) * bk.normal(bk.rng(3), (n, 1))
+    x, info = samplers.reverse_diffusion(score, x0, sig, bk.rng(4), final_denoise=False)
+
+    def final_variance(levels):
+        v = s2 + levels[0] ** 2
+        for a, b in zip(levels[:-1], levels[1:]):
+            g = a * a - b * b
+            v = (1 - g / (s2 + a * a)) ** 2 * v + g
+        return v
+
+    v = final_variance(sig)
+    assert info["n_diverged"] == 0 and info["n_steps"] == 59
+    assert abs(x.mean() - mu) < 4 * np.sqrt(v / n)
+    assert abs(x.var() - v) < 4 * v * np.sqrt(2 / (n - 1))
+    # the recursion's excess sum g^2/V is first order in the gaps: four times the levels, a quarter of it
+    excess = lambda N: final_variance(karras_sigmas(np.arange(N), N, 0.05, 20.0)) - (s2 + 0.05**2)
+    assert 0 < excess(240) < excess(60) / 2
+    # the final Tweedie step gives the posterior mean E[x0 | x], whose variance is s^4 / V_N
+    xd, _ = samplers.reverse_diffusion(score, x0, sig, bk.rng(4), final_denoise=True)
+    np.testing.assert_allclose(xd, mu + (x - mu) * s2 / (s2 + sig[-1] ** 2), rtol=1e-12, atol=1e-15)
+
+
+def test_reverse_diffusion_move_and_its_checks():
+    x, s, z = np.ones((2, 3)), np.full((2, 3), 2.0), np.full((2, 3), -1.0)
+    np.testing.assert_allclose(samplers.reverse_diffusion_move(x, s, 2.0, 1.0, z), 1 + 3 * 2.0 - np.sqrt(3.0))
+    bk = backends.get("numpy")
+    with pytest.raises(ValueError, match="at least two levels"):
+        samplers.reverse_diffusion(lambda y, t: -y, np.zeros((2, 1)), [1.0], bk.rng(0))
+    with pytest.raises(ValueError, match="decreasing"):
+        samplers.reverse_diffusion(lambda y, t: -y, np.zeros((2, 1)), [1.0, 2.0], bk.rng(0))

@@ -9,6 +9,7 @@ beside real test digits), ``results.json`` (metrics, verdicts, timings, settings
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
@@ -16,7 +17,9 @@ import numpy as onp
 
 N_SAMPLES, SIDE = 256, 28
 DEFAULTS = {"channels": 16, "steps": 2200, "batch": 64, "lr": 2e-3, "levels": 60, "steps_each": 3,
-            "step_boost": 1.0}
+            "step_boost": 1.0, "global_width": 128, "p_std": 1.2}
+# training levels: EDM's log-normal over the NCSNv2 levels, P_mean = ln(0.6 σ_data) (Karras et al.
+# 2022 use P_mean = −1.2 = ln(0.6 · 0.5) at σ_data = 0.5), P_std = 1.2
 
 
 def add_parser(sub, common):
@@ -47,7 +50,7 @@ def _train(args, bk, xtr, log):
     (``ncsn(levels="sample")``), EDM's λ(σ), Adam with cosine decay, EMA; checkpoints in
     ``out/checkpoint``. A finished model in ``out/mnist_model.npz`` for the same steps is reused."""
     from ..losses import ncsn
-    from ..models import ConvScoreNet, ncsnv2_schedule
+    from ..models import ConvScoreNet, lognormal_level_index, ncsnv2_schedule
     from ..training import train
 
     schedule = ncsnv2_schedule(bk.asarray(xtr), sigma_min=0.01)  # σ₁ by brute force, on the device
@@ -55,8 +58,11 @@ def _train(args, bk, xtr, log):
     if os.path.exists(saved) and os.path.exists(done) and json.load(open(done)).get("steps") == args.steps:
         log(f"reusing the trained model {saved}")
         return ConvScoreNet.load(saved, backend=args.backend), schedule, 0.0
-    net = ConvScoreNet(SIDE, DEFAULTS["channels"], rng=bk.rng(args.seed), data=bk.asarray(xtr))
-    loss = lambda p, b, r: ncsn(net.score_fn(p), b, schedule.sigmas, r, levels="sample", weighting=net.loss_weight)
+    net = ConvScoreNet(SIDE, DEFAULTS["channels"], rng=bk.rng(args.seed), data=bk.asarray(xtr),
+                       global_width=DEFAULTS["global_width"])
+    p_mean = math.log(0.6 * net.sigma_data)
+    loss = lambda p, b, r: ncsn(net.score_fn(p), b, schedule.sigmas, r, levels="sample", weighting=net.loss_weight,
+                                level_index=lognormal_level_index(schedule.sigmas, len(b), r, p_mean, DEFAULTS["p_std"]))
     log(f"training: {args.steps} steps, batch {DEFAULTS['batch']}, {len(schedule.sigmas)} levels "
         f"from sigma_1 = {schedule.sigmas[0]:.2f} to {schedule.sigmas[-1]:.2f}")
     t0 = time.time()

@@ -12,8 +12,8 @@ The neural *energy* built on the MLP is :class:`refscore.energies.MLPEnergy`.
 """
 from . import activations, nn, schedules, unet
 from .nn import MLP, NoiseConditionalScoreNet, mlp_apply, mlp_init
-from .schedules import NCSNv2Schedule, ncsnv2_schedule
+from .schedules import NCSNv2Schedule, lognormal_level_index, ncsnv2_schedule
 from .unet import ConvScoreNet
 
 __all__ = ["activations", "nn", "schedules", "unet", "ConvScoreNet", "MLP", "NoiseConditionalScoreNet", "mlp_init", "mlp_apply",
-           "ncsnv2_schedule", "NCSNv2Schedule"]
+           "ncsnv2_schedule", "NCSNv2Schedule", "lognormal_level_index"]

@@ -30,7 +30,7 @@ from .. import backends
 from .._validation import check_points, check_positive, check_positive_int
 
 __all__ = ["ncsnv2_schedule", "NCSNv2Schedule", "max_pairwise_distance", "ncsnv2_gamma",
-           "ncsnv2_step_size"]
+           "ncsnv2_step_size", "lognormal_level_index"]
 
 
 class NCSNv2Schedule(NamedTuple):
@@ -168,3 +168,26 @@ def ncsnv2_schedule(data, sigma_min=0.01, L=None, T=5, sigma_max=None, target=0.
     T = check_positive_int(T, "T")
     eps = ncsnv2_step_size(lo, gamma, T)
     return NCSNv2Schedule(sigmas, eps, gamma, T, _overlap(gamma, d), _variance_ratio(eps / lo**2, T, gamma))
+
+
+def lognormal_level_index(sigmas, n, rng, p_mean, p_std):
+    r"""``n`` training levels drawn as Karras et al. (2022, §5 and Table 1, "EDM") draw their
+    noise, :math:`\ln\sigma\sim\mathcal N(P_{mean}, P_{std}^2)`, each snapped to the nearest level
+    of ``sigmas`` in :math:`\log\sigma`:
+
+    .. math:: i_k = \arg\min_i\big|\ln\sigma_i - \ln\tilde\sigma_k\big|,\qquad
+              \ln\tilde\sigma_k = P_{mean} + P_{std}\,\xi_k,\quad \xi_k\sim\mathcal N(0, 1)
+
+    For ``ncsn(levels="sample", level_index=...)``: the objective keeps the schedule's levels but
+    weights level i by its log-normal mass instead of 1/L, spending the training where the
+    denoiser has something to learn (at σ ≫ the data's scale it returns the mean, at σ ≪ a pixel
+    step it returns its input). Returns an ``(n,)`` integer array on ``rng``'s backend.
+    """
+    bk = backends.of_rng(rng)
+    n = check_positive_int(n, "n")
+    p_std = check_positive(p_std, "p_std")
+    if not math.isfinite(float(p_mean)):
+        raise ValueError(f"p_mean must be a finite number (the mean of ln sigma), got {p_mean!r}")
+    log_levels = bk.xp.log(bk.asarray(sigmas, dtype="float64"))
+    draw = float(p_mean) + p_std * bk.normal(rng, (n,), "float64")
+    return bk.xp.argmin(bk.xp.abs(log_levels[None, :] - draw[:, None]), axis=1)

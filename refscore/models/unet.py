@@ -122,13 +122,14 @@ class ConvScoreNet(Saveable):
     channels : C
     rng : backend Generator for the initial parameters
     n_freq : F, Fourier frequencies of :math:`\log\sigma`; emb : width of the σ embedding
+    global_width : G > 0 adds a dense bottleneck at the lowest resolution (below); 0 (default) none
     activation : "swish" (default), "softplus" or "tanh"
     data : optional ``(n, side²)`` training rows: μ their per-pixel mean, :math:`\sigma_d` their
         root-mean-square per-pixel standard deviation; or ``mean`` / ``sigma_data`` directly
     """
 
     def __init__(self, side=28, channels=16, rng=None, n_freq=8, emb=64, activation="swish", dtype="float32",
-                 data=None, mean=None, sigma_data=None):
+                 data=None, mean=None, sigma_data=None, global_width=0):
         if rng is None:
             raise ValueError("ConvScoreNet needs rng (a backend Generator)")
         self.side, self.channels = check_positive_int(side, "side"), check_positive_int(channels, "channels")
@@ -136,6 +137,7 @@ class ConvScoreNet(Saveable):
             raise ValueError(f"side must be divisible by 4 (two 2x down-samplings), got {side}")
         self.n_freq, self.emb = check_positive_int(n_freq, "n_freq"), check_positive_int(emb, "emb")
         self.activation, self.dtype = check_activation(activation), str(dtype)
+        self.global_width = check_positive_int(global_width, "global_width", minimum=0)  # 0: no dense bottleneck
         bk = backends.of_rng(rng)
         d = self.side**2
         if data is not None:
@@ -157,6 +159,11 @@ class ConvScoreNet(Saveable):
             p[name] = {"K": bk.normal(rng, (fan, cout * C), self.dtype) * math.sqrt(2.0 / fan),
                        "b": bk.xp.zeros((cout * C,), dtype=self.dtype),
                        "E": bk.normal(rng, (E, cout * C), self.dtype) / math.sqrt(E)}
+        if self.global_width:
+            cells = (self.side // 4) ** 2 * 2 * C
+            p["global"] = {**dense(cells, self.global_width), "E": bk.normal(rng, (E, self.global_width), self.dtype) / math.sqrt(E),
+                           "W2": bk.normal(rng, (self.global_width, cells), self.dtype) / math.sqrt(self.global_width),
+                           "b2": bk.xp.zeros((cells,), dtype=self.dtype)}
         # the last layer starts at zero: D = μ + c_skip(x-μ) at initialisation, a sane denoiser
         p["out"] = {"K": bk.xp.zeros((9 * C, 1), dtype=self.dtype), "b": bk.xp.zeros((1,), dtype=self.dtype)}
         return p
@@ -183,10 +190,28 @@ class ConvScoreNet(Saveable):
 
         h1 = block("e1b", block("e1a", anp.reshape(u, (n, S, S, 1))))  # (n, S, S, C)
         h2 = block("e2b", block("e2a", downsample(h1)))  # (n, S/2, S/2, 2C)
-        h3 = block("m_b", block("m_a", downsample(h2)))  # (n, S/4, S/4, 2C)
+        h3 = block("m_a", downsample(h2))  # (n, S/4, S/4, 2C)
+        if self.global_width:
+            h3 = h3 + self.global_mix(params["global"], h3, e, act)
+        h3 = block("m_b", h3)
         g2 = block("d2", anp.concatenate([upsample(h3), h2], axis=3))  # (n, S/2, S/2, 2C)
         g1 = block("d1", anp.concatenate([upsample(g2), h1], axis=3))  # (n, S, S, C)
         return anp.reshape(conv3x3(g1, params["out"]["K"], params["out"]["b"]), (n, S * S))
+
+    @staticmethod
+    def global_mix(q, h, e, act):
+        r"""The dense bottleneck: every cell of the lowest-resolution map ``h`` (n, s, s, c) sees
+        every other, through G units conditioned on the σ embedding ``e``,
+
+        .. math:: g = \mathrm{act}\big(\mathrm{vec}(h)W_1 + b_1 + eE\big),\qquad
+                  \Delta h = \mathrm{unvec}(gW_2 + b_2),
+
+        added to ``h`` as a residual. A 3×3 convolution sees a 3×3 window; at MNIST's 7×7 bottleneck
+        two of them do not span a digit, and the dense layer lets its strokes agree (the role
+        self-attention plays at 16×16 in Ho et al. 2020)."""
+        n, s, _, c = getval(h).shape
+        g = act(anp.reshape(h, (n, s * s * c)) @ q["W"] + q["b"] + e @ q["E"])
+        return anp.reshape(g @ q["W2"] + q["b2"], (n, s, s, c))
 
     def denoiser(self, params, x, sigma):
         r""":math:`D_\theta(x,\sigma) = \mu + c_{skip}(x-\mu) + c_{out}F_\theta(c_{in}(x-\mu), \log\sigma)`
@@ -221,7 +246,8 @@ class ConvScoreNet(Saveable):
     def architecture(self):
         """What :meth:`save` records to rebuild this model (JSON-able)."""
         return {"side": self.side, "channels": self.channels, "n_freq": self.n_freq, "emb": self.emb,
-                "activation": self.activation, "dtype": self.dtype, "sigma_data": self.sigma_data}
+                "activation": self.activation, "dtype": self.dtype, "sigma_data": self.sigma_data,
+                "global_width": self.global_width}
 
     def buffers(self):
         """The preconditioning's mean and the embedding's frequencies."""

@@ -16,8 +16,9 @@ from .annealed import annealed_langevin
 from .gibbs import rbm_gibbs, rbm_gibbs_step
 from .langevin import langevin, langevin_step
 from .mala import log_prob_and_score, mala, mala_init, mala_step
+from .reverse_diffusion import reverse_diffusion, reverse_diffusion_move
 from .rwmh import rwmh, rwmh_step
 
 __all__ = ["langevin", "langevin_step", "mala", "mala_step", "mala_init", "log_prob_and_score",
-           "annealed_langevin", "rwmh", "rwmh_step", "rbm_gibbs", "rbm_gibbs_step", "State", "StepResult",
+           "annealed_langevin", "reverse_diffusion", "reverse_diffusion_move", "rwmh", "rwmh_step", "rbm_gibbs", "rbm_gibbs_step", "State", "StepResult",
            "langevin_move", "langevin_log_q", "mh_accept", "rows_finite", "select_rows", "SAMPLER_INFO"]
