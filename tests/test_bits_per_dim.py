@@ -50,6 +50,15 @@ def test_piecewise_constant_density_gives_the_discrete_entropy():
     assert abs(u.mean() - 0.5) < 5 * math.sqrt(1 / 12) / math.sqrt(u.size)
 
 
+def test_floor_is_reached_by_point_data_at_its_point():
+    # p = delta_0 perturbed by sigma: p_sigma(0) = (2 pi sigma^2)^(-D/2), the largest density any p_sigma has
+    d, sigma = 5, 0.01
+    log_p = Gaussian(np.zeros(d), sigma**2 * np.eye(d)).log_prob(np.zeros((1, d)))
+    floor = diffusion.perturbed_bits_floor(sigma, 256)
+    assert diffusion.bits_per_dim(log_p, d, levels=256)[0] == pytest.approx(floor, rel=1e-12)
+    assert floor == pytest.approx(2.682, abs=5e-4)  # MNIST at sigma_min = 0.01
+
+
 def _gaussian_score(x, sigma):
     """The exact noise-conditional score of N(MU, S) perturbed by N(0, sigma^2 I)."""
     P = np.linalg.inv(S + sigma**2 * np.eye(3))
