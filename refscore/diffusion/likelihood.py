@@ -108,8 +108,8 @@ def _summary(bpd, method, levels, offset, nfev, seconds, probe_sd=None):
     """The record of :func:`flow_bits_per_dim`: mean over rows and its standard error across rows."""
     n = int(bpd.shape[0])
     se = float(onp.std(bpd, ddof=1) / math.sqrt(n)) if n > 1 else None  # None: one row has no spread
-    return {"bpd": bpd, "mean": float(onp.mean(bpd)), "se": se, "n": n, "method": method, "levels": int(levels),
-            "offset": offset, "nfev": int(nfev), "seconds": float(seconds), "probe_sd": probe_sd}
+    return {"bpd": bpd, "mean": float(onp.mean(bpd)), "se": se, "median": float(onp.median(bpd)), "n": n,
+            "method": method, "levels": int(levels), "offset": offset, "nfev": int(nfev), "seconds": float(seconds), "probe_sd": probe_sd}
 
 
 def flow_bits_per_dim(score_fn, x, sigma_min, sigma_max, levels=256, rng=None, n_probes=1, probe_sets=1,
@@ -136,8 +136,9 @@ def flow_bits_per_dim(score_fn, x, sigma_min, sigma_max, levels=256, rng=None, n
     average is used; with two or more, ``probe_sd`` is the per-row standard deviation due to the probes,
     :math:`\sqrt{\overline{\operatorname{var}_{\text{sets}}}}`).
 
-    Returns a dict: ``bpd`` (n,), ``mean``, ``se`` (standard error across rows, None for one row; with
-    Hutchinson it includes the probes' noise), ``n``, ``method``, ``levels``, ``offset`` (:math:`\log_2 L`),
+    Returns a dict: ``bpd`` (n,), ``mean``, ``median`` (a mean far above it says some paths ran
+    away: a score that is wrong off the data drives the ODE there), ``se`` (standard error across
+    rows, None for one row; with Hutchinson it includes the probes' noise), ``n``, ``method``, ``levels``, ``offset`` (:math:`\log_2 L`),
     ``nfev`` (ODE evaluations, all sets), ``seconds``, ``probe_sd`` (None unless two or more sets).
     """
     import time
