@@ -109,7 +109,8 @@ def _summary(bpd, method, levels, offset, nfev, seconds, probe_sd=None):
     n = int(bpd.shape[0])
     se = float(onp.std(bpd, ddof=1) / math.sqrt(n)) if n > 1 else None  # None: one row has no spread
     return {"bpd": bpd, "mean": float(onp.mean(bpd)), "se": se, "median": float(onp.median(bpd)), "n": n,
-            "method": method, "levels": int(levels), "offset": offset, "nfev": int(nfev), "seconds": float(seconds), "probe_sd": probe_sd}
+            "method": method, "levels": int(levels), "offset": offset, "nfev": int(nfev), "seconds": float(seconds),
+            "probe_sd": probe_sd}
 
 
 def flow_bits_per_dim(score_fn, x, sigma_min, sigma_max, levels=256, rng=None, n_probes=1, probe_sets=1,
@@ -128,7 +129,8 @@ def flow_bits_per_dim(score_fn, x, sigma_min, sigma_max, levels=256, rng=None, n
     prior is the VE SDE's :math:`\mathcal N(0,\sigma_{\max}^2I)` (no data mean, no
     :math:`-\sigma_{\min}^2`; the true :math:`p_1` is the data convolved with
     :math:`\mathcal N(0,\sigma_{\max}^2I)`): a proper density, so the result is the exact likelihood
-    of the model "flow + this prior"; ``prior_log_prob`` replaces it.
+    of the model "flow + this prior"; ``prior_log_prob`` replaces it. The mismatch costs about
+    :math:`\mathbb E\|x\|^2/(2D\sigma_{\max}^2\ln 2)` bits/dim: 3e-4 for MNIST at σ_max = 16.
 
     Trace: exact (``rng=None``; :func:`refscore.traces.jacobian_trace`, batched over
     ``trace_chunk`` replicated rows when given), or Hutchinson's with ``n_probes`` Gaussian probes
@@ -138,8 +140,9 @@ def flow_bits_per_dim(score_fn, x, sigma_min, sigma_max, levels=256, rng=None, n
 
     Returns a dict: ``bpd`` (n,), ``mean``, ``median`` (a mean far above it says some paths ran
     away: a score that is wrong off the data drives the ODE there), ``se`` (standard error across
-    rows, None for one row; with Hutchinson it includes the probes' noise), ``n``, ``method``, ``levels``, ``offset`` (:math:`\log_2 L`),
-    ``nfev`` (ODE evaluations, all sets), ``seconds``, ``probe_sd`` (None unless two or more sets).
+    rows, None for one row; with Hutchinson it includes the probes' noise), ``n``, ``method``,
+    ``levels``, ``offset`` (:math:`\log_2 L`), ``nfev`` (ODE evaluations, all sets), ``seconds``,
+    ``probe_sd`` (None unless two or more sets).
     """
     import time
 
