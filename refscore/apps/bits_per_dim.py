@@ -71,7 +71,7 @@ def digits_table(seed=0, n_exact=None, hutchinson=((1, 2), (8, 2)), steps=6000):
     Measured (issue 24): with the tour's 6,000 steps most of the 360 paths run away (:math:`\|x(t)\|`
     from 4 to :math:`10^7` by t = 1, against about 40 for the exact score; median 1,706 bits/dim):
     the MLP's score is too large off the data at intermediate σ, and the ODE follows it there. After
-    300 steps the net is still near its Gaussian start and the paths stay finite (3.68 ± 0.08 on 50 digits)."""
+    300 steps (``steps=300``) the paths stay finite: 3.654 ± 0.024 bits/dim exact on the 360 digits."""
     from .. import datasets
 
     net, schedule, t_train = train_digits_net(seed, steps)
