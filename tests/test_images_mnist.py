@@ -155,13 +155,41 @@ def test_images_mnist_command_smoke(tmp_path):
         _write_idx(tmp_path / name, arr)
     out = tmp_path / "out"
     argv = ["images", "mnist", "--data", str(tmp_path), "--out", str(out), "--steps", "3", "--levels", "3",
-            "--steps-each", "1", "--no-progress"]
+            "--steps-each", "1", "--no-progress", "--bpd", "2"]
     assert main(argv) in (0, 1)  # 1: the targets are missed after 3 steps, as they should be
     s = np.load(out / "mnist_samples.npy")
     assert s.shape == (256, 28, 28) and s.min() >= 0 and s.max() <= 1
     r = json.loads((out / "results.json").read_text())
     assert r["settings"]["steps"] == 3 and "kid" in r["metrics"] and len(r["metrics"]["class_histogram"]) == 10
+    b = r["bits_per_dim"]["hutchinson"]
+    assert set(b) >= {"mean", "se", "n", "method", "levels", "offset", "nfev", "seconds"}
+    assert "exact" not in r["bits_per_dim"]
+    assert b["n"] == 2 and b["levels"] == 256 and b["offset"] == 8.0 and np.isfinite(b["mean"]) and b["nfev"] > 0
     assert os.path.exists(out / "mnist_grid.png") and os.path.exists(out / "checkpoint" / "checkpoint.npz")
     before = os.path.getmtime(out / "mnist_model.npz")
     assert main(argv) in (0, 1)  # a second run reuses the trained model
     assert os.path.getmtime(out / "mnist_model.npz") == before
+
+
+def test_bits_per_dim_exact_and_hutchinson_agree_on_a_small_net():
+    # a U-Net on 8x8 images (d = 64) moved off its Gaussian start; the same dequantised digits for both
+    # traces (the same seed), so the means differ by the probes' noise only, whose standard error is the
+    # per-row probe SD over sqrt(sets * n), plus the solver's relative tolerance on the exact value
+    from refscore.apps.bits_per_dim import measure_bits_per_dim
+
+    net, _ = _net(5)
+    rng = np.random.default_rng(6)
+    for p in net.params.values():
+        for k in p:
+            p[k] = p[k] + 0.05 * rng.normal(size=p[k].shape)
+    x, _ = _sharp_digits()
+    k = np.rint(16 * x[:16]).astype(int)
+    tol = 1e-4
+    kw = dict(levels=17, sigma_min=0.05, sigma_max=5.0, dtype="float64", rtol=tol, atol=tol)
+    ex = measure_bits_per_dim(net.score_fn(), k, rng=np.random.default_rng(7), exact=True, trace_chunk=512, **kw)
+    hu = measure_bits_per_dim(net.score_fn(), k, rng=np.random.default_rng(7), probe_sets=2, **kw)
+    assert ex["method"] == "exact" and hu["method"] == "hutchinson (M=1)" and hu["probe_sd"] > 0
+    se_probes = hu["probe_sd"] / np.sqrt(2 * hu["n"])
+    assert abs(hu["mean"] - ex["mean"]) < 5 * se_probes + 10 * tol * abs(ex["mean"] - ex["offset"])
+    assert abs(hu["mean"] - ex["mean"]) < 4 * np.hypot(hu["se"], ex["se"])  # "within their SE"
+    assert ex["offset"] == pytest.approx(np.log2(17)) and ex["n"] == hu["n"] == 16

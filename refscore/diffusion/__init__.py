@@ -12,7 +12,8 @@ These are the reference values of the diffusion conformance objectives (``docs/c
 from .ddpm import (alphas_cumprod, ancestral_step, fixed_large_log_variance, posterior_coefficients,
                    posterior_log_variance_clipped, q_sample)
 from .edm import ancestral_sigmas, karras_sigmas, loss_weight, preconditioning
-from .likelihood import bits_per_dim, gaussian_flow_log_likelihood
+from .likelihood import (bits_per_dim, dequantise, flow_bits_per_dim, gaussian_flow_log_likelihood,
+                         noise_conditional_score, perturbed_bits_floor)
 from .parametrisation import denoiser_derivative, score_from_denoiser, score_from_eps, v_from_eps, x0_from_score
 from .steps import (annealed_langevin_step, annealed_step_sizes, langevin_corrector_step, likelihood_weighting,
                     ode_velocity, reverse_sde_step, tweedie_denoise_ve)
@@ -22,4 +23,5 @@ __all__ = ["alphas_cumprod", "q_sample", "posterior_coefficients", "posterior_lo
            "score_from_denoiser", "denoiser_derivative", "preconditioning", "loss_weight", "karras_sigmas",
            "ancestral_sigmas", "reverse_sde_step", "ode_velocity", "langevin_corrector_step",
            "annealed_step_sizes", "annealed_langevin_step", "tweedie_denoise_ve", "likelihood_weighting",
-           "bits_per_dim", "gaussian_flow_log_likelihood"]
+           "bits_per_dim", "gaussian_flow_log_likelihood", "dequantise", "noise_conditional_score",
+           "flow_bits_per_dim", "perturbed_bits_floor"]

@@ -172,17 +172,18 @@ def probability_flow_sample(sde, score_fn, x1, t_min=1e-3, rtol=1e-5, atol=1e-5,
     return bk.asarray(y.reshape(n, d), dtype=x1.dtype)
 
 
-def _trace_fn(score_fn, v):
-    r"""``(xt, t) -> (s, tr ∇s)``: exact (:func:`refscore.losses.jacobian_trace`, d reverse passes),
-    or Hutchinson's :math:`\frac1M\sum_m v_m^\top\nabla s\,v_m` with probes ``v`` (M, n, d) held fixed."""
+def _trace_fn(score_fn, v, chunk=None):
+    r"""``(xt, t) -> (s, tr ∇s)``: exact (:func:`refscore.traces.jacobian_trace`, d reverse passes, or
+    batched over ``chunk`` replicated rows), or Hutchinson's :math:`\frac1M\sum_m v_m^\top\nabla s\,v_m`
+    with probes ``v`` (M, n, d) held fixed."""
     if v is None:
-        return lambda xt, t: jacobian_trace(lambda y: score_fn(y, t), xt)
+        return lambda xt, t: jacobian_trace(lambda y: score_fn(y, t), xt, chunk=chunk)
 
     return lambda xt, t: hutchinson_trace(lambda y: _score(score_fn, y, t), xt, v)
 
 
 def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior_log_prob=None,
-                   rtol=1e-6, atol=1e-6, return_nfev=False, t_max=1.0, max_evals=50_000):
+                   rtol=1e-6, atol=1e-6, return_nfev=False, t_max=1.0, max_evals=50_000, trace_chunk=None):
     r"""Exact log-density :math:`\log p_0(x)` of every row by the instantaneous change of
     variables along the probability-flow ODE (Song et al. 2021, eq. 39; Chen et al. 2018):
 
@@ -192,7 +193,8 @@ def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior
     :math:`\nabla\cdot\tilde f = \nabla\cdot f - \tfrac12 g^2\operatorname{tr}\nabla_x s`: the
     trace is exact (d reverse passes, :func:`refscore.losses.jacobian_trace`) unless ``rng`` is
     given, then Hutchinson's estimate with ``n_projections`` Gaussian probes held fixed along
-    the path (FFJORD, Grathwohl et al. 2019). ``prior_log_prob`` replaces the SDE's prior at
+    the path (FFJORD, Grathwohl et al. 2019); ``trace_chunk`` batches the exact trace's d passes
+    over that many replicated rows (:func:`refscore.traces.jacobian_trace`). ``prior_log_prob`` replaces the SDE's prior at
     ``t_max`` (e.g. the exact :math:`p_1` in tests). Integrates from ``t_min`` (default 0) to
     ``t_max`` (default 1); a non-finite right-hand side stops with a ``ValueError`` naming t and
     the first bad row, more than ``max_evals`` evaluations with a ``RuntimeError``.
@@ -212,7 +214,7 @@ def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior
     if rng is not None:
         bk.check_rng(rng)
         v = bk.normal(rng, (check_positive_int(n_projections, "n_projections"), n, d), x.dtype)
-    score_and_trace = _trace_fn(score_fn, v)
+    score_and_trace = _trace_fn(score_fn, v, trace_chunk)
 
     def rhs(t, y):
         xt = bk.asarray(y[: n * d].reshape(n, d), dtype=x.dtype)
