@@ -14,7 +14,7 @@ from .. import plots
 from .artefacts import ema_decay
 from ..report import Table
 
-__all__ = ["images_section", "digit_quality", "nn_distance"]
+__all__ = ["images_section", "digit_quality", "nn_distance", "digits_over_seeds"]
 
 N_SAMPLES, SIDE, HIDDEN = 64, 8, (384, 384)
 # Adam's peak rate under a cosine decay with a short linear warm-up: the decay to zero lets the
@@ -55,16 +55,16 @@ def _train(ctx):
     return net, schedule, hist["loss"]
 
 
-def _sample(ctx, net, schedule):
+def _sample(ctx, net, schedule, rng=None):
     r"""64 digits by annealed Langevin from uniform noise on :math:`[0,1]^{64}`, over L geometric
     levels from the training σ₁ to σ_L (more levels than training used: the net is continuous in
     σ), T steps each, step ``STEP_BOOST`` × technique 4's ε; then a final Tweedie step
     :math:`x + \sigma_L^2 s_\theta(x,\sigma_L)`, clipped to the pixel range [0, 1]. Returns the
-    samples and the sampling schedule."""
+    samples and the sampling schedule; ``rng`` defaults to the tour's "sample digits" generator."""
     xtr = _digits(ctx)[0]
     plan = nn.ncsnv2_schedule(xtr, sigma_min=float(schedule.sigmas[-1]), L=ctx.size("digits_levels"),
                               T=ctx.size("digits_steps_each"), sigma_max=float(schedule.sigmas[0]))
-    rng = ctx.rng("sample digits")
+    rng = ctx.rng("sample digits") if rng is None else rng
     x0 = ctx.bk.uniform(rng, (N_SAMPLES, SIDE * SIDE))
     x, _ = samplers.annealed_langevin(net.score_fn(), x0, plan.sigmas, STEP_BOOST * plan.step_size,
                                       plan.n_steps_each, rng, final_denoise=True)
@@ -153,3 +153,30 @@ def images_section(ctx):
            f"The same pipeline on 28×28 MNIST, with a convolutional network: `refscore images mnist` "
            f"(after `make data`).")
     ctx.results.update({f"digits_{k}": v for k, v in q.items()}, digits_cpu_s=cpu)
+
+
+def digits_over_seeds(n_seeds=10, seed=0, backend=None, quick=False):
+    r"""The tour's digits pipeline with one trained net and ``n_seeds`` sampling seeds: the
+    classifier confidence of :func:`digit_quality` per seed, their mean, min and the standard error
+    of the mean over seeds,
+
+    .. math:: \bar c = \frac1S\sum_{j=1}^S c_j,\qquad
+              \mathrm{SE}(\bar c) = \sqrt{\frac{1}{S(S-1)}\sum_j (c_j-\bar c)^2}
+
+    The net is trained exactly as in ``refscore tour --seed seed`` (its context, its sizes); seed
+    j draws its chains from the tour's "sample digits" generator of seed ``seed + j`` (j = 0 is the
+    tour's own sample). Returns a dict of host floats and the list ``confidences``.
+    """
+    from ... import backends
+    from .context import TourContext
+
+    ctx = TourContext(backends.get(backend), seed, quick, None, ".")
+    xtr, ytr, xte, _ = _digits(ctx)
+    net, schedule, _ = ctx.once("digits net", _train)
+    conf = []
+    for j in range(n_seeds):
+        rng = TourContext(ctx.bk, seed + j, quick, None, ".").rng("sample digits")
+        conf.append(digit_quality(_sample(ctx, net, schedule, rng)[0], xtr, ytr, xte)["confidence_samples"])
+    c = onp.asarray(conf)
+    se = float(c.std(ddof=1) / onp.sqrt(c.size)) if c.size > 1 else float("nan")
+    return {"confidences": conf, "mean": float(c.mean()), "min": float(c.min()), "se": se}
