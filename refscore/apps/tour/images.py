@@ -151,7 +151,8 @@ def images_section(ctx):
     cpu = time.process_time() - cpu0
     R.table(_quality_table(q))
     R.text(f"A noise-conditional net (two swish hidden layers of 384) is trained on {len(xtr)} digits for "
-           f"{len(curve)} steps of {BATCH} examples (Adam, rate {LR} with cosine decay), one noise level per example over "
+           f"{len(curve)} steps of {BATCH} examples (Adam, rate {LR} with cosine decay), one noise level per "
+           f"example over "
            f"{len(schedule.sigmas)} levels from σ₁ = {float(schedule.sigmas[0]):.2f} to "
            f"σ_L = {float(schedule.sigmas[-1]):.3f}; 64 digits are drawn by annealed Langevin over "
            f"{len(plan.sigmas)} levels, {plan.n_steps_each} steps each, step h = {STEP_BOOST:g} × technique 4's ε "
@@ -175,15 +176,16 @@ def digits_over_seeds(n_seeds=10, seed=0, backend=None, quick=False):
     tour's own sample). Returns a dict of host floats and the list ``confidences``.
     """
     from ... import backends
-    from .context import TourContext
+    from .context import TourContext, one_blas_thread
 
     ctx = TourContext(backends.get(backend), seed, quick, None, ".")
     xtr, ytr, xte, _ = _digits(ctx)
-    net, schedule, _ = ctx.once("digits net", _train)
     conf = []
-    for j in range(n_seeds):
-        rng = TourContext(ctx.bk, seed + j, quick, None, ".").rng("sample digits")
-        conf.append(digit_quality(_sample(ctx, net, schedule, rng)[0], xtr, ytr, xte)["confidence_samples"])
+    with one_blas_thread():
+        net, schedule, _ = ctx.once("digits net", _train)
+        for j in range(n_seeds):
+            rng = TourContext(ctx.bk, seed + j, quick, None, ".").rng("sample digits")
+            conf.append(digit_quality(_sample(ctx, net, schedule, rng)[0], xtr, ytr, xte)["confidence_samples"])
     c = onp.asarray(conf)
     se = float(c.std(ddof=1) / onp.sqrt(c.size)) if c.size > 1 else float("nan")
     return {"confidences": conf, "mean": float(c.mean()), "min": float(c.min()), "se": se}
