@@ -23,7 +23,8 @@ N_SAMPLES, SIDE, HIDDEN = 64, 8, (384, 384)
 LR, WARMUP = 3e-3, 200
 # examples per step: 256 instead of 128 halves the variance of the one-level-per-example gradient;
 # over 10 sampling seeds of one trained net, the classifier's confidence went from mean 0.851 (min 0.818)
-# to 0.863 (min 0.848) at the same 6000 steps (10000 steps at 128 gave 0.864, min 0.821)
+# to 0.863 (min 0.848) at the same 6000 steps (10000 steps at 128 gave 0.864, min 0.821; 4000 at 256
+# with the 4x step below 0.856, min 0.832). It costs CPU: the section took 63 s instead of 38 s
 BATCH = 256
 # the sampler's step is this multiple of technique 4's ε for T steps per level: technique 4 sets
 # the chain's variance right for a perfect Gaussian score; with the learned score, steps three
