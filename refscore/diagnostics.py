@@ -1,4 +1,5 @@
-r"""MCMC diagnostics on host arrays: effective sample size, split-R̂, acceptance summaries.
+r"""MCMC diagnostics on host arrays: effective sample size, split-R̂, acceptance summaries, the
+sliced Wasserstein distance, and mode occupancy of samples from a mixture.
 
 Chains are laid out as ``(n_steps, n_chains)`` or ``(n_steps, n_chains, d)`` (a trajectory from
 ``keep_every``). Formulas follow Gelman et al., *Bayesian Data Analysis* (3rd ed.), §11.4–11.5:
@@ -9,9 +10,10 @@ from __future__ import annotations
 import numpy as onp
 
 from . import backends
-from ._validation import check_positive_int
+from ._validation import check_positive, check_positive_int
 
-__all__ = ["effective_sample_size", "split_rhat", "acceptance_summary", "sliced_wasserstein"]
+__all__ = ["effective_sample_size", "split_rhat", "acceptance_summary", "sliced_wasserstein", "in_mode_share",
+           "mode_weights"]
 
 
 def _host(a):
@@ -160,3 +162,48 @@ def sliced_wasserstein(x, y, rng=None, n_projections=128):
     k = min(x.shape[0], y.shape[0])
     px, py = _sample_quantiles(x @ th, k), _sample_quantiles(y @ th, k)
     return float(onp.sqrt(onp.mean((px - py) ** 2)))
+
+
+def in_mode_share(samples, means, std, k=3.0):
+    r"""The share of samples within ``k`` standard deviations of their nearest mode: for a mixture
+    of isotropic Gaussians :math:`\mathcal N(\mu_j, s^2 I)`,
+
+    .. math:: \widehat P_{\text{in}} = \frac1n\sum_{i=1}^n \mathbb 1\big[\min_j\|x_i-\mu_j\| < k s\big],
+              \qquad P_{\text{in}} = P(\chi^2_d < k^2) \ \text{for exact samples}
+
+    when the modes are far apart (more than :math:`2ks`); in :math:`d = 2`,
+    :math:`P(\chi^2_2 < k^2) = 1 - e^{-k^2/2}` (0.9889 for :math:`k = 3`), since
+    :math:`\|x-\mu_j\|^2/s^2\sim\chi^2_d` (e.g. Johnson, Kotz & Balakrishnan, *Continuous
+    Univariate Distributions* 1, ch. 18). A sampler that smears mass between the modes scores less.
+    ``samples`` host ``(n, d)``, ``means`` ``(K, d)``, ``std`` the modes' :math:`s`. Returns a float.
+    """
+    x, mu = _check_points_and_means(samples, means)
+    radius = check_positive(k, "k") * check_positive(std, "std")
+    return float(onp.mean(_nearest_mode(x, mu)[1] < radius))
+
+
+def mode_weights(samples, means):
+    r"""The share of samples whose nearest mode is :math:`\mu_j`, for each mode :math:`j`:
+
+    .. math:: \hat w_j = \frac1n\sum_{i=1}^n \mathbb 1\big[\arg\min_l\|x_i-\mu_l\| = j\big]
+
+    an estimate of the mixture weight :math:`w_j` when the modes are well separated (each
+    :math:`\hat w_j` has binomial standard error :math:`\sqrt{w_j(1-w_j)/n}`). ``samples`` host
+    ``(n, d)``, ``means`` ``(K, d)``. Returns ``(K,)`` summing to one.
+    """
+    x, mu = _check_points_and_means(samples, means)
+    return onp.bincount(_nearest_mode(x, mu)[0], minlength=mu.shape[0]) / x.shape[0]
+
+
+def _nearest_mode(x, mu):
+    """Index ``(n,)`` and distance ``(n,)`` of each row's nearest mean."""
+    d2 = ((x[:, None, :] - mu[None, :, :]) ** 2).sum(-1)  # (n, K)
+    j = d2.argmin(1)
+    return j, onp.sqrt(d2[onp.arange(x.shape[0]), j])
+
+
+def _check_points_and_means(samples, means):
+    x, mu = _check_sample(samples, "samples"), _check_sample(means, "means")
+    if x.shape[1] != mu.shape[1]:
+        raise ValueError(f"samples (n, d) and means (K, d) need the same d, got {x.shape} and {mu.shape}")
+    return x, mu

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from refscore import backends, diagnostics, samplers
+from refscore import backends, datasets, diagnostics, samplers
 from refscore.energies import Gaussian, GaussianBernoulliRBM, GaussianMixture
 from refscore.losses import geometric_sigmas
 from refscore.samplers import langevin_log_q, langevin_move, mh_accept, rows_finite, select_rows
@@ -282,6 +282,33 @@ def test_ess_of_ar1_matches_theory_and_rhat_flags_stuck_chains():
     assert s["mean"] == pytest.approx(0.6) and s["n_chains"] == 2
     with pytest.raises(ValueError, match="chains must be"):
         diagnostics.effective_sample_size(np.zeros(3))
+
+
+def test_in_mode_share_of_exact_ring_samples_is_the_chi2_probability_and_uniform_noise_scores_less():
+    """Exact samples: ||x-μ||²/s² ~ χ²₂, so P(within 3s) = 1 - exp(-9/2) = 0.9889 (the ring's modes
+    are 10 s apart). Uniform points on the square of side 6: the eight discs of radius 3s lie
+    inside it and do not overlap, so the share is their area, 8π(3s)²/36 = 0.141."""
+    ring, n, s = datasets.gaussian_mixture_law(), 20000, 0.15
+    mu = np.asarray(ring.means)
+    p_exact, p_uniform = 1 - math.exp(-4.5), 8 * math.pi * (3 * s) ** 2 / 36
+    exact = ring.sample(n, np.random.default_rng(0))
+    uniform = np.random.default_rng(1).uniform(-3, 3, (n, 2))
+    for x, p in [(exact, p_exact), (uniform, p_uniform)]:
+        share = diagnostics.in_mode_share(x, mu, s)
+        assert abs(share - p) < N_SE * math.sqrt(p * (1 - p) / n), (share, p)
+
+
+def test_mode_weights_recover_unequal_mixture_weights():
+    """Weights 0.4, 0.1, ... by nearest mode, each within 5 binomial SE sqrt(w(1-w)/n)."""
+    w = np.array([0.4] + [0.6 / 7] * 7)
+    means = np.asarray(datasets.gaussian_mixture_law().means)
+    ring = GaussianMixture(w, means, [0.15**2] * 8)
+    n = 20000
+    got = diagnostics.mode_weights(ring.sample(n, np.random.default_rng(3)), ring.means)
+    assert got.shape == (8,) and got.sum() == pytest.approx(1.0)
+    assert np.all(np.abs(got - w) < N_SE * np.sqrt(w * (1 - w) / n)), (got, w)
+    with pytest.raises(ValueError, match="same d"):
+        diagnostics.mode_weights(np.zeros((3, 2)), np.zeros((2, 3)))
 
 
 # ---------------------------------------------------------------------------------------

@@ -145,7 +145,8 @@ def test_cli_tour_quick_writes_a_report(tmp_path):
     assert digits.shape == (64, 64) and digits.min() >= 0.0 and digits.max() <= 1.0
     results = json.load(open(out / "results.json"))
     assert {"sw2_ncsn", "sw2_ula_exact", "digits_confidence_samples", "digits_nn_ratio", "digits_copies",
-            "digits_classes"} <= set(results)
+            "digits_classes", "ncsn_in_mode_share", "ncsn_mode_weights_max_dev", "exact_in_mode_share",
+            "ula_exact_in_mode_share"} <= set(results)
 
 
 def test_cli_check_passes_and_bad_arguments_fail(tmp_path):

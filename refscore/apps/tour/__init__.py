@@ -12,7 +12,6 @@ many noise scales (NCSN) · 5. Tweedie · 6. sampling · 7. the open questions o
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -20,7 +19,7 @@ import time
 from ... import backends
 from ..report import Report
 from .basics import ebm_section, noise_scales_section, objectives_section, score_section
-from .context import TourContext
+from .context import TourContext, one_blas_thread
 from .diffusion import diffusion_section, questions_section
 from .images import images_section
 from .sampling import sampling_section, tweedie_section
@@ -29,20 +28,6 @@ __all__ = ["run_tour", "SECTIONS", "TourContext"]
 
 SECTIONS = (ebm_section, score_section, objectives_section, noise_scales_section, tweedie_section,
             sampling_section, questions_section, diffusion_section, images_section)
-
-
-@contextlib.contextmanager
-def _one_blas_thread():
-    """The tour's matrices are small (batches of 128-256 rows, widths <= 256): one BLAS thread
-    does them faster than several threads spinning for work, and halves the CPU time on 2 cores.
-    Uses threadpoolctl where installed (scikit-learn brings it), else changes nothing."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
 
 
 def run_tour(backend=None, seed=0, out="tour-output", quick=False, sections=SECTIONS):
@@ -59,7 +44,7 @@ def run_tour(backend=None, seed=0, out="tour-output", quick=False, sections=SECT
     bk = backends.get(backend)
     report = Report(out, f"refscore tour (backend {bk.name}, seed {seed}{', quick' if quick else ''})")
     ctx = TourContext(bk, seed, quick, report, out)
-    with _one_blas_thread():
+    with one_blas_thread():
         for i, section in enumerate(sections, 1):
             ctx.log(f"{i}/{len(sections)} {section.__name__.removesuffix('_section').replace('_', ' ')}")
             section(ctx)
