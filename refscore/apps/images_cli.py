@@ -1,6 +1,6 @@
 r"""``refscore images mnist``: a noise-conditional U-Net (:class:`refscore.models.ConvScoreNet`)
-trained the NCSN way on 28×28 MNIST, 256 digits drawn by annealed Langevin with a final Tweedie
-denoise, judged on the test split without the model (:mod:`refscore.apps.image_quality`).
+trained the NCSN way on 28×28 MNIST, 256 digits drawn by the reverse-diffusion chain (or annealed
+Langevin) with a final Tweedie denoise, judged on the test split without the model (:mod:`refscore.apps.image_quality`).
 
 Writes into ``--out``: ``mnist_samples.npy`` (256, 28, 28) in [0, 1], ``mnist_grid.png`` (samples
 beside real test digits), ``results.json`` (metrics, verdicts, timings, settings),
@@ -18,7 +18,7 @@ import time
 import numpy as onp
 
 N_SAMPLES, SIDE = 256, 28
-DEFAULTS = {"channels": 16, "steps": 2200, "batch": 64, "lr": 2e-3, "levels": 60, "steps_each": 3,
+DEFAULTS = {"channels": 16, "steps": 2200, "batch": 64, "lr": 2e-3, "levels": 100, "steps_each": 3,
             "step_boost": 1.0, "global_width": 128, "p_std": 1.2}
 # training levels: EDM's log-normal over the NCSNv2 levels, P_mean = ln(0.6 σ_data) (Karras et al.
 # 2022 use P_mean = −1.2 = ln(0.6 · 0.5) at σ_data = 0.5), P_std = 1.2
@@ -31,8 +31,10 @@ def add_parser(sub, common):
     common(p)
     p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help=f"training steps (default {DEFAULTS['steps']})")
     p.add_argument("--data", default=None, help="a folder with the standard MNIST IDX files (default: make data's cache)")
-    p.add_argument("--levels", type=int, default=DEFAULTS["levels"], help="sampler noise levels")
-    p.add_argument("--steps-each", type=int, default=DEFAULTS["steps_each"], help="Langevin steps per level")
+    p.add_argument("--sampler", choices=["reverse-diffusion", "annealed"], default="reverse-diffusion",
+                   help="reverse diffusion on Karras levels (default) or annealed Langevin on geometric levels")
+    p.add_argument("--levels", type=int, default=DEFAULTS["levels"], help=f"sampler noise levels (default {DEFAULTS['levels']})")
+    p.add_argument("--steps-each", type=int, default=DEFAULTS["steps_each"], help="Langevin steps per level (annealed)")
     p.add_argument("--bpd", type=int, default=32, help="bits/dim of this many test digits by the PF-ODE, "
                    "Hutchinson's trace, one probe (default 32: 116 ODE steps, 35-50 s on 2 cores; 0: skip)")
     p.add_argument("--bpd-exact", type=int, default=0, help="bits/dim of this many test digits with the exact "
@@ -85,21 +87,38 @@ def _train(args, bk, xtr, log):
 
 
 def _sample(args, bk, net, schedule, xtr):
-    r"""256 digits by annealed Langevin (Song & Ermon 2019, Alg. 1) from uniform noise over
-    ``--levels`` geometric levels σ₁ → σ_L of the training schedule, ``--steps-each`` steps each,
-    technique 4's step; then Tweedie's :math:`x+\sigma_L^2 s_\theta(x,\sigma_L)`, clipped to [0, 1]."""
-    from ..models import ncsnv2_schedule
-    from ..samplers import annealed_langevin
+    r"""256 digits, then Tweedie's :math:`x+\sigma_N^2 s_\theta(x,\sigma_N)` clipped to [0, 1]:
 
-    plan = ncsnv2_schedule(xtr[:2], sigma_min=float(schedule.sigmas[-1]), L=args.levels, T=args.steps_each,
-                           sigma_max=float(schedule.sigmas[0]))
-    rng = bk.rng(args.seed + 2)
-    x0 = bk.uniform(rng, (N_SAMPLES, SIDE * SIDE)).astype(net.dtype)
+    * ``--sampler reverse-diffusion`` (default): the VE reverse-diffusion chain (Song et al. 2021,
+      eq. 47; :func:`refscore.samplers.reverse_diffusion`) from :math:`\mu+\sigma_1 z` over
+      ``--levels`` levels spaced as Karras et al. (2022, eq. 5, ρ = 7) from σ₁ to σ_L;
+    * ``--sampler annealed``: annealed Langevin (Song & Ermon 2019, Alg. 1) from uniform noise
+      over ``--levels`` geometric levels, ``--steps-each`` steps each, technique 4's step.
+
+    Returns the host samples, the sampler's settings (for ``results.json``), the number of
+    diverged chains and the seconds taken."""
+    from ..diffusion import karras_sigmas
+    from ..models import ncsnv2_schedule
+    from ..samplers import annealed_langevin, reverse_diffusion
+
+    lo, hi = float(schedule.sigmas[-1]), float(schedule.sigmas[0])
+    rng, shape = bk.rng(args.seed + 2), (N_SAMPLES, SIDE * SIDE)
     t0 = time.time()
-    x, info = annealed_langevin(net.score_fn(), x0, plan.sigmas, DEFAULTS["step_boost"] * plan.step_size,
-                                plan.n_steps_each, rng, final_denoise=True, progress=not args.no_progress)
+    if args.sampler == "annealed":
+        plan = ncsnv2_schedule(xtr[:2], sigma_min=lo, L=args.levels, T=args.steps_each, sigma_max=hi)
+        x0 = bk.uniform(rng, shape).astype(net.dtype)
+        h = DEFAULTS["step_boost"] * plan.step_size
+        x, info = annealed_langevin(net.score_fn(), x0, plan.sigmas, h, plan.n_steps_each, rng,
+                                    final_denoise=True, progress=not args.no_progress)
+        settings = {"levels": len(plan.sigmas), "steps_each": plan.n_steps_each, "sampler_step_size": float(h)}
+    else:
+        sig = karras_sigmas(onp.arange(args.levels), args.levels, lo, hi, rho=7.0)
+        x0 = (net.mean + hi * bk.normal(rng, shape, net.dtype)).astype(net.dtype)
+        x, info = reverse_diffusion(net.score_fn(), x0, sig, rng, final_denoise=True, progress=not args.no_progress)
+        settings = {"levels": len(sig), "rho": 7.0}
     diverged = int(onp.asarray(bk.to_numpy(info["diverged"])).sum())
-    return onp.clip(bk.to_numpy(x), 0.0, 1.0).astype(onp.float64), plan, diverged, time.time() - t0
+    settings = {"sampler": args.sampler, **settings, "score_evaluations": int(info["n_steps"]) + 1}
+    return onp.clip(bk.to_numpy(x), 0.0, 1.0).astype(onp.float64), settings, diverged, time.time() - t0
 
 
 def score_scale(net, x, sigmas, rng, bk):
@@ -143,7 +162,7 @@ def _write(args, samples, xte, results):
 
     onp.save(os.path.join(args.out, "mnist_samples.npy"), samples.reshape(-1, SIDE, SIDE))
     real = xte[onp.random.default_rng(args.seed).choice(len(xte), min(100, len(xte)), replace=False)]
-    fig = plots.samples_beside_real(samples[:100], real, SIDE, ("100 samples (annealed Langevin)",
+    fig = plots.samples_beside_real(samples[:100], real, SIDE, (f"100 samples ({results['settings']['sampler']})",
                                                                        "100 real test digits"))
     fig.savefig(os.path.join(args.out, "mnist_grid.png"), dpi=110)
     with open(os.path.join(args.out, "results.json"), "w") as f:
@@ -156,7 +175,8 @@ def run_images(args):
 
     .. math:: \theta^\star = \arg\min_\theta \mathbb E_{i,x,z}\,\lambda(\sigma_i)\tfrac12
               \Big\|s_\theta(x+\sigma_i z,\sigma_i)+\frac{z}{\sigma_i}\Big\|^2,\qquad
-              x \leftarrow x + h_i s_{\theta^\star}(x,\sigma_i) + \sqrt{2h_i}\,z
+              x \leftarrow x + (\sigma_i^2-\sigma_{i+1}^2)\,s_{\theta^\star}(x,\sigma_i)
+              + \sqrt{\sigma_i^2-\sigma_{i+1}^2}\,z
     """
     from .. import backends
     from .image_quality import Judge
@@ -167,7 +187,7 @@ def run_images(args):
     t_all = time.time()
     xtr, ytr, xte, yte = _load(args, bk)
     net, schedule, t_train = _train(args, bk, xtr, log)
-    samples, plan, diverged, t_sample = _sample(args, bk, net, schedule, xtr)
+    samples, sampler, diverged, t_sample = _sample(args, bk, net, schedule, xtr)
     t0 = time.time()
     sig = schedule.sigmas
     scale = score_scale(net, bk.asarray(xte[:256]), sig[:: max(1, len(sig) // 6)], bk.rng(args.seed + 3), bk)
@@ -181,9 +201,7 @@ def run_images(args):
                "bits_per_dim": bpd, "seconds": {"train": t_train, "sample": t_sample,
                                                 "judge": time.time() - t0 - t_bpd, "bits_per_dim": t_bpd,
                                                 "total": time.time() - t_all},
-        "settings": {**DEFAULTS, "steps": args.steps, "levels": len(plan.sigmas), "steps_each": plan.n_steps_each,
-                     "sampler_step_size": float(DEFAULTS["step_boost"] * plan.step_size),
-                     "train_levels": len(schedule.sigmas), "sigma_max": float(schedule.sigmas[0]),
+        "settings": {**DEFAULTS, "steps": args.steps, **sampler, "train_levels": len(schedule.sigmas), "sigma_max": float(schedule.sigmas[0]),
                      "sigma_min": float(schedule.sigmas[-1]), "seed": args.seed, "backend": bk.name,
                      "n_train": len(xtr), "n_test": len(xte), "cpu_count": os.cpu_count()}}
     _write(args, samples, xte, results)
