@@ -36,7 +36,8 @@ def test_the_counter_counts_every_kind_of_sync_and_nothing_else():
     assert c.syncs == 0 and c.float64_arrays > 0
 
 
-@pytest.mark.parametrize("driver", ["langevin", "mala", "rwmh", "annealed", "gibbs", "reverse_sde"])
+@pytest.mark.parametrize("driver", ["langevin", "mala", "rwmh", "annealed", "gibbs", "reverse_sde",
+                                    "reverse_diffusion"])
 def test_drivers_do_not_sync_per_step(driver):
     g, rng = _gmm(), S.rng(0)
     x = g.sample(32, rng)
@@ -49,6 +50,8 @@ def test_drivers_do_not_sync_per_step(driver):
         "annealed": lambda n: samplers.annealed_langevin(lambda y, s: g.score(y), x, [1.0, 0.5], 0.01, n, rng),
         "gibbs": lambda n: samplers.rbm_gibbs(rbm, x, n, rng),
         "reverse_sde": lambda n: sdelib.reverse_sde_sample(sdelib.VPSDE(), lambda y, t: -y, x, rng, n_steps=n),
+        "reverse_diffusion": lambda n: samplers.reverse_diffusion(lambda y, s: g.score(y), x,
+                                                                  [2.0 * 0.8**i for i in range(n + 1)], rng),
     }[driver]
     short, long_ = _syncs(lambda: run(2)), _syncs(lambda: run(12))
     assert long_.syncs - short.syncs == 0, f"{driver}: syncs per step at {long_.sites[short.syncs:]}"

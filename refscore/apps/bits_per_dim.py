@@ -48,7 +48,7 @@ def train_digits_net(seed=0, steps=6000):
     from ..models import nn
     from ..training import train
     from .tour.artefacts import ema_decay
-    from .tour.images import HIDDEN, LR, WARMUP
+    from .tour.images import BATCH, HIDDEN, LR, WARMUP
 
     bk = backends.get("numpy")
     xtr = datasets.digits("train")
@@ -56,7 +56,7 @@ def train_digits_net(seed=0, steps=6000):
     net = nn.NoiseConditionalScoreNet(64, HIDDEN, rng=bk.rng(seed), activation="swish", data=xtr)
     loss = lambda p, b, r: losses.ncsn(net.score_fn(p), b, schedule.sigmas, r, levels="sample")  # noqa: E731
     t0 = time.time()
-    params, hist = train.fit(loss, net.params, xtr, bk.rng(seed + 1), n_steps=steps, batch_size=128, desc="digits",
+    params, hist = train.fit(loss, net.params, xtr, bk.rng(seed + 1), n_steps=steps, batch_size=BATCH, desc="digits",
                              optimizer=train.adam(LR), ema=ema_decay(steps), progress_bar=False,
                              lr_schedule=train.cosine_schedule(LR, steps, warmup=min(WARMUP, steps // 10)))
     net.params = hist.get("ema_params", params)
