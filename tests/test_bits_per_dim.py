@@ -107,3 +107,18 @@ def test_batched_exact_trace_equals_the_loop(chunk):
     s1, t1 = jacobian_trace(f, x, chunk=chunk)
     np.testing.assert_allclose(s1, s0, rtol=1e-14)
     np.testing.assert_allclose(t1, t0, rtol=1e-12)
+
+
+def test_histogram_baseline_is_the_code_length_of_independent_pixels():
+    from refscore.apps.bits_per_dim import histogram_bits_per_dim
+
+    rng = np.random.default_rng(0)
+    L, n = 4, 2000
+    k_train = np.column_stack([np.zeros(n, int), rng.integers(0, L, n)])  # a blank pixel, a uniform one
+    k_test = np.column_stack([np.zeros(500, int), rng.integers(0, L, 500)])
+    mean, se = histogram_bits_per_dim(k_train, k_test, L)
+    # pixel 0 costs -log2((n+1)/(n+L)); pixel 1 about log2 L = 2 bits, within the counts' noise
+    blank = -np.log2((n + 1) / (n + L))
+    assert abs(mean - (blank + 2.0) / 2) < 4 * (se + np.sqrt(L / n))
+    with pytest.raises(ValueError, match="values in 0..3"):
+        histogram_bits_per_dim(k_train, k_test + 1, L)
