@@ -167,8 +167,12 @@ def test_images_mnist_command_smoke(tmp_path):
     assert b["n"] == 2 and b["levels"] == 256 and b["offset"] == 8.0 and np.isfinite(b["mean"]) and b["nfev"] > 0
     assert os.path.exists(out / "mnist_grid.png") and os.path.exists(out / "checkpoint" / "checkpoint.npz")
     before = os.path.getmtime(out / "mnist_model.npz")
-    assert main(argv) in (0, 1)  # a second run reuses the trained model
+    assert r["settings"]["sampler"] == "reverse-diffusion" and r["settings"]["score_evaluations"] == 3
+    assert main(argv + ["--sampler", "annealed"]) in (0, 1)  # a second run reuses the trained model
     assert os.path.getmtime(out / "mnist_model.npz") == before
+    r = json.loads((out / "results.json").read_text())
+    assert r["settings"]["sampler"] == "annealed" and r["settings"]["score_evaluations"] == 3 * 1 + 1
+    assert np.load(out / "mnist_samples.npy").shape == (256, 28, 28)
 
 
 def test_bits_per_dim_exact_and_hutchinson_agree_on_a_small_net():
