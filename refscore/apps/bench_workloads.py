@@ -9,10 +9,13 @@ r"""The workloads of ``refscore bench`` (registered in :mod:`refscore.apps.bench
 3. ULA on :math:`\mathcal N(0, I)` in 2-D, 100 000 chains × 100 steps (the TorchEBM-sized
    sampler loop: per-step overhead dominates); reference PyTorch eager with the same update
    :math:`x \leftarrow x + h(-x) + \sqrt{2h}z`.
+4. One training step of the MNIST U-Net (batch 64) cut into 4 shards on 2 threads
+   (:mod:`refscore.training.shards`); reference: the whole batch in one call on one thread.
 """
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as onp
 
@@ -177,3 +180,38 @@ def gauss_ula_references(ctx, state):
         return x
 
     yield "PyTorch eager", run, ctx.torch_sync
+
+
+# ----- 4. the MNIST U-Net's training step on the host's cores -----
+def unet_step_setup(ctx):
+    r"""Inputs of the U-Net step: the MNIST command's :class:`~refscore.models.ConvScoreNet`
+    (C = 16, dense bottleneck 128) and its NCSN loss with log-normal levels on a batch of
+    ``ctx.n_unet`` random 28×28 rows; the sharded gradient uses 4 shards on up to 2 threads."""
+    from .. import losses
+    from ..models import ConvScoreNet, lognormal_level_index
+    from ..training.shards import ShardedValueAndGrad
+
+    bk, dt = ctx.bk, ctx.dtype
+    rng = bk.rng(ctx.seed)
+    x = bk.uniform(rng, (ctx.n_unet, 784), dt)
+    net = ConvScoreNet(28, 16, rng=rng, data=x, global_width=128, dtype=dt)
+    sigmas = bk.asarray(onp.geomspace(16.0, 0.01, 95), dtype=dt)
+
+    def loss(p, b, r):
+        k = lognormal_level_index(sigmas, b.shape[0], r, math.log(net.sigma_data), 1.2)
+        return losses.ncsn(net.score_fn(p), b, sigmas, r, levels="sample", weighting=net.loss_weight, level_index=k)
+
+    threads = 1 if ctx.gpu else min(2, os.cpu_count() or 1)
+    return {"net": net, "x": x, "rng": rng, "whole": ShardedValueAndGrad(loss, bk),
+            "sharded": ShardedValueAndGrad(loss, bk, 1 if ctx.gpu else 4, threads)}
+
+
+def unet_step_run(state):
+    r"""One sharded gradient of the batch: :math:`\sum_s \tfrac{|B_s|}{|B|}\nabla_\theta L(x_{B_s})`
+    (:mod:`refscore.training.shards`)."""
+    return state["sharded"](state["net"].params, state["x"], state["rng"])[0]
+
+
+def unet_step_references(ctx, state):
+    """The same gradient of the whole batch in one call on one thread (``shards=1``)."""
+    yield "whole batch, one thread", lambda: state["whole"](state["net"].params, state["x"], state["rng"])[0], ctx.sync
