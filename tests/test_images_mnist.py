@@ -46,19 +46,19 @@ def _net(seed=0, **kw):
     return ConvScoreNet(8, 3, rng=bk.rng(seed), dtype="float64", data=data, **kw), data
 
 
-@pytest.mark.parametrize("global_width", [0, 5])
-def test_untrained_net_is_the_exact_gaussian_score(global_width):
+@pytest.mark.parametrize("global_width, film", [(0, False), (5, False), (5, True)])
+def test_untrained_net_is_the_exact_gaussian_score(global_width, film):
     # the output layer starts at zero, so D = mu + c_skip (x - mu): the posterior mean under
     # x0 ~ N(mu, sd^2 I), and the score is that of N(mu, (sd^2 + sigma^2) I) -- in closed form
-    net, data = _net(global_width=global_width)
+    net, data = _net(global_width=global_width, film=film)
     x = np.random.default_rng(2).normal(size=(5, 64))
     for s in (0.05, 1.0, 7.0):
         np.testing.assert_allclose(net.apply(net.params, x, s), -(x - net.mean) / (net.sigma_data**2 + s * s), rtol=1e-10)
 
 
-@pytest.mark.parametrize("global_width", [0, 5])
-def test_per_example_sigma_and_gradients(global_width):
-    net, _ = _net(n_freq=4, emb=8, global_width=global_width)
+@pytest.mark.parametrize("global_width, film", [(0, False), (5, False), (5, True)])
+def test_per_example_sigma_and_gradients(global_width, film):
+    net, _ = _net(n_freq=4, emb=8, global_width=global_width, film=film)
     rng = np.random.default_rng(3)
     for p in net.params.values():  # move off the zero output layer so every path carries gradient
         for k in p:
@@ -69,6 +69,9 @@ def test_per_example_sigma_and_gradients(global_width):
     f = lambda K: np.sum(net.apply(dict(net.params, d1=dict(net.params["d1"], K=K)), x, sig) ** 2)
     check_grads(f, modes=["rev"], order=1)(net.params["d1"]["K"])
     assert np.all(np.isfinite(grad(f)(net.params["d1"]["K"])))
+    if film:  # the σ-dependent scale carries gradient too
+        fs = lambda S: np.sum(net.apply(dict(net.params, e2b=dict(net.params["e2b"], S=S)), x, sig) ** 2)
+        check_grads(fs, modes=["rev"], order=1)(net.params["e2b"]["S"])
     if global_width:  # the dense bottleneck carries gradient, and a change far away moves every pixel
         g = lambda W: np.sum(net.apply(dict(net.params, **{"global": dict(net.params["global"], W=W)}), x, sig) ** 2)
         check_grads(g, modes=["rev"], order=1)(net.params["global"]["W"])
@@ -78,12 +81,17 @@ def test_per_example_sigma_and_gradients(global_width):
         assert np.all(moved > 0)
 
 
-def test_global_width_is_checked_and_saved(tmp_path):
+def test_global_width_and_film_are_checked_and_saved(tmp_path):
     with pytest.raises(ValueError, match="global_width must be an integer >= 0"):
         _net(global_width=-1)
-    net, _ = _net(global_width=4)
+    with pytest.raises(TypeError, match="film must be True or False"):
+        _net(film=1)
+    net, _ = _net(global_width=4, film=True)
+    for q in net.params.values():  # a trained-looking net, so the scale matters on reload
+        for k in q:
+            q[k] = q[k] + 0.1
     back = ConvScoreNet.load(net.save(tmp_path / "g"))
-    assert back.global_width == 4
+    assert back.global_width == 4 and back.film is True
     x = np.random.default_rng(5).normal(size=(2, 64))
     np.testing.assert_array_equal(back.apply(back.params, x, 0.3), net.apply(net.params, x, 0.3))
 

@@ -20,7 +20,7 @@ import numpy as onp
 N_SAMPLES, SIDE = 256, 28
 DEFAULTS = {"channels": 16, "steps": 2800, "batch": 64, "lr": 2e-3, "levels": 100, "steps_each": 3,
             "step_boost": 1.0, "global_width": 128, "p_median": 1.0, "p_std": 1.2,
-            "shards": 4, "threads": 2}
+            "shards": 4, "threads": 2, "film": False}
 # Measured on 2 cores, seed 0, 256 samples (share the classifier is >= 0.9 sure of / NN ratio; the
 # share's binomial s.e. is 0.03), all with one BLAS thread (0.32 s a step at C = 16, faster than two):
 # - training levels: EDM's log-normal over the NCSNv2 levels, ln σ ~ N(ln(p_median σ_data), 1.2²)
@@ -77,7 +77,7 @@ def _train(args, bk, xtr, log):
         log(f"reusing the trained model {saved}")
         return ConvScoreNet.load(saved, backend=args.backend), schedule, 0.0
     net = ConvScoreNet(SIDE, DEFAULTS["channels"], rng=bk.rng(args.seed), data=bk.asarray(xtr),
-                       global_width=DEFAULTS["global_width"])
+                       global_width=DEFAULTS["global_width"], film=DEFAULTS["film"])
     p_mean = math.log(DEFAULTS["p_median"] * net.sigma_data)
     loss = lambda p, b, r: ncsn(net.score_fn(p), b, schedule.sigmas, r, levels="sample", weighting=net.loss_weight,
                                 level_index=lognormal_level_index(schedule.sigmas, len(b), r, p_mean, DEFAULTS["p_std"]))

@@ -123,13 +123,16 @@ class ConvScoreNet(Saveable):
     rng : backend Generator for the initial parameters
     n_freq : F, Fourier frequencies of :math:`\log\sigma`; emb : width of the σ embedding
     global_width : G > 0 adds a dense bottleneck at the lowest resolution (below); 0 (default) none
+    film : True makes σ scale each block's channels as well as shift them (FiLM, Perez et al.
+        2018: :math:`\mathrm{act}(\gamma(e)\odot(k*h) + \beta(e))`, γ = 1 + eS, S starting at 0);
+        False (default) only shifts them, γ = 1
     activation : "swish" (default), "softplus" or "tanh"
     data : optional ``(n, side²)`` training rows: μ their per-pixel mean, :math:`\sigma_d` their
         root-mean-square per-pixel standard deviation; or ``mean`` / ``sigma_data`` directly
     """
 
     def __init__(self, side=28, channels=16, rng=None, n_freq=8, emb=64, activation="swish", dtype="float32",
-                 data=None, mean=None, sigma_data=None, global_width=0):
+                 data=None, mean=None, sigma_data=None, global_width=0, film=False):
         if rng is None:
             raise ValueError("ConvScoreNet needs rng (a backend Generator)")
         self.side, self.channels = check_positive_int(side, "side"), check_positive_int(channels, "channels")
@@ -138,6 +141,9 @@ class ConvScoreNet(Saveable):
         self.n_freq, self.emb = check_positive_int(n_freq, "n_freq"), check_positive_int(emb, "emb")
         self.activation, self.dtype = check_activation(activation), str(dtype)
         self.global_width = check_positive_int(global_width, "global_width", minimum=0)  # 0: no dense bottleneck
+        if not isinstance(film, bool):
+            raise TypeError(f"film must be True or False, got {film!r}")
+        self.film = film
         bk = backends.of_rng(rng)
         d = self.side**2
         if data is not None:
@@ -159,6 +165,8 @@ class ConvScoreNet(Saveable):
             p[name] = {"K": bk.normal(rng, (fan, cout * C), self.dtype) * math.sqrt(2.0 / fan),
                        "b": bk.xp.zeros((cout * C,), dtype=self.dtype),
                        "E": bk.normal(rng, (E, cout * C), self.dtype) / math.sqrt(E)}
+            if self.film:  # the scale starts at one: the block begins as the bias-only one
+                p[name]["S"] = bk.xp.zeros((E, cout * C), dtype=self.dtype)
         if self.global_width:
             cells = (self.side // 4) ** 2 * 2 * C
             p["global"] = {**dense(cells, self.global_width), "E": bk.normal(rng, (E, self.global_width), self.dtype) / math.sqrt(E),
@@ -185,8 +193,9 @@ class ConvScoreNet(Saveable):
 
         def block(name, h):
             q = params[name]
-            bias = anp.reshape(e @ q["E"], (-1, 1, 1, q["E"].shape[1]))  # (n or 1, 1, 1, C_out)
-            return act(conv3x3(h, q["K"], q["b"]) + bias)
+            col = lambda W: anp.reshape(e @ W, (-1, 1, 1, W.shape[1]))  # (n or 1, 1, 1, C_out)
+            out = conv3x3(h, q["K"], q["b"])
+            return act((out * (1.0 + col(q["S"])) if self.film else out) + col(q["E"]))
 
         h1 = block("e1b", block("e1a", anp.reshape(u, (n, S, S, 1))))  # (n, S, S, C)
         h2 = block("e2b", block("e2a", downsample(h1)))  # (n, S/2, S/2, 2C)
@@ -247,7 +256,7 @@ class ConvScoreNet(Saveable):
         """What :meth:`save` records to rebuild this model (JSON-able)."""
         return {"side": self.side, "channels": self.channels, "n_freq": self.n_freq, "emb": self.emb,
                 "activation": self.activation, "dtype": self.dtype, "sigma_data": self.sigma_data,
-                "global_width": self.global_width}
+                "global_width": self.global_width, "film": self.film}
 
     def buffers(self):
         """The preconditioning's mean and the embedding's frequencies."""
