@@ -78,3 +78,44 @@ def test_a_sharded_run_resumes_bit_for_bit(tmp_path):
 def test_bad_shards_or_threads_are_named(kw, word):
     with pytest.raises(ValueError, match=f"{word} must be an integer >= 1"):
         _fit(2, **kw)
+
+
+def test_traces_stay_nested_when_threads_interleave():
+    """The interleaving that broke nested derivatives on 2 threads: A enters a trace, B enters,
+    A leaves, B enters its inner trace. Autograd's own counter gives B's inner trace B's outer
+    number; the installed stack gives it a larger one, and no live trace shares a number."""
+    from autograd import tracer
+
+    from refscore.training.shards import UniqueTraceStack, thread_safe_traces
+
+    def interleave(stack):
+        a = stack.new_trace()
+        ta = a.__enter__()
+        b = stack.new_trace()
+        tb = b.__enter__()
+        a.__exit__(None, None, None)
+        inner = stack.new_trace()
+        t_inner = inner.__enter__()
+        inner.__exit__(None, None, None)
+        b.__exit__(None, None, None)
+        return ta, tb, t_inner
+
+    ta, tb, t_inner = interleave(tracer.TraceStack())
+    assert t_inner == tb  # autograd's counter: the bug, kept visible
+    ta, tb, t_inner = interleave(UniqueTraceStack())
+    assert t_inner > tb and len({ta, tb, t_inner}) == 3
+    thread_safe_traces()
+    thread_safe_traces()
+    assert isinstance(tracer.trace_stack, UniqueTraceStack)
+
+
+def test_nested_derivatives_on_threads_equal_the_serial_ones():
+    """DSM of an energy model differentiates inside the loss (its score is a gradient); under
+    load the shards' threads interleave, and every repetition must still equal one thread."""
+    data, model, loss = _setup()
+    batch = data[:64]
+    with ShardedValueAndGrad(loss, BK, 8, 1) as one, ShardedValueAndGrad(loss, BK, 8, 2) as two:
+        v1, g1 = one(model.params, batch, BK.rng(3))
+        for _ in range(20):
+            v2, g2 = two(model.params, batch, BK.rng(3))
+            assert v2 == v1 and _same(g1, g2)

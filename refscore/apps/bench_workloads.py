@@ -185,7 +185,7 @@ def gauss_ula_references(ctx, state):
 # ----- 4. the MNIST U-Net's training step on the host's cores -----
 def unet_step_setup(ctx):
     r"""Inputs of the U-Net step: the MNIST command's :class:`~refscore.models.ConvScoreNet`
-    (C = 16, dense bottleneck 128) and its NCSN loss with log-normal levels on a batch of
+    (C = 16, dense bottleneck 128, FiLM) and its NCSN loss with log-normal levels on a batch of
     ``ctx.n_unet`` random 28×28 rows; the sharded gradient uses 4 shards on up to 2 threads."""
     from .. import losses
     from ..models import ConvScoreNet, lognormal_level_index
@@ -194,7 +194,7 @@ def unet_step_setup(ctx):
     bk, dt = ctx.bk, ctx.dtype
     rng = bk.rng(ctx.seed)
     x = bk.uniform(rng, (ctx.n_unet, 784), dt)
-    net = ConvScoreNet(28, 16, rng=rng, data=x, global_width=128, dtype=dt)
+    net = ConvScoreNet(28, 16, rng=rng, data=x, global_width=128, film=True, dtype=dt)
     sigmas = bk.asarray(onp.geomspace(16.0, 0.01, 95), dtype=dt)
 
     def loss(p, b, r):

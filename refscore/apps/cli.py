@@ -23,7 +23,7 @@ COMMANDS = """commands:
   refscore conformance sampler {mala,ula} MODULE:FUNC
                                           statistical check of a sampler step
   refscore images mnist --out DIR [--steps N]
-                                          28x28 MNIST: train, sample, judge (about 20 min on 2 cores)
+                                          28x28 MNIST: train, sample, judge (about 17 min on 2 cores)
   refscore sweep list                     the named sweeps, one a line
   refscore sweep NAME --out DIR [--workers N | --scheduler ADDR] [--quick]
                                           a grid of seeded cells on Dask: results.json + figure
