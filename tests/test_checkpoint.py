@@ -151,6 +151,7 @@ def test_corrupt_checkpoint_is_named_with_a_hint(tmp_path, damage):
     assert checkpoint.inspect(path)["step"] == 20
 
 
+@pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")  # the NaN is planted on purpose
 def test_nan_gradient_at_a_checkpoint_step_keeps_the_previous_good_state(tmp_path):
     data, model, dsm = _setup()
     calls = {"n": 0}
@@ -177,6 +178,7 @@ def test_nan_gradient_at_a_checkpoint_step_keeps_the_previous_good_state(tmp_pat
     assert len(floats) == 1 + 3 * 6 and all(np.isfinite(a).all() for a in floats)  # history, params, m, v
 
 
+@pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")  # the NaN is planted on purpose
 def test_nan_loss_without_checkpoint_names_the_first_bad_step():
     data, model, dsm = _setup()
     calls = {"n": 0}
