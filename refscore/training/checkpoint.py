@@ -80,7 +80,7 @@ class CheckpointCorrupt(CheckpointError):
     """
 
     def __init__(self, path, detail):
-        self.path = str(path)
+        self.path, self.detail = str(path), detail
         super().__init__(f"checkpoint {self.path} is corrupt or truncated ({detail}); {_HINT}")
 
 
