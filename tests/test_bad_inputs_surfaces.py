@@ -403,3 +403,18 @@ def test_tour_images_section_says_it_is_skipped_without_scikit_learn(monkeypatch
     images.images_section(Ctx())
     assert any("skipped" in s and "scikit-learn" in s and "refscore[data]" in s for s in said)
     assert "section 9" in Ctx.results["skipped_sections"][0]
+
+
+def test_images_out_of_an_older_refscore_is_adopted_with_a_note(finished, tmp_path, capsys):
+    from refscore.apps.images_state import SETTINGS_FILE, TrainingState
+
+    root, data = finished
+    out = tmp_path / "old"
+    shutil.copytree(root / "out", out)
+    os.remove(out / SETTINGS_FILE)
+    settings_now = json.loads((root / "out" / SETTINGS_FILE).read_text())
+    assert TrainingState(out, settings_now, 3).check() == 3
+    assert "cannot be checked" in capsys.readouterr().err
+    assert json.loads((out / SETTINGS_FILE).read_text()) == settings_now
+    with pytest.raises(ValueError, match="seed: 0 there, 7 now"):
+        TrainingState(out, {**settings_now, "seed": 7}, 3).check()

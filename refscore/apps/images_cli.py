@@ -50,7 +50,8 @@ def add_parser(sub, common):
     p = sub.add_parser("images", help="real images: train, sample and judge a score model on 28x28 MNIST")
     p.add_argument("dataset", choices=["mnist"], help="the data set (mnist)")
     common(p)
-    p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help=f"training steps (default {DEFAULTS['steps']})")
+    p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help=f"training steps (default {DEFAULTS['steps']}); on the --out of "
+                   "an earlier run, more steps extend it (fewer are refused, as are other settings)")
     p.add_argument("--data", default=None, help="a folder with the standard MNIST IDX files (default: make data's cache)")
     p.add_argument("--sampler", choices=["reverse-diffusion", "annealed"], default="reverse-diffusion",
                    help="reverse diffusion on Karras levels (default) or annealed Langevin on geometric levels")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 
 from .._validation import check_nonnegative_int, check_positive_int, reading, settings_difference
 
@@ -132,6 +133,10 @@ class TrainingState:
             if diff:
                 raise ValueError(f"--out {self.out!r} holds a run with other settings ({'; '.join(diff)}); "
                                  "choose another --out, or delete that folder to start afresh")
+        elif os.path.exists(self.model_path) or os.path.exists(self.checkpoint_path):
+            print(f"refscore: note: {self.out} holds a run of an older refscore without {SETTINGS_FILE}: its settings "
+                  "cannot be checked; this run's are recorded from now on", file=sys.stderr)
+            self.start()
         meta = self._saved_checkpoint()
         done = meta["step"] if meta else 0
         if self.finished_steps() is not None:
