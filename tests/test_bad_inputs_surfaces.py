@@ -418,3 +418,12 @@ def test_images_out_of_an_older_refscore_is_adopted_with_a_note(finished, tmp_pa
     assert json.loads((out / SETTINGS_FILE).read_text()) == settings_now
     with pytest.raises(ValueError, match="seed: 0 there, 7 now"):
         TrainingState(out, {**settings_now, "seed": 7}, 3).check()
+
+
+@pytest.mark.parametrize("kw, kind, words", [({"seed": -1}, ValueError, "seed must be an integer >= 0, got -1"),
+                                             ({"dtype": "int8"}, ValueError, "dtype must be one of"),
+                                             ({"return_labels": "yes"}, TypeError, "return_labels must be True or False")])
+def test_digits_and_mnist_options_are_checked(kw, kind, words):
+    with pytest.raises(kind) as e:
+        datasets.digits("train", **kw) if "seed" in kw else datasets.mnist("test", path="/nonexistent", **kw)
+    assert words in str(e.value)
