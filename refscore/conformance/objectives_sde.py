@@ -1,6 +1,6 @@
-r"""SDEs: the VE/VP/sub-VP marginal, the likelihood weighting, one reverse-SDE step and the
-probability-flow drift, each a record with its cases, its reference (:mod:`refscore.sde`,
-:mod:`refscore.diffusion`) and its known faults. An SDE is a dict (:func:`.models.make_sde`);
+r"""SDEs: the VE/VP/sub-VP marginal, the likelihood weighting, the diffusion coefficient g(t), one
+reverse-SDE step and the probability-flow drift, each a record with its cases, its reference
+(:mod:`refscore.sde`, :mod:`refscore.diffusion`) and its known faults. An SDE is a dict (:func:`.models.make_sde`);
 :data:`SDES` are the cases' three.
 
 .. math::
@@ -103,6 +103,39 @@ LIKELIHOOD_WEIGHTING = Objective(
                   lambda c: make_sde(c["sde"]).marginal_coeffs(_t(c))[1] ** 2)))
 
 
+# ---- sde_diffusion: the diffusion coefficient g(t) ----------------------------------------------------
+def _ve_sigma(c):
+    r"""VE's :math:`\sigma(t) = \sigma_\min(\sigma_\max/\sigma_\min)^t`: g(t) without its
+    :math:`\sqrt{2\ln(\sigma_\max/\sigma_\min)}` (the reference elsewhere)."""
+    sde = c["sde"]
+    if sde["kind"] != "ve":
+        return c["expected"]
+    return sde["sigma_min"] * (sde["sigma_max"] / sde["sigma_min"]) ** _t(c)
+
+
+def _subvp_with_vp_diffusion(c):
+    if c["sde"]["kind"] != "subvp":
+        return c["expected"]
+    sde, t = c["sde"], _t(c)
+    return onp.sqrt(sde["beta_min"] + t * (sde["beta_max"] - sde["beta_min"]))
+
+
+SDE_DIFFUSION = Objective(
+    name="sde_diffusion", fields="`sde`, `t`",
+    text="g(t) of dx = f dt + g dw; VE g = σ(t)√(2 ln(σ_max/σ_min)), VP √β(t), sub-VP √(β(t)(1 − e^{−2B(t)}))",
+    equation=r"$g(t)$; VE $\sigma(t)\sqrt{2\ln(\sigma_\max/\sigma_\min)}$, VP $\sqrt{\beta(t)}$, "
+             r"sub-VP $\sqrt{\beta(t)(1-e^{-2B(t)})}$",
+    source="Song et al. 2021, eq. 5 and App. B", inputs=_sde_times,
+    reference=lambda c: onp.asarray(make_sde(c["sde"]).diffusion(_t(c)), dtype=float), cases=_THREE,
+    faults=(Fault("g(t) without √(2 ln(σ_max/σ_min))", "VE g(t) = σ(t), the noise level where its rate "
+                  "√(dσ²/dt) = σ(t)√(2 ln(σ_max/σ_min)) belongs (deepinv/deepinv #775)", _ve_sigma),
+            Fault("g² for g", "g(t)², the variance rate dσ²/dt (the likelihood weighting), where the coefficient "
+                  "g(t) of dw belongs (Song et al. 2021, eq. 5)", lambda c: c["expected"] ** 2),
+            Fault("sub-VP diffusion √β(t)", "the VP coefficient √β(t) for sub-VP, whose g is "
+                  "√(β(t)(1 − e^{−2B(t)})) (Song et al. 2021, §3.4; score_sde subVPSDE.sde)",
+                  _subvp_with_vp_diffusion)))
+
+
 # ---- reverse_sde_step and pf_ode_drift: map objectives ---------------------------------------------
 def _step_inputs(o, n, shape, rng):
     x = rng.standard_normal((n, *shape))
@@ -161,4 +194,4 @@ PF_ODE_DRIFT = Objective(
             Fault("g for g²", "f − ½g s: g where g² belongs (Song et al. 2021, eq. 13)",
                   lambda c: _ode_as_code(c, lambda g: 0.5 * g))))
 
-RECORDS = (SDE_MARGINAL, LIKELIHOOD_WEIGHTING, REVERSE_SDE_STEP, PF_ODE_DRIFT)
+RECORDS = (SDE_MARGINAL, LIKELIHOOD_WEIGHTING, SDE_DIFFUSION, REVERSE_SDE_STEP, PF_ODE_DRIFT)
