@@ -101,7 +101,11 @@ class Objective:
     tolerances: dict | None = None
 
     def case_name(self, spec):
-        """The name of the case built from ``spec``: ``"<objective>-<tag>"``."""
+        r"""The name of the case built from ``spec``: ``"<objective>-<tag>"``, or the objective's
+        name for an empty tag.
+
+        .. math:: \text{name} = \text{objective} + \texttt{"-"} + \text{tag}
+        """
         return f"{self.name}-{spec.tag}" if spec.tag else self.name
 
     def expected(self, case):

@@ -24,17 +24,26 @@ __all__ = ["RECORDS", "points_and_model", "sq", "dim", "flat_stack", "ssm_as_cod
 
 
 def sq(a):
-    r"""Row-wise squared norms of ``(n, d)``: :math:`\|a_i\|^2`."""
+    r"""Row-wise squared norms of ``(n, d)``.
+
+    .. math:: \|a_i\|^2 = \textstyle\sum_k a_{ik}^2
+    """
     return onp.sum(a * a, axis=1)
 
 
 def dim(c):
-    r"""The number of features of a case's points: :math:`d = \prod \text{shape}`."""
+    r"""The number of features of a case's points.
+
+    .. math:: d = \textstyle\prod_k \text{shape}_k
+    """
     return int(onp.prod(c["x"].shape[1:]))
 
 
 def flat_stack(a):
-    r"""``(K, n, *shape) -> (K, n, d)``: a stack of per-example arrays, each flattened."""
+    r"""``(K, n, *shape) -> (K, n, d)``: a stack of per-example arrays, each flattened (row-major).
+
+    .. math:: d = \textstyle\prod_k \text{shape}_k
+    """
     return a.reshape(a.shape[0], a.shape[1], -1)
 
 
