@@ -58,7 +58,7 @@ def _readme_line(o):
         value += " (map)"
     if o.tolerances:
         value += " (default tolerance rtol {:g}, atol {:g})".format(*o.tolerances["float64"])
-    return f"- `{o.name}`: {o.fields or '(no extra fields)'} — {value}"
+    return f"- `{o.name}`: {o.fields or '(no extra fields)'} — {value} [{o.source}]"
 
 
 def readme(tolerances):
@@ -68,7 +68,7 @@ def readme(tolerances):
     .. math:: |g_i - r_i| \le \text{rtol}\,|r_i| + \text{atol}\max(1, \max_j |r_j|)
     """
     (r64, a64), (r32, a32) = tolerances["float64"], tolerances["float32"]
-    lines = [_HEAD, "Per objective (extra fields — value i of `expected`):"]
+    lines = [_HEAD, "Per objective (extra fields — value i of `expected` [source]):"]
     lines += [_readme_line(REGISTRY[name]) for name in SCORE_OBJECTIVES]
     lines += [_DIFFUSION_HEAD]
     lines += [_readme_line(REGISTRY[name]) for name in DIFFUSION_OBJECTIVES]
