@@ -228,7 +228,8 @@ def t_loglik(c, f, rtol=1e-10):
 T_DIFF = {"sde_marginal": t_marginal, "ddpm_marginal": t_ddpm_marginal, "ddpm_posterior": t_posterior,
           "ddpm_log_variance": t_log_variance, "ddpm_ancestral_step": t_ancestral, "score_from_eps": t_score_from_eps,
           "x0_from_score": t_x0_from_score, "v_target": t_v, "edm_score": t_edm_score, "edm_to_d": t_to_d,
-          "likelihood_weighting": t_lik_weight, "sde_diffusion": t_diffusion_coefficient, "edm_loss_weight": t_edm_weight, "edm_precond": t_precond,
+          "likelihood_weighting": t_lik_weight, "sde_diffusion": t_diffusion_coefficient,
+          "edm_loss_weight": t_edm_weight, "edm_precond": t_precond,
           "edm_schedule": t_schedule, "ancestral_sigmas": t_ancestral_sigmas, "reverse_sde_step": t_reverse_step,
           "pf_ode_drift": t_ode, "pc_corrector_step": t_corrector, "annealed_langevin_step": t_annealed,
           "final_denoise": t_final, "bits_per_dim": t_bpd, "pf_ode_log_likelihood": t_loglik}

@@ -134,7 +134,8 @@ def _listing(records, verbose):
     if not verbose:
         return "\n".join(records)
     width = max(len(name) for name in records)
-    lines = [f"{name:<{width}}  {len(o.cases):>2} cases  {len(o.faults):>2} faults  {o.text}" for name, o in records.items()]
+    lines = [f"{name:<{width}}  {len(o.cases):>2} cases  {len(o.faults):>2} faults  {o.text}"
+             for name, o in records.items()]
     n_cases, n_faults = sum(len(o.cases) for o in records.values()), sum(len(o.faults) for o in records.values())
     return "\n".join(lines + [f"{len(records)} objectives, {n_cases} cases, {n_faults} known faults"])
 

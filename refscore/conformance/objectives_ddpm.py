@@ -52,7 +52,8 @@ def _marginal_as_code(c, abar=_ab, variance_as_std=False):
 DDPM_MARGINAL = Objective(
     name="ddpm_marginal", fields="`betas` (T,), `t`, `x` ($x_0$), `eps`", text="√ᾱ_t x0 + √(1−ᾱ_t) ε",
     equation=r"$\sqrt{\bar\alpha_t}x_0+\sqrt{1-\bar\alpha_t}\varepsilon$", source="Ho et al. 2020, eq. 4",
-    is_map=True, inputs=lambda o, n, shape, rng: {**_points_and_steps(n, shape, rng), "eps": rng.standard_normal((n, *shape))},
+    is_map=True,
+    inputs=lambda o, n, shape, rng: {**_points_and_steps(n, shape, rng), "eps": rng.standard_normal((n, *shape))},
     reference=lambda c: D.q_sample(c["x"], c["t"], c["eps"], c["betas"]),
     cases=(case("flat", "flat"), case("img", "img")),
     faults=(Fault("ᾱ_{t−1} for ᾱ_t", "an index off by one: ᾱ of the previous step (the paper's 1-based t on 0-based "
@@ -123,7 +124,8 @@ def _ancestral_as_code(c, large=None, noise_at_zero=False, no_sqrt=False):
     var = b[t] if large else D.posterior_coefficients(b, t)[2]
     std = onp.sqrt(var) if noise_at_zero else onp.where(t == 0, 0.0, onp.sqrt(var))
     coef = b[t] / ((1 - ab) if no_sqrt else onp.sqrt(1 - ab))
-    return (x - per_example(coef, x) * c["eps_pred"]) / per_example(onp.sqrt(1 - b[t]), x) + per_example(std, x) * c["z"]
+    mean = (x - per_example(coef, x) * c["eps_pred"]) / per_example(onp.sqrt(1 - b[t]), x)
+    return mean + per_example(std, x) * c["z"]
 
 
 def _ancestral_inputs(o, n, shape, rng):

@@ -179,7 +179,8 @@ def _vp_as_code(c, score_coef=None, score_sign=1.0, a_on_x=True):
 VP_DENOISING = Objective(
     name="vp_denoising", fields="`beta`, `eps` (n, *shape)",
     text="‖x′ + β s(x′, β) − √(1−β) x‖², x′ = √(1−β) x + √β ε (no ½)",
-    equation=r"$\lVert x'+\beta s(x',\beta)-\sqrt{1-\beta}\,x\rVert^2$, $x'=\sqrt{1-\beta}x+\sqrt\beta\varepsilon$ (no ½)",
+    equation=r"$\lVert x'+\beta s(x',\beta)-\sqrt{1-\beta}\,x\rVert^2$, "
+             r"$x'=\sqrt{1-\beta}x+\sqrt\beta\varepsilon$ (no ½)",
     source="seed 003, eq. 11.16", inputs=_vp_inputs, reference=_vp,
     cases=(case("gaussian_family-flat", "flat", model="gaussian_family", beta=0.3),
            case("mlp-img", "img", model="mlp", beta=0.15),

@@ -120,7 +120,8 @@ EDM_SCHEDULE = Objective(
     cases=(case("rho7", N=6, sigma_min=0.002, sigma_max=80.0, rho=7.0),
            case("rho3", N=5, sigma_min=0.01, sigma_max=10.0, rho=3.0)),
     faults=(Fault("i/N for i/(N−1)", "i/N where i/(N−1) belongs: σ_min is never reached (Karras et al. 2022, eq. 5; "
-                  "k-diffusion get_sigmas_karras ramps linspace(0, 1, N))", lambda c: _schedule_as_code(c, ramp_over_n=True)),
+                  "k-diffusion get_sigmas_karras ramps linspace(0, 1, N))",
+                  lambda c: _schedule_as_code(c, ramp_over_n=True)),
             Fault("reversed", "the schedule from σ_min up to σ_max (Karras et al. 2022, eq. 5 decreases)",
                   lambda c: _schedule_as_code(c, reversed_=True)),
             Fault("missing power ρ", "the ρ-th roots interpolated but not raised to the power ρ (Karras et al. 2022, "

@@ -50,7 +50,8 @@ LANGEVIN_STEP = Objective(
                   lambda c: _step_as_code(c, noise_var=float(c["h"]))),
             Fault("variance as std", "x + h s + 2h z: the noise variance 2h used as its std",
                   lambda c: _step_as_code(c, noise_std=2.0 * float(c["h"]))),
-            Fault("drift sign (+∇E)", "x − h s + √(2h) z: a step up the energy", lambda c: _step_as_code(c, drift=-1.0))))
+            Fault("drift sign (+∇E)", "x − h s + √(2h) z: a step up the energy",
+                  lambda c: _step_as_code(c, drift=-1.0))))
 
 
 # ---- mala_log_ratio -------------------------------------------------------------------------------

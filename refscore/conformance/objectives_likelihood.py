@@ -44,7 +44,8 @@ BITS_PER_DIM = Objective(
                   "(yang-song/score_sde #24; yang-song/score_sde_pytorch #51)", _bpd_as_code),
             Fault("+8 for [−1, 1] data", "+8 (data in [0, 1]) on data scaled to [−1, 1], where +7 belongs "
                   "(jhjacobsen/invertible-resnet #9 hard-codes + 8)", lambda c: _bpd_as_code(c, offset=8.0)),
-            Fault("nats for bits", "−log p/D: the log-density not divided by ln 2", lambda c: _bpd_as_code(c, in_bits=False))))
+            Fault("nats for bits", "−log p/D: the log-density not divided by ln 2",
+                  lambda c: _bpd_as_code(c, in_bits=False))))
 
 
 # ---- pf_ode_log_likelihood --------------------------------------------------------------------------

@@ -27,8 +27,9 @@ def _score_and_noise(n, shape, rng):
 
 # ---- pc_corrector_step ------------------------------------------------------------------------------
 def _corrector_as_code(c, per_example_norms=False, factor=2.0, noise_factor=2.0):
-    r""":math:`\epsilon = \text{factor}\cdot\alpha(r\|z\|/\|s\|)^2`, :math:`x + \epsilon s + \sqrt{\text{noise\_factor}\cdot\epsilon}\,z`,
-    with batch-mean norms unless ``per_example_norms``."""
+    r""":math:`\epsilon = \text{factor}\cdot\alpha(r\|z\|/\|s\|)^2`, then
+    :math:`x + \epsilon s + \sqrt{\text{noise\_factor}\cdot\epsilon}\,z`, with batch-mean norms unless
+    ``per_example_norms``."""
     x, s, z, snr, alpha = c["x"], c["score"], c["z"], float(c["snr"]), float(c["alpha"])
     zn, sn = onp.linalg.norm(flat(z), axis=1), onp.linalg.norm(flat(s), axis=1)
     ratio = zn / sn if per_example_norms else onp.mean(zn) / onp.mean(sn)
@@ -50,7 +51,8 @@ PC_CORRECTOR_STEP = Objective(
                   "Alg. 4–5; refscore.sde's own corrector uses this convention, with h = ε/2)",
                   lambda c: _corrector_as_code(c, factor=1.0)),
             Fault("per-example norms", "‖z‖/‖s‖ per example where score_sde averages the norms over the batch "
-                  "(score_sde sampling.py, LangevinCorrector)", lambda c: _corrector_as_code(c, per_example_norms=True)),
+                  "(score_sde sampling.py, LangevinCorrector)",
+                  lambda c: _corrector_as_code(c, per_example_norms=True)),
             Fault("noise √ε for √(2ε)", "x + εs + √ε z: the noise std of the paper's ε/2 convention (Song et al. "
                   "2021, Alg. 4)", lambda c: _corrector_as_code(c, noise_factor=1.0))))
 
@@ -85,7 +87,8 @@ ANNEALED_LANGEVIN_STEP = Objective(
                   "anneal_Langevin_dynamics), where the paper has x + (αᵢ/2) s + √αᵢ z",
                   lambda c: _annealed_as_code(c, code_convention=True)),
             Fault("σ_L²/σ_i² (inverted)", "αᵢ = ε σ_L²/σᵢ²: the step shrinks where it should grow with σᵢ "
-                  "(Song & Ermon 2019, Algorithm 1)", lambda c: _annealed_as_code(c, ratio=lambda sig: sig[-1] ** 2 / sig**2))))
+                  "(Song & Ermon 2019, Algorithm 1)",
+                  lambda c: _annealed_as_code(c, ratio=lambda sig: sig[-1] ** 2 / sig**2))))
 
 
 # ---- final_denoise -------------------------------------------------------------------------------------

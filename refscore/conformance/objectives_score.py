@@ -110,7 +110,8 @@ ISM = Objective(
     cases=(case("quadratic-flat", "flat", model="quadratic"), case("mlp-flat", "flat", model="mlp"),
            case("mlp-img", "img", model="mlp"), case("mlp-chw", "chw", model="mlp")),
     faults=(EXTRA_1_D, LAST_AXIS,
-            Fault("missing ½", "‖s‖² + tr ∇s: the ½ dropped on the norm term only", lambda c: _ism_as_code(c, half=1.0)),
+            Fault("missing ½", "‖s‖² + tr ∇s: the ½ dropped on the norm term only",
+                  lambda c: _ism_as_code(c, half=1.0)),
             Fault("notes' convention (no ½)", "‖s‖² + 2 tr ∇s = 2·ISM: the seeds' form without the ½ "
                   "(seed 003_…, after eq. 11.2)", lambda c: 2.0 * c["expected"]),
             Fault("trace divided by d", "tr ∇s / d: the trace averaged over the diagonal instead of summed",
@@ -123,8 +124,11 @@ ISM = Objective(
 def _ssm_inputs(o, n, shape, rng):
     c = points_and_model(o, n, shape, rng)
     M = o["M"]
-    draw = rng.standard_normal((M, n, *shape)) if o["projection"] == "gaussian" else rng.choice([-1.0, 1.0], (M, n, *shape))
-    return {**c, "v": draw, "projection": o["projection"], "variance_reduced": o["variance_reduced"]}
+    if o["projection"] == "gaussian":
+        v = rng.standard_normal((M, n, *shape))
+    else:
+        v = rng.choice([-1.0, 1.0], (M, n, *shape))
+    return {**c, "v": v, "projection": o["projection"], "variance_reduced": o["variance_reduced"]}
 
 
 def _ssm(c):

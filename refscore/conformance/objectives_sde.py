@@ -1,7 +1,7 @@
 r"""SDEs: the VE/VP/sub-VP marginal, the likelihood weighting, the diffusion coefficient g(t), one
 reverse-SDE step and the probability-flow drift, each a record with its cases, its reference
-(:mod:`refscore.sde`, :mod:`refscore.diffusion`) and its known faults. An SDE is a dict (:func:`.models.make_sde`);
-:data:`SDES` are the cases' three.
+(:mod:`refscore.sde`, :mod:`refscore.diffusion`) and its known faults. An SDE is a dict
+(:func:`.models.make_sde`); :data:`SDES` are the cases' three.
 
 .. math::
    \texttt{sde\_marginal}: (a(t), s(t)),\ x_t = a x_0 + s z \ \text{(VE: } s=\sqrt{\sigma(t)^2-\sigma_\min^2}),
@@ -55,6 +55,11 @@ def _integrated_beta(c):
     return t * sde["beta_min"] + 0.5 * t * t * (sde["beta_max"] - sde["beta_min"])
 
 
+def _variance_as_std(c):
+    a, s = c["expected"].T
+    return onp.stack([a, s * s], 1)
+
+
 def _ve_std_sigma_t(c):
     sde, (a, s) = c["sde"], c["expected"].T
     if sde["kind"] != "ve":
@@ -66,7 +71,8 @@ def _discrete_beta(c):  # score_sde's discrete_betas = β(t)/N, N = 1000
     if c["sde"]["kind"] == "ve":
         return c["expected"]
     B = _integrated_beta(c) / 1000.0
-    return onp.stack([onp.exp(-0.5 * B), -onp.expm1(-B) if c["sde"]["kind"] == "subvp" else onp.sqrt(-onp.expm1(-B))], 1)
+    std = -onp.expm1(-B) if c["sde"]["kind"] == "subvp" else onp.sqrt(-onp.expm1(-B))
+    return onp.stack([onp.exp(-0.5 * B), std], 1)
 
 
 def _subvp_with_vp_std(c):
@@ -82,7 +88,7 @@ SDE_MARGINAL = Objective(
              r"VE $a=1$, $s=\sqrt{\sigma(t)^2-\sigma_\min^2}$",
     source="Song et al. 2021, App. B, eq. 29", inputs=_sde_times, reference=_marginal, cases=_THREE,
     faults=(Fault("variance as std", "the variance s² returned where the std s belongs (the slip of wjmaddox/drbayes "
-                  "#6, here in marginal_prob)", lambda c: onp.stack([c["expected"][:, 0], c["expected"][:, 1] * c["expected"][:, 1]], 1)),
+                  "#6, here in marginal_prob)", _variance_as_std),
             Fault("discrete β as β(t)", "the discrete DDPM βᵢ = β(t)/N (score_sde sde_lib.py, VPSDE.discrete_betas, "
                   "N = 1000) used as the continuous β(t): B(t) shrinks by N", _discrete_beta),
             Fault("VE std σ(t)", "VE std σ(t), score_sde's marginal_prob, where the noise added since t = 0 has std "
