@@ -193,6 +193,32 @@ def test_nan_loss_without_checkpoint_names_the_first_bad_step():
                   progress_bar=False)
 
 
+@pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")  # the NaN is planted on purpose
+@pytest.mark.parametrize("fails", [True, False])
+def test_fit_never_changes_the_callers_optimizer(fails):
+    """Issue 31: fit wrote the schedule's rate into the caller's `optimizer.lr` and put it back
+    only on success; after a FloatingPointError an adam(1e-2) was left with the schedule's rate."""
+    data, model, dsm = _setup()
+    calls = {"n": 0}
+
+    def loss(p, b, r):
+        calls["n"] += 1
+        return dsm(p, b, r) * (np.nan if fails and calls["n"] >= 4 else 1.0)
+
+    opt = train.adam(1e-2)
+    before = dict(vars(opt))
+    seen = []
+    schedule = lambda step: seen.append(step) or 984.0 + step  # noqa: E731
+    run = lambda: train.fit(loss, model.params, data, np.random.default_rng(7), optimizer=opt, n_steps=6,  # noqa: E731
+                            batch_size=16, log_every=2, progress_bar=False, lr_schedule=schedule)
+    if fails:
+        with pytest.raises(FloatingPointError, match="fit stopped at step 4: the loss is non-finite"):
+            run()
+    else:
+        run()
+    assert seen and vars(opt) == before and opt.lr == 1e-2
+
+
 def test_save_refuses_a_non_finite_state(tmp_path):
     data, model, _ = _setup()
     opt = train.adam()

@@ -212,7 +212,8 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     Extras (see :class:`~refscore.training.fit_extras.FitExtras`): ``ema=decay`` keeps an exponential moving average of the
     parameters (Song & Ermon 2020, technique 5), returned as ``history["ema_params"]`` — sample from
     those; ``lr_schedule`` is a callable ``step -> lr`` (0-based step; e.g. :func:`cosine_schedule`)
-    that sets the optimiser's ``lr`` before each step; ``eval_data`` gives a held-out loss
+    that sets the ``lr`` of fit's own copy of the optimiser before each step (the caller's
+    ``optimizer`` is never changed, also when fit raises); ``eval_data`` gives a held-out loss
     ``loss_fn(params, eval_data, rng_eval)`` at every log step, with ``rng_eval`` a fresh
     ``backend.rng(eval_seed)`` each time (the same noise at every evaluation, so the curve shows
     the parameters changing, not the noise), in ``history["eval_loss"]`` (and
@@ -251,6 +252,7 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     bk.check_rng(rng)
     optimizer = _check_optimizer(optimizer)
     extras = FitExtras(loss_fn, optimizer, params, bk, ema, lr_schedule, eval_data, callback, eval_seed)
+    optimizer = extras.optimizer  # with a schedule, a copy: the caller's object is never written
     state = {"step": 0, "n_steps": n_steps,
              "trees": {"params": params, "opt_state": optimizer.init(params), **extras.state_trees()},
              "history": {"loss": []}, "rng": None,
@@ -311,9 +313,25 @@ def cd_loss(energy_apply, params, x_pos, x_neg, alpha=0.1):
     return anp.mean(e_pos) - anp.mean(e_neg) + alpha * (anp.mean(e_pos**2) + anp.mean(e_neg**2))
 
 
+def _check_cd_args(sampler, k, step_size, persistent, checkpoint_dir, shards):
+    """``(k, step_size)`` checked; refuses what persistent chains cannot do (checkpoint, shard)."""
+    check_choice(sampler, "sampler", ("langevin", "mala"))
+    k, step_size = check_positive_int(k, "k"), check_positive(step_size, "step_size")
+    if not isinstance(persistent, bool):
+        raise TypeError(f"persistent must be True or False, got {persistent!r}")
+    if persistent and checkpoint_dir is not None:
+        raise ValueError(f"persistent=True with checkpoint_dir={os.fspath(checkpoint_dir)!r}: the persistent "
+                         "chains are not checkpointed, so a resumed run would not continue the same training; "
+                         "use persistent=False (CD-k) to checkpoint, or checkpoint_dir=None")
+    if persistent and check_positive_int(shards, "shards") > 1:
+        raise ValueError(f"persistent=True with shards={shards}: the persistent chains are one buffer for the "
+                         "whole batch, which shards cannot share; use shards=1, or persistent=False (CD-k)")
+    return k, step_size
+
+
 def fit_cd(model, data, rng, k=20, step_size=0.01, persistent=False, sampler="langevin", n_steps=500,
            batch_size=256, optimizer=None, alpha=0.1, progress_bar=True, buffer_size=None, checkpoint_dir=None,
-           checkpoint_every=100, resume=True):
+           checkpoint_every=100, resume=True, shards=1, threads=1):
     r"""Train an :class:`~refscore.energies.MLPEnergy` by CD-k (chains start at the data batch) or
     persistent CD (Tieleman 2008; chains persist across steps), negatives drawn with ``k`` steps
     of ``"langevin"`` (ULA) or ``"mala"`` at ``step_size`` on the current model; the gradient is
@@ -327,25 +345,23 @@ def fit_cd(model, data, rng, k=20, step_size=0.01, persistent=False, sampler="la
     chains' buffer, which is **not** checkpointed, so ``persistent=True`` with a
     ``checkpoint_dir`` is refused (a resumed PCD run would silently restart its chains).
 
+    ``shards``/``threads`` are :func:`fit`'s: the negatives of each shard are drawn from that
+    shard's own generator (seeded from ``rng``), never from ``rng`` itself, so a sharded run is a
+    function of the seed alone, whatever the thread count. Persistent CD keeps one buffer of
+    chains for the whole batch, so ``persistent=True`` with ``shards > 1`` is refused.
+
     Returns ``(params, history)``; ``history["loss"]`` is the CD surrogate per step.
     """
     from ..samplers import langevin, mala
 
-    check_choice(sampler, "sampler", ("langevin", "mala"))
-    k, step_size = check_positive_int(k, "k"), check_positive(step_size, "step_size")
-    if not isinstance(persistent, bool):
-        raise TypeError(f"persistent must be True or False, got {persistent!r}")
-    if persistent and checkpoint_dir is not None:
-        raise ValueError(f"persistent=True with checkpoint_dir={os.fspath(checkpoint_dir)!r}: the persistent "
-                         "chains are not checkpointed, so a resumed run would not continue the same training; "
-                         "use persistent=False (CD-k) to checkpoint, or checkpoint_dir=None")
+    k, step_size = _check_cd_args(sampler, k, step_size, persistent, checkpoint_dir, shards)
     bk = backends.of(data)
     buffer = {"x": None}
     if persistent:
         m = batch_size if buffer_size is None else check_positive_int(buffer_size, "buffer_size")
         buffer["x"] = data[bk.choice(rng, data.shape[0], m, bk.xp.ones(data.shape[0], dtype=data.dtype))]
 
-    def negatives(params, x_pos):
+    def negatives(params, x_pos, rng):
         p = tree_map(getval, params)
         score = model.score_fn(p)
         start = buffer["x"] if persistent else getval(x_pos)
@@ -358,8 +374,10 @@ def fit_cd(model, data, rng, k=20, step_size=0.01, persistent=False, sampler="la
         return x
 
     def loss(params, batch, rng_):
-        return cd_loss(model.apply, params, batch, negatives(params, batch), alpha)
+        # the shard's generator (rng itself when shards=1), never the rng closed over above
+        return cd_loss(model.apply, params, batch, negatives(params, batch, rng_), alpha)
 
     return fit(loss, model.params, data, rng, optimizer=optimizer or adam(1e-3), n_steps=n_steps,
                batch_size=batch_size, progress_bar=progress_bar, desc="CD" if not persistent else "PCD",
-               checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
+               checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume, shards=shards,
+               threads=threads)
