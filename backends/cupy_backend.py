@@ -31,18 +31,18 @@ def _import_cupy():
 
 
 class CupyBackend(Backend):
-    """CuPy on a CUDA GPU: ``cupy.ndarray`` registered with autograd (``_autograd_ext``)."""
+    """CuPy on a CUDA GPU: ``cupy.ndarray`` registered with autograd (:mod:`.autograd_patches`)."""
 
     name = "cupy"
 
     def __init__(self):
         cupy = _import_cupy()
-        from . import _autograd_ext
+        from . import autograd_patches
 
         self.xp = cupy
         self.array_type = cupy.ndarray
         self.generator_type = cupy.random.Generator
-        _autograd_ext.register(cupy.ndarray, cupy)
+        autograd_patches.register(cupy.ndarray, cupy)
 
     def asarray(self, a, dtype=None):
         from .strict_backend import StrictArray

@@ -4,7 +4,16 @@ Conventions (the book's *Conventions* page, ``docs/conventions.md``): :math:`p(x
 points are rows ``(n, d)``, losses use the ½ convention and return batch means, and every
 Langevin-type step is :math:`x' = x + h\,s(x) + \sqrt{2h}\,z`.
 """
-from . import backends  # noqa: F401  (refscore.backends is the top-level backends/ folder)
+try:
+    from . import backends  # noqa: F401  (refscore.backends is the top-level backends/ folder)
+except ImportError:
+    import importlib.util as _util
+
+    if _util.find_spec(f"{__name__}.backends") is not None:
+        raise  # installed: a real error inside the backends (autograd missing, say)
+    raise ImportError("refscore is not installed (its backends/ folder becomes refscore.backends only when "
+                      "installed): in the checkout, run `make test` or `make tour` (they build .venv), or "
+                      "`pip install -e .`") from None
 
 __version__ = "0.1.0"
 

@@ -86,7 +86,7 @@ def test_traces_stay_nested_when_threads_interleave():
     number; the installed stack gives it a larger one, and no live trace shares a number."""
     from autograd import tracer
 
-    from refscore.training.shards import UniqueTraceStack, thread_safe_traces
+    from refscore.backends.autograd_patches import UniqueTraceStack, install
 
     def interleave(stack):
         a = stack.new_trace()
@@ -104,8 +104,8 @@ def test_traces_stay_nested_when_threads_interleave():
     assert t_inner == tb  # autograd's counter: the bug, kept visible
     ta, tb, t_inner = interleave(UniqueTraceStack())
     assert t_inner > tb and len({ta, tb, t_inner}) == 3
-    thread_safe_traces()
-    thread_safe_traces()
+    install()
+    install()
     assert isinstance(tracer.trace_stack, UniqueTraceStack)
 
 
