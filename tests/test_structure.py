@@ -26,6 +26,18 @@ def test_compatibility_paths_re_export_the_canonical_objects():
     assert old_train.fit is train.fit and old_train.adam is train.adam
 
 
+def test_an_uninstalled_checkout_says_how_to_install(tmp_path):
+    """Issue 31: in a fresh checkout that is not installed, `import refscore` failed with a "circular
+    import" error, because backends/ becomes refscore.backends only when installed. An interpreter
+    without site-packages (-S: no editable install, no .pth) importing this source tree:"""
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import refscore"
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 1 and "circular" not in out.stderr, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: refscore is not installed"), last
+    assert "`make test`" in last and "`pip install -e .`" in last
+
+
 # ----- the solvers are built on the SDE contract ------------------------------------------------
 class Instrumented(sdelib.VPSDE):
     """A VP SDE that counts the calls of its reverse drift and probability-flow velocity."""
