@@ -19,12 +19,20 @@ __version__ = "0.1.0"
 
 # in lecture order: energies -> objectives -> Tweedie -> samplers -> diffusion; then models and training
 __all__ = ["backends", "energies", "losses", "traces", "tweedie", "samplers", "sde", "partition", "diagnostics",
-           "models", "training", "datasets", "conformance", "nn", "train"]
+           "models", "training", "datasets", "conformance"]
+# deprecated compatibility modules (each name they serve warns, naming its home)
+_COMPAT = {"nn": "refscore.models.nn, refscore.models.schedules and refscore.energies",
+           "train": "refscore.training (and refscore.pytree)"}
 
 
 def __getattr__(name):
-    if name in __all__:
+    if name in __all__ or name in _COMPAT:
         import importlib
 
+        if name in _COMPAT:
+            import warnings
+
+            warnings.warn(f"refscore.{name} is deprecated: use {_COMPAT[name]} instead", DeprecationWarning,
+                          stacklevel=2)
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'refscore' has no attribute {name!r}")

@@ -6,9 +6,10 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from refscore import datasets, diagnostics, losses, partition, samplers, sde, train
+from refscore import datasets, diagnostics, losses, partition, samplers, sde
 from refscore.energies import Energy, Gaussian, GaussianMixture, MLPEnergy
 from refscore.pytree import tree_leaves
+from refscore.training import train
 
 RNG = np.random.default_rng
 X = RNG(0).normal(size=(6, 2))

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from refscore import backends, datasets, losses, train
+from refscore import backends, datasets, losses, pytree
+from refscore.training import train
 from refscore.energies import MLPEnergy
 from refscore.training.shards import ShardedValueAndGrad, shard_bounds
 
@@ -54,7 +55,7 @@ def _fit(n_steps, ck=None, **kw):
 
 
 def _same(a, b):
-    return all(np.array_equal(x, y) for (_, x), (_, y) in zip(train.tree_leaves(a), train.tree_leaves(b)))
+    return all(np.array_equal(x, y) for (_, x), (_, y) in zip(pytree.tree_leaves(a), pytree.tree_leaves(b)))
 
 
 def test_the_thread_count_never_changes_a_sharded_run():

@@ -2,6 +2,7 @@
 does not depend on which backend ran first, and what users subclass or unpack is public and typed.
 (The import graph's rules are in ``tests/test_layout.py``.)"""
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -15,15 +16,42 @@ from refscore.energies import Energy
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def test_compatibility_paths_re_export_the_canonical_objects():
-    import refscore.nn as old_nn
-    import refscore.train as old_train
-    from refscore.energies import MLPEnergy
-    from refscore.models import nn
-    from refscore.training import train
+# every deprecated compatibility path: (module, name, the new path its warning names); the only
+# test that uses them (the rest of tests/ and docs/ import from the homes)
+_COMPAT = [("refscore.nn", n, f"refscore.models.nn.{n}")
+           for n in ("MLP", "NoiseConditionalScoreNet", "Saveable", "mlp_init", "mlp_apply")] + [
+    ("refscore.nn", "ncsnv2_schedule", "refscore.models.schedules.ncsnv2_schedule"),
+    ("refscore.nn", "NCSNv2Schedule", "refscore.models.schedules.NCSNv2Schedule"),
+    ("refscore.nn", "MLPEnergy", "refscore.energies.MLPEnergy")] + [
+    ("refscore.train", n, f"refscore.training.train.{n}") for n in ("adam", "sgd", "fit", "cd_loss", "fit_cd")] + [
+    (m, n, f"refscore.training.fit_extras.{n}") for m in ("refscore.train", "refscore.training.train")
+    for n in ("ema_update", "cosine_schedule")] + [
+    (m, n, f"refscore.pytree.{n}") for m in ("refscore.train", "refscore.training.train")
+    for n in ("tree_map", "tree_leaves")] + [
+    ("refscore.training.shards", "UniqueTraceStack", "refscore.backends.autograd_patches.UniqueTraceStack"),
+    ("refscore.training.shards", "thread_safe_traces", "refscore.backends.autograd_patches.install")]
 
-    assert old_nn.MLPEnergy is MLPEnergy and old_nn.NoiseConditionalScoreNet is nn.NoiseConditionalScoreNet
-    assert old_train.fit is train.fit and old_train.adam is train.adam
+
+@pytest.mark.parametrize("module, name, new", _COMPAT, ids=lambda v: str(v))
+def test_compatibility_paths_warn_naming_the_new_path_and_serve_the_same_object(module, name, new):
+    import importlib
+
+    home, _, attr = new.rpartition(".")
+    with pytest.warns(DeprecationWarning, match=re.escape(new)):
+        old = getattr(importlib.import_module(module), name)
+    assert old is getattr(importlib.import_module(home), attr)
+    # the compatibility modules themselves, reached from the package, name their homes too
+    if module in ("refscore.nn", "refscore.train"):
+        import refscore
+
+        short = module.split(".")[1]
+        loaded = vars(refscore).pop(short, None)  # as before the first `import refscore.<short>`
+        try:
+            with pytest.warns(DeprecationWarning, match=f"{module} is deprecated: use refscore"):
+                assert getattr(refscore, short) is importlib.import_module(module)
+        finally:
+            if loaded is not None:
+                setattr(refscore, short, loaded)
 
 
 def test_an_uninstalled_checkout_says_how_to_install(tmp_path):

@@ -1,4 +1,4 @@
-r"""What :func:`refscore.train.fit` grows for users: an exponential moving average of the
+r"""What :func:`refscore.training.train.fit` grows for users: an exponential moving average of the
 parameters, learning-rate schedules, a held-out loss, callbacks and time per step — kept apart from
 the training loop so that the loop reads like the update rule."""
 from __future__ import annotations
