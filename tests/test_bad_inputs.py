@@ -113,7 +113,7 @@ def test_acceptance_summary_of_a_langevin_run_says_ula_never_accepts():
     _, info = samplers.langevin(g.score, np.zeros((3, 2)), 0.1, 5, RNG(0))
     with pytest.raises(ValueError, match=r"info has no 'acceptance_rate': only Metropolis samplers \(mala, rwmh\)"):
         diagnostics.acceptance_summary(info)
-    with pytest.raises(TypeError, match="info must be the dict a sampler returns"):
+    with pytest.raises(TypeError, match="info must be the record a sampler returns"):
         diagnostics.acceptance_summary([0.5])
 
 
