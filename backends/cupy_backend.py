@@ -5,7 +5,7 @@ Install with ``pip install "refscore[gpu]"`` (CUDA 12, wheel ``cupy-cuda12x``) o
 """
 from __future__ import annotations
 
-from ._base import Backend
+from ._base import Backend, host_copy
 
 _INSTALL = (
     'install CuPy with `pip install "refscore[gpu]"` (CUDA 12.x: cupy-cuda12x) or '
@@ -45,10 +45,8 @@ class CupyBackend(Backend):
         autograd_patches.register(cupy.ndarray, cupy)
 
     def asarray(self, a, dtype=None):
-        from .strict_backend import StrictArray
-
-        if isinstance(a, StrictArray):
-            a = a.get()
+        if not isinstance(a, self.array_type):
+            a = host_copy(a)  # another device's array (the strict stand-in's) through the host
         return self.xp.asarray(a, dtype=dtype)
 
     def to_numpy(self, a):

@@ -54,6 +54,24 @@ def test_compatibility_paths_warn_naming_the_new_path_and_serve_the_same_object(
                 setattr(refscore, short, loaded)
 
 
+def test_the_numpy_backend_does_not_import_the_device_stand_in():
+    """Issue 31: the reference backend imported the strict CuPy stand-in (a test double) to move
+    its arrays to the host; it now asks any device array for its explicit copy, a.get()."""
+    import ast
+
+    tree = ast.parse((ROOT / "backends" / "numpy_backend.py").read_text())
+    imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any("strict" in m or "cupy" in m for m in imported), imported
+    from refscore import backends
+    from refscore.backends.strict_backend import count_syncs
+
+    strict = backends.get("strict").asarray(np.arange(3.0))
+    with count_syncs() as syncs:
+        host = backends.get("numpy").asarray(strict)
+    assert type(host) is np.ndarray and host.tolist() == [0.0, 1.0, 2.0] and syncs.syncs == 1
+
+
 def test_an_uninstalled_checkout_says_how_to_install(tmp_path):
     """Issue 31: in a fresh checkout that is not installed, `import refscore` failed with a "circular
     import" error, because backends/ becomes refscore.backends only when installed. An interpreter
