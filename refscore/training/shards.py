@@ -17,11 +17,11 @@ patches when refscore is imported; :mod:`refscore.backends.autograd_patches` say
 """
 from __future__ import annotations
 
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from autograd import value_and_grad
 
+from .._deprecation import moved
 from .._validation import check_positive_int
 from ..backends import autograd_patches
 from ..pytree import tree_map
@@ -29,18 +29,10 @@ from ..pytree import tree_map
 __all__ = ["ShardedValueAndGrad", "shard_bounds"]
 
 
-_MOVED = {"UniqueTraceStack": ("refscore.backends.autograd_patches.UniqueTraceStack",
-                               autograd_patches.UniqueTraceStack),
-          "thread_safe_traces": ("refscore.backends.autograd_patches.install (run by `import refscore`)",
-                                 autograd_patches.install)}
-
-
-def __getattr__(name):
-    if name in _MOVED:
-        new, obj = _MOVED[name]
-        warnings.warn(f"refscore.training.shards.{name} moved to {new}", DeprecationWarning, stacklevel=2)
-        return obj
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# deprecated: the trace stack is one of the autograd patches, installed by `import refscore`
+__getattr__ = moved(__name__, {
+    "UniqueTraceStack": ("refscore.backends.autograd_patches.UniqueTraceStack", autograd_patches.UniqueTraceStack),
+    "thread_safe_traces": ("refscore.backends.autograd_patches.install", autograd_patches.install)})
 
 
 def shard_bounds(n, shards):
