@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import os
 
-from . import _autograd_ext
+from . import autograd_patches
 from ._base import Backend
 
-# autograd's VJP rules for reshape, ravel, where, indexing and reductions are installed here, at
-# import, and nowhere else: the code path of a NumPy computation never depends on which backend
-# was used first in the process (see _autograd_ext.install_rules)
-_autograd_ext.install_rules()
+# every change refscore makes to autograd (its VJP rules for reshape, ravel, where, indexing and
+# reductions, and its trace stack) is installed here, at import, and nowhere else: the code path of
+# a NumPy computation never depends on which backend was used first, or whether threads ran
+# (see autograd_patches)
+autograd_patches.install()
 
 __all__ = ["Backend", "get", "of", "of_rng", "available", "KNOWN"]
 

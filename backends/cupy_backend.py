@@ -5,7 +5,7 @@ Install with ``pip install "refscore[gpu]"`` (CUDA 12, wheel ``cupy-cuda12x``) o
 """
 from __future__ import annotations
 
-from ._base import Backend
+from ._base import Backend, host_copy
 
 _INSTALL = (
     'install CuPy with `pip install "refscore[gpu]"` (CUDA 12.x: cupy-cuda12x) or '
@@ -31,24 +31,22 @@ def _import_cupy():
 
 
 class CupyBackend(Backend):
-    """CuPy on a CUDA GPU: ``cupy.ndarray`` registered with autograd (``_autograd_ext``)."""
+    """CuPy on a CUDA GPU: ``cupy.ndarray`` registered with autograd (:mod:`.autograd_patches`)."""
 
     name = "cupy"
 
     def __init__(self):
         cupy = _import_cupy()
-        from . import _autograd_ext
+        from . import autograd_patches
 
         self.xp = cupy
         self.array_type = cupy.ndarray
         self.generator_type = cupy.random.Generator
-        _autograd_ext.register(cupy.ndarray, cupy)
+        autograd_patches.register(cupy.ndarray, cupy)
 
     def asarray(self, a, dtype=None):
-        from .strict_backend import StrictArray
-
-        if isinstance(a, StrictArray):
-            a = a.get()
+        if not isinstance(a, self.array_type):
+            a = host_copy(a)  # another device's array (the strict stand-in's) through the host
         return self.xp.asarray(a, dtype=dtype)
 
     def to_numpy(self, a):

@@ -299,9 +299,9 @@ class StrictBackend(Backend):
     generator_type = _StrictGenerator
 
     def __init__(self):
-        from . import _autograd_ext
+        from . import autograd_patches
 
-        _autograd_ext.register(StrictArray, xp)
+        autograd_patches.register(StrictArray, xp)
 
     def asarray(self, a, dtype=None):
         if type(a).__module__.split(".")[0] == "cupy":

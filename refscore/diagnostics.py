@@ -7,6 +7,8 @@ split-R̂ (eq. 11.4) and the ESS with Geyer's initial positive sequence (eq. 11.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as onp
 
 from . import backends
@@ -103,8 +105,8 @@ def acceptance_summary(info):
     (Roberts & Rosenthal 1998 tune MALA to :math:`\bar a\approx0.574`, random walk to 0.234).
     Only Metropolis samplers (``mala``, ``rwmh``) accept or reject: the ``info`` of ``langevin``
     (ULA) or ``annealed_langevin`` has no ``acceptance_rate`` and is a ``ValueError`` saying so."""
-    if not isinstance(info, dict):
-        raise TypeError(f"info must be the dict a sampler returns beside x, got {type(info).__name__}")
+    if not isinstance(info, Mapping):
+        raise TypeError(f"info must be the record a sampler returns beside x, got {type(info).__name__}")
     if "acceptance_rate" not in info:
         raise ValueError("info has no 'acceptance_rate': only Metropolis samplers (mala, rwmh) accept or "
                          f"reject; langevin (ULA) never does. Its keys: {sorted(info)}")

@@ -1,4 +1,4 @@
-"""The autograd extension for device arrays (backends/_autograd_ext.py), exercised on the strict
+"""The autograd extension for device arrays (backends/autograd_patches.py), exercised on the strict
 CPU stand-in: every replacement rule gives NumPy's result, and a NumPy array leaking into
 device math is caught."""
 import autograd.numpy as anp
@@ -56,7 +56,7 @@ def test_the_numpy_backend_alone_keeps_float32_gradients_float32():
     code = ("import numpy as np, autograd.numpy as anp\n"
             "from autograd import grad\n"
             "from refscore import backends, losses\n"
-            "from refscore.nn import MLPEnergy\n"
+            "from refscore.energies import MLPEnergy\n"
             "bk = backends.get('numpy')\n"
             "print(grad(anp.mean)(np.ones(3, np.float32)).dtype)\n"
             "m = MLPEnergy(2, (8,), rng=bk.rng(0), dtype='float32')\n"

@@ -6,9 +6,10 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from refscore import datasets, diagnostics, losses, partition, samplers, sde, train
+from refscore import datasets, diagnostics, losses, partition, samplers, sde
 from refscore.energies import Energy, Gaussian, GaussianMixture, MLPEnergy
 from refscore.pytree import tree_leaves
+from refscore.training import train
 
 RNG = np.random.default_rng
 X = RNG(0).normal(size=(6, 2))
@@ -112,7 +113,7 @@ def test_acceptance_summary_of_a_langevin_run_says_ula_never_accepts():
     _, info = samplers.langevin(g.score, np.zeros((3, 2)), 0.1, 5, RNG(0))
     with pytest.raises(ValueError, match=r"info has no 'acceptance_rate': only Metropolis samplers \(mala, rwmh\)"):
         diagnostics.acceptance_summary(info)
-    with pytest.raises(TypeError, match="info must be the dict a sampler returns"):
+    with pytest.raises(TypeError, match="info must be the record a sampler returns"):
         diagnostics.acceptance_summary([0.5])
 
 

@@ -6,7 +6,8 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from refscore import backends, datasets, losses, train
+from refscore import backends, datasets, losses, pytree
+from refscore.training import train
 from refscore.training import checkpoint
 from refscore.training.checkpoint import CheckpointCorrupt, CheckpointMismatch
 from refscore.energies import MLPEnergy
@@ -28,7 +29,7 @@ def _fit(ck, n_steps, seed=7, optimizer=None, setup=None, **kw):
 
 
 def _same(a, b):
-    return all(np.array_equal(x, y) for (_, x), (_, y) in zip(train.tree_leaves(a), train.tree_leaves(b)))
+    return all(np.array_equal(x, y) for (_, x), (_, y) in zip(pytree.tree_leaves(a), pytree.tree_leaves(b)))
 
 
 def test_final_checkpoint_and_finished_run(tmp_path):
@@ -116,7 +117,7 @@ def test_resume_refuses_another_dtype_or_backend(tmp_path):
         _fit(ck, 20, setup=_setup(dtype="float32"))
     strict = backends.get("strict")
     data, model, loss = _setup()
-    params = train.tree_map(strict.asarray, model.params)
+    params = pytree.tree_map(strict.asarray, model.params)
     with pytest.raises(CheckpointMismatch,
                        match="backend does not match: the checkpoint has numpy, this run has strict"):
         train.fit(loss, params, strict.asarray(data), strict.rng(7), n_steps=20, checkpoint_dir=ck, **KW)
@@ -193,6 +194,32 @@ def test_nan_loss_without_checkpoint_names_the_first_bad_step():
                   progress_bar=False)
 
 
+@pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")  # the NaN is planted on purpose
+@pytest.mark.parametrize("fails", [True, False])
+def test_fit_never_changes_the_callers_optimizer(fails):
+    """Issue 31: fit wrote the schedule's rate into the caller's `optimizer.lr` and put it back
+    only on success; after a FloatingPointError an adam(1e-2) was left with the schedule's rate."""
+    data, model, dsm = _setup()
+    calls = {"n": 0}
+
+    def loss(p, b, r):
+        calls["n"] += 1
+        return dsm(p, b, r) * (np.nan if fails and calls["n"] >= 4 else 1.0)
+
+    opt = train.adam(1e-2)
+    before = dict(vars(opt))
+    seen = []
+    schedule = lambda step: seen.append(step) or 984.0 + step  # noqa: E731
+    run = lambda: train.fit(loss, model.params, data, np.random.default_rng(7), optimizer=opt, n_steps=6,  # noqa: E731
+                            batch_size=16, log_every=2, progress_bar=False, lr_schedule=schedule)
+    if fails:
+        with pytest.raises(FloatingPointError, match="fit stopped at step 4: the loss is non-finite"):
+            run()
+    else:
+        run()
+    assert seen and vars(opt) == before and opt.lr == 1e-2
+
+
 def test_save_refuses_a_non_finite_state(tmp_path):
     data, model, _ = _setup()
     opt = train.adam()
@@ -202,7 +229,7 @@ def test_save_refuses_a_non_finite_state(tmp_path):
     path = tmp_path / "c.npz"
     checkpoint.save(path, state)
     before = path.read_bytes()
-    bad = train.tree_map(lambda a: a.copy(), model.params)
+    bad = pytree.tree_map(lambda a: a.copy(), model.params)
     bad[1]["b"][0] = np.nan
     with pytest.raises(FloatingPointError, match=rf"refusing to save a non-finite state at step 3: params leaf '1/b' "
                        rf"has NaN or inf; {path} was not touched"):
@@ -274,7 +301,7 @@ def test_unwritable_checkpoint_dir_is_refused_before_any_work(tmp_path):
 def test_the_guard_reads_the_device_only_at_log_and_save_points(tmp_path, monkeypatch):
     strict = backends.get("strict")
     data, model, loss = _setup()
-    params = train.tree_map(strict.asarray, model.params)
+    params = pytree.tree_map(strict.asarray, model.params)
     reads = {"to_numpy": 0}
     to_numpy = type(strict).to_numpy
 

@@ -143,6 +143,11 @@ def test_cli_rtol_atol(adapter, tmp_path):
 def test_cli_list_and_help(capsys):
     assert cli_main(["conformance", "list"]) == 0
     assert capsys.readouterr().out.split() == list(conformance.OBJECTIVES)
+    assert cli_main(["conformance", "list", "--verbose"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    n_faults = sum(len(conformance.faults_for(o)) for o in conformance.OBJECTIVES)
+    assert [line.split()[0] for line in lines[:-1]] == list(conformance.OBJECTIVES)
+    assert lines[-1] == f"{len(conformance.OBJECTIVES)} objectives, {len(conformance.cases())} cases, {n_faults} known faults"
     with pytest.raises(SystemExit):
         cli_main(["conformance", "verify", "--help"])
     out = capsys.readouterr().out

@@ -11,8 +11,7 @@ from hypothesis import given, strategies as st
 from refscore import backends, losses, samplers, sde as sdelib, tweedie
 from refscore.backends.strict_backend import count_syncs
 from refscore.energies import (Banana, DoubleWell, Gaussian, GaussianBernoulliRBM, GaussianMixture,
-                               NealsFunnel, Ring)
-from refscore.nn import MLPEnergy
+                               MLPEnergy, NealsFunnel, Ring)
 from tests.conftest import _backend_params
 
 DTYPES = st.sampled_from(["float32", "float64"])

@@ -12,9 +12,12 @@ from autograd import grad
 from scipy.spatial.distance import pdist
 from scipy.stats import norm
 
-from refscore import datasets, losses, nn, samplers, train
+from refscore import datasets, losses, samplers
+from refscore.energies import MLPEnergy
+from refscore.models import nn
+from refscore.training import fit_extras, train
 from refscore.diagnostics import sliced_wasserstein
-from refscore.models.schedules import max_pairwise_distance, ncsnv2_gamma, ncsnv2_step_size
+from refscore.models.schedules import max_pairwise_distance, ncsnv2_gamma, ncsnv2_schedule, ncsnv2_step_size
 
 K_SE = 5.0
 
@@ -26,7 +29,7 @@ K_SE = 5.0
                                                 (64 * 64 * 3, 90.0, 500, 3.3e-6)])  # CelebA 64×64
 def test_schedule_reproduces_the_papers_step_sizes(d, sigma_1, L, eps):
     """Song & Ermon 2020, App. B: with σ_L = 0.01 and T = 5 their ε (our h) is 6.2e-6 and 3.3e-6."""
-    s = nn.ncsnv2_schedule(np.zeros((2, d)), sigma_min=0.01, L=L, T=5, sigma_max=sigma_1)
+    s = ncsnv2_schedule(np.zeros((2, d)), sigma_min=0.01, L=L, T=5, sigma_max=sigma_1)
     assert float(f"{s.step_size:.1e}") == eps
     np.testing.assert_allclose(s.sigmas[[0, -1]], [sigma_1, 0.01], rtol=1e-12)
     np.testing.assert_allclose(s.sigmas[:-1] / s.sigmas[1:], s.gamma, rtol=1e-10)
@@ -45,11 +48,11 @@ def test_gamma_solves_technique_2():
         c = math.sqrt(2 * d) * (g - 1)
         assert norm.cdf(c + 3 * g) - norm.cdf(c - 3 * g) == pytest.approx(0.5, abs=1e-10)
     # the default L rounds up, so the schedule's ratio is at most the rule's
-    s = nn.ncsnv2_schedule(np.zeros((2, 3072)), sigma_max=50.0)
+    s = ncsnv2_schedule(np.zeros((2, 3072)), sigma_max=50.0)
     assert s.gamma <= ncsnv2_gamma(3072)
     assert len(s.sigmas) == 1 + math.ceil(math.log(50 / 0.01) / math.log(ncsnv2_gamma(3072)))
     with pytest.raises(ValueError, match="pass L"):
-        nn.ncsnv2_schedule(np.random.default_rng(0).normal(size=(10, 2)))
+        ncsnv2_schedule(np.random.default_rng(0).normal(size=(10, 2)))
 
 
 def test_sigma_1_is_the_largest_pairwise_distance():
@@ -57,15 +60,15 @@ def test_sigma_1_is_the_largest_pairwise_distance():
     brute = pdist(x).max()  # SciPy, all pairs
     assert max_pairwise_distance(x) == pytest.approx(brute, rel=1e-14)
     assert max_pairwise_distance(x, chunk=10) == pytest.approx(brute, rel=1e-14)
-    assert nn.ncsnv2_schedule(x, L=4).sigmas[0] == pytest.approx(brute, rel=1e-14)
+    assert ncsnv2_schedule(x, L=4).sigmas[0] == pytest.approx(brute, rel=1e-14)
 
 
 def test_schedule_input_errors():
     x = np.random.default_rng(0).normal(size=(10, 3))
     with pytest.raises(ValueError, match="L must be an integer >= 2"):
-        nn.ncsnv2_schedule(x, L=1)
+        ncsnv2_schedule(x, L=1)
     with pytest.raises(ValueError, match="must exceed sigma_min"):
-        nn.ncsnv2_schedule(x, sigma_min=100.0, L=5)
+        ncsnv2_schedule(x, sigma_min=100.0, L=5)
     with pytest.raises(ValueError, match="T must be an integer"):
         ncsnv2_step_size(0.01, 1.1, 0)
 
@@ -122,7 +125,7 @@ def _leaves(tree):
 
 @pytest.mark.parametrize("make", [
     lambda: nn.MLP((3, 8, 2), np.random.default_rng(0), activation="tanh"),
-    lambda: nn.MLPEnergy(3, (8, 4), rng=np.random.default_rng(0), activation="swish", dtype="float32"),
+    lambda: MLPEnergy(3, (8, 4), rng=np.random.default_rng(0), activation="swish", dtype="float32"),
     lambda: _ncsn()[0],
     lambda: _ncsn("float32")[0],
 ])
@@ -138,7 +141,7 @@ def test_save_load_round_trips_bit_for_bit(tmp_path, make):
     x = np.random.default_rng(1).normal(size=(6, 3)).astype(a[0].dtype)
     if isinstance(model, nn.NoiseConditionalScoreNet):
         same = model.apply(model.params, x, 0.37), back.apply(back.params, x, 0.37)
-    elif isinstance(model, nn.MLPEnergy):
+    elif isinstance(model, MLPEnergy):
         same = model.energy(x), back.energy(x)
     else:
         same = model(x), back(x)
@@ -157,7 +160,7 @@ def test_save_creates_missing_parent_folders(tmp_path):
 def test_load_names_the_class_it_found(tmp_path):
     path = nn.MLP((2, 3, 1), np.random.default_rng(0)).save(tmp_path / "m.npz")
     with pytest.raises(ValueError, match="holds a saved MLP, not a MLPEnergy"):
-        nn.MLPEnergy.load(path)
+        MLPEnergy.load(path)
 
 
 # ---------------------------------------------------------------------------------------
@@ -184,7 +187,7 @@ def test_fit_ema_is_the_documented_average_of_the_iterates():
 
 
 def test_fit_lr_schedule_sets_each_steps_learning_rate():
-    sched = train.cosine_schedule(0.2, 20, warmup=5)
+    sched = fit_extras.cosine_schedule(0.2, 20, warmup=5)
     opt = train.sgd(0.05)
     p0, (p, _), seen = _quadratic_fit(optimizer=opt, n_steps=20, lr_schedule=sched)
     # SGD on ½||w||²: w_{t+1} = (1 - η_t) w_t
@@ -261,12 +264,12 @@ def test_short_ncsn_training_on_the_ring_moves_sliced_w2_down():
     chains, margin K_SE standard errors of the mean difference."""
     rng = np.random.default_rng(0)
     data = datasets.make("gaussian_mixture", 2000, rng)
-    sched = nn.ncsnv2_schedule(data, sigma_min=0.05, L=10, T=50)  # d = 2: L is ours, not technique 2's
+    sched = ncsnv2_schedule(data, sigma_min=0.05, L=10, T=50)  # d = 2: L is ours, not technique 2's
     net = nn.NoiseConditionalScoreNet(2, (64, 64), rng=np.random.default_rng(1), data=data)
     init = net.params
     loss = lambda p, b, r: losses.ncsn(net.score_fn(p), b, sched.sigmas, r, levels="sample")
     _, hist = train.fit(loss, net.params, data, rng, n_steps=600, batch_size=128, ema=0.99,
-                        lr_schedule=train.cosine_schedule(1e-2, 600, warmup=20), progress_bar=False)
+                        lr_schedule=fit_extras.cosine_schedule(1e-2, 600, warmup=20), progress_bar=False)
     x0 = np.random.default_rng(2).uniform(-3, 3, size=(1200, 2))
     exact = datasets.make("gaussian_mixture", 1200, np.random.default_rng(5))
 

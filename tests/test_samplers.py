@@ -347,6 +347,34 @@ def test_every_driver_returns_the_same_record(name):
         np.testing.assert_allclose(info["acceptance_rate"], acc.mean(0), rtol=1e-15)
 
 
+_FAMILIES = {"langevin": "ChainInfo", "annealed": "AnnealedInfo", "gibbs": "GibbsInfo", "mala": "MetropolisInfo",
+             "rwmh": "MetropolisInfo"}
+
+
+@pytest.mark.parametrize("name", list(DRIVERS))
+def test_every_record_is_typed_frozen_and_read_by_key(name):
+    """Issue 31: `info` is a frozen dataclass per sampler family (like StepResult), and still a
+    mapping where the docs promise keys: info["n_diverged"] is info.n_diverged."""
+    import dataclasses
+
+    from refscore.samplers import chain
+
+    run, metropolis = DRIVERS[name]
+    _, info = run(np.random.default_rng(13))
+    assert type(info) is getattr(chain, _FAMILIES[name]) and isinstance(info, chain.ChainInfo)
+    for key in info:
+        assert info[key] is getattr(info, key)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.n_diverged = 1
+    if metropolis:  # record_accepted=False: is_accepted None as a field, absent as a key
+        plain = samplers.mala(_G2.unnormalized_log_prob, _X0, 0.1, 6, np.random.default_rng(13))[1]
+        assert plain.is_accepted is None and "is_accepted" not in plain and "trajectory" not in plain
+        with pytest.raises(KeyError):
+            plain["is_accepted"]
+        assert plain.state.position.shape == _X0.shape
+    assert dict(info)["n_steps"] == info.n_steps == 6
+
+
 def test_mala_takes_log_density_and_score_from_one_pass():
     calls = {"n": 0}
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from refscore import backends, datasets, losses, train
+from refscore import backends, datasets, losses, pytree
+from refscore.training import train
 from refscore.energies import MLPEnergy
 from refscore.training.shards import ShardedValueAndGrad, shard_bounds
 
@@ -54,7 +55,7 @@ def _fit(n_steps, ck=None, **kw):
 
 
 def _same(a, b):
-    return all(np.array_equal(x, y) for (_, x), (_, y) in zip(train.tree_leaves(a), train.tree_leaves(b)))
+    return all(np.array_equal(x, y) for (_, x), (_, y) in zip(pytree.tree_leaves(a), pytree.tree_leaves(b)))
 
 
 def test_the_thread_count_never_changes_a_sharded_run():
@@ -86,7 +87,7 @@ def test_traces_stay_nested_when_threads_interleave():
     number; the installed stack gives it a larger one, and no live trace shares a number."""
     from autograd import tracer
 
-    from refscore.training.shards import UniqueTraceStack, thread_safe_traces
+    from refscore.backends.autograd_patches import UniqueTraceStack, install
 
     def interleave(stack):
         a = stack.new_trace()
@@ -104,8 +105,8 @@ def test_traces_stay_nested_when_threads_interleave():
     assert t_inner == tb  # autograd's counter: the bug, kept visible
     ta, tb, t_inner = interleave(UniqueTraceStack())
     assert t_inner > tb and len({ta, tb, t_inner}) == 3
-    thread_safe_traces()
-    thread_safe_traces()
+    install()
+    install()
     assert isinstance(tracer.trace_stack, UniqueTraceStack)
 
 
@@ -119,3 +120,26 @@ def test_nested_derivatives_on_threads_equal_the_serial_ones():
         for _ in range(20):
             v2, g2 = two(model.params, batch, BK.rng(3))
             assert v2 == v1 and _same(g1, g2)
+
+
+def _fit_cd(rng, k=2, **kw):
+    data, _, _ = _setup()
+    model = MLPEnergy(2, (8,), rng=np.random.default_rng(1))
+    return train.fit_cd(model, data, rng, k=k, step_size=0.01, n_steps=6, batch_size=16, progress_bar=False, **kw)
+
+
+def test_a_sharded_cd_run_is_the_run_its_seed_names():
+    """Issue 31: fit_cd's loss drew its negatives from the outer generator it closed over, not the
+    shard's: on threads the draws raced, and the run depended on more than the seed."""
+    a, ha = _fit_cd(np.random.default_rng(5), shards=3, threads=2)
+    b, hb = _fit_cd(np.random.default_rng(5), shards=3, threads=2)
+    c, hc = _fit_cd(np.random.default_rng(5), shards=3, threads=1)
+    assert _same(a, b) and _same(a, c) and ha["loss"] == hb["loss"] == hc["loss"]
+    # the negatives come from the shards' generators: the outer one is advanced by fit alone
+    # (minibatches and shard seeds), the same whatever number of Langevin steps the loss takes
+    r1, r3 = np.random.default_rng(5), np.random.default_rng(5)
+    _fit_cd(r1, k=1, shards=3)
+    _fit_cd(r3, k=3, shards=3)
+    assert r1.bit_generator.state == r3.bit_generator.state
+    with pytest.raises(ValueError, match="persistent=True with shards=3"):
+        _fit_cd(np.random.default_rng(5), persistent=True, shards=3)

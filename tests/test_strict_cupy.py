@@ -70,7 +70,7 @@ def test_reshape_vjp_works_on_device_arrays(case):
 
 
 def test_noise_conditional_net_differentiates_in_an_array_sigma():
-    from refscore.nn import NoiseConditionalScoreNet
+    from refscore.models.nn import NoiseConditionalScoreNet
 
     outs = {}
     for bk in (S, NP):
@@ -100,10 +100,11 @@ def test_toy_samplers_take_any_backends_generator():
 
 def test_checkpoints_on_a_backend_without_generator_state_refuse_before_writing(tmp_path, monkeypatch):
     """Defect 3, emulated: the strict backend refusing generator state exactly as the CuPy backend does."""
-    from refscore import losses, train
+    from refscore import losses
     from refscore.backends.cupy_backend import CupyBackend
     from refscore.backends.strict_backend import StrictBackend
-    from refscore.nn import MLPEnergy
+    from refscore.energies import MLPEnergy
+    from refscore.training import train
 
     monkeypatch.setattr(StrictBackend, "rng_state", CupyBackend.rng_state)
     rng = S.rng(0)

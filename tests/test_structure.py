@@ -2,6 +2,7 @@
 does not depend on which backend ran first, and what users subclass or unpack is public and typed.
 (The import graph's rules are in ``tests/test_layout.py``.)"""
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -15,15 +16,72 @@ from refscore.energies import Energy
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def test_compatibility_paths_re_export_the_canonical_objects():
-    import refscore.nn as old_nn
-    import refscore.train as old_train
-    from refscore.energies import MLPEnergy
-    from refscore.models import nn
-    from refscore.training import train
+# every deprecated compatibility path: (module, name, the new path its warning names); the only
+# test that uses them (the rest of tests/ and docs/ import from the homes)
+_COMPAT = [("refscore.nn", n, f"refscore.models.nn.{n}")
+           for n in ("MLP", "NoiseConditionalScoreNet", "Saveable", "mlp_init", "mlp_apply")] + [
+    ("refscore.nn", "ncsnv2_schedule", "refscore.models.schedules.ncsnv2_schedule"),
+    ("refscore.nn", "NCSNv2Schedule", "refscore.models.schedules.NCSNv2Schedule"),
+    ("refscore.nn", "MLPEnergy", "refscore.energies.MLPEnergy")] + [
+    ("refscore.train", n, f"refscore.training.train.{n}") for n in ("adam", "sgd", "fit", "cd_loss", "fit_cd")] + [
+    (m, n, f"refscore.training.fit_extras.{n}") for m in ("refscore.train", "refscore.training.train")
+    for n in ("ema_update", "cosine_schedule")] + [
+    (m, n, f"refscore.pytree.{n}") for m in ("refscore.train", "refscore.training.train")
+    for n in ("tree_map", "tree_leaves")] + [
+    ("refscore.training.shards", "UniqueTraceStack", "refscore.backends.autograd_patches.UniqueTraceStack"),
+    ("refscore.training.shards", "thread_safe_traces", "refscore.backends.autograd_patches.install")]
 
-    assert old_nn.MLPEnergy is MLPEnergy and old_nn.NoiseConditionalScoreNet is nn.NoiseConditionalScoreNet
-    assert old_train.fit is train.fit and old_train.adam is train.adam
+
+@pytest.mark.parametrize("module, name, new", _COMPAT, ids=lambda v: str(v))
+def test_compatibility_paths_warn_naming_the_new_path_and_serve_the_same_object(module, name, new):
+    import importlib
+
+    home, _, attr = new.rpartition(".")
+    with pytest.warns(DeprecationWarning, match=re.escape(new)):
+        old = getattr(importlib.import_module(module), name)
+    assert old is getattr(importlib.import_module(home), attr)
+    # the compatibility modules themselves, reached from the package, name their homes too
+    if module in ("refscore.nn", "refscore.train"):
+        import refscore
+
+        short = module.split(".")[1]
+        loaded = vars(refscore).pop(short, None)  # as before the first `import refscore.<short>`
+        try:
+            with pytest.warns(DeprecationWarning, match=f"{module} is deprecated: use refscore"):
+                assert getattr(refscore, short) is importlib.import_module(module)
+        finally:
+            if loaded is not None:
+                setattr(refscore, short, loaded)
+
+
+def test_the_numpy_backend_does_not_import_the_device_stand_in():
+    """Issue 31: the reference backend imported the strict CuPy stand-in (a test double) to move
+    its arrays to the host; it now asks any device array for its explicit copy, a.get()."""
+    import ast
+
+    tree = ast.parse((ROOT / "backends" / "numpy_backend.py").read_text())
+    imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any("strict" in m or "cupy" in m for m in imported), imported
+    from refscore import backends
+    from refscore.backends.strict_backend import count_syncs
+
+    strict = backends.get("strict").asarray(np.arange(3.0))
+    with count_syncs() as syncs:
+        host = backends.get("numpy").asarray(strict)
+    assert type(host) is np.ndarray and host.tolist() == [0.0, 1.0, 2.0] and syncs.syncs == 1
+
+
+def test_an_uninstalled_checkout_says_how_to_install(tmp_path):
+    """Issue 31: in a fresh checkout that is not installed, `import refscore` failed with a "circular
+    import" error, because backends/ becomes refscore.backends only when installed. An interpreter
+    without site-packages (-S: no editable install, no .pth) importing this source tree:"""
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import refscore"
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 1 and "circular" not in out.stderr, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: refscore is not installed"), last
+    assert "`make test`" in last and "`pip install -e .`" in last
 
 
 # ----- the solvers are built on the SDE contract ------------------------------------------------

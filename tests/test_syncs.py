@@ -8,10 +8,11 @@ between a run of n + k steps and a run of n steps, which must be 0.
 """
 import pytest
 
-from refscore import backends, losses, samplers, sde as sdelib, train
+from refscore import backends, losses, samplers, sde as sdelib
 from refscore.backends.strict_backend import count_syncs, sync_count
 from refscore.energies import GaussianBernoulliRBM, GaussianMixture
-from refscore.nn import MLPEnergy
+from refscore.energies import MLPEnergy
+from refscore.training import train
 
 S = backends.get("strict")
 

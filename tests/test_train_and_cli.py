@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from refscore import datasets, diagnostics, losses, nn, samplers, train
+from refscore import datasets, diagnostics, losses, pytree, samplers
+from refscore.models import nn
+from refscore.training import train
 from refscore.training import checkpoint
 from refscore.energies import MLPEnergy
 
@@ -32,7 +34,7 @@ def test_checkpoint_resume_is_bit_for_bit(tmp_path):
     assert checkpoint.inspect(ck / "checkpoint.npz")["step"] == 20
     resumed, h_res = train.fit(loss, model.params, data, np.random.default_rng(999), n_steps=40, batch_size=32,
                                checkpoint_dir=ck, checkpoint_every=10, progress_bar=False)
-    for a, b in zip(train.tree_leaves(full), train.tree_leaves(resumed)):
+    for a, b in zip(pytree.tree_leaves(full), pytree.tree_leaves(resumed)):
         assert np.array_equal(a[1], b[1])  # bit for bit
     assert h_full["loss"] == h_res["loss"]
 

@@ -45,20 +45,6 @@ WORKLOADS = [
 ]
 
 
-def best_time(f, sync, repeats=3):
-    r"""Best wall-clock time of ``repeats`` calls of ``f`` after one warm-up, synchronising the
-    device around each; the minimum is the estimate least disturbed by other processes."""
-    f()
-    sync()
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f()
-        sync()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def best_times(runs, repeats=3):
     r"""Best wall-clock time of each ``(f, sync)`` in ``runs``, timed *in turn* within every repeat
     (after one warm-up each), so that a change of load on a shared machine hits refscore and its

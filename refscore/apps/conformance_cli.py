@@ -3,7 +3,7 @@ a sampler step.
 
 ::
 
-    refscore conformance list
+    refscore conformance list [-v]
     refscore conformance export DIR
     refscore conformance verify OBJECTIVE MODULE:FUNC|FILE.py:FUNC [--only GLOB] [--rtol R --atol A]
                                 [--dtype float32] [--cases DIR]
@@ -41,7 +41,9 @@ def add_parser(subparsers):
     """
     p = subparsers.add_parser("conformance", help="check another implementation against refscore's cases")
     sub = p.add_subparsers(dest="conformance_command", required=True)
-    sub.add_parser("list", help="print the objectives, one a line")
+    ls = sub.add_parser("list", help="print the objectives, one a line")
+    ls.add_argument("-v", "--verbose", action="store_true",
+                    help="also each objective's number of cases and of known faults, and its per-example value")
     e = sub.add_parser("export", help="write every case as JSON + .npz, with a README of the fields")
     e.add_argument("directory")
     v = sub.add_parser("verify", help="run MODULE:FUNC on every case of OBJECTIVE; exit 1 if not conformant, "
@@ -127,11 +129,22 @@ def load_callable(target):
     return getattr(module, func)
 
 
+def _listing(records, verbose):
+    """The objectives one a line; verbose: with their cases, faults and per-example value, and totals."""
+    if not verbose:
+        return "\n".join(records)
+    width = max(len(name) for name in records)
+    lines = [f"{name:<{width}}  {len(o.cases):>2} cases  {len(o.faults):>2} faults  {o.text}"
+             for name, o in records.items()]
+    n_cases, n_faults = sum(len(o.cases) for o in records.values()), sum(len(o.faults) for o in records.values())
+    return "\n".join(lines + [f"{len(records)} objectives, {n_cases} cases, {n_faults} known faults"])
+
+
 def _run(args):
     from .. import conformance
 
     if args.conformance_command == "list":
-        print("\n".join(conformance.OBJECTIVES))
+        print(_listing(conformance.REGISTRY, args.verbose))
         return 0
     if args.conformance_command == "export":
         paths = conformance.export(args.directory)

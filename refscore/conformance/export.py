@@ -2,7 +2,7 @@ r"""Write every case to plain files (JSON + ``.npz``) that any framework can rea
 
 Layout of ``export(directory)``::
 
-    directory/README.md          the fields, the equations, the tolerances
+    directory/README.md          the fields, the equations, the tolerances (from the objectives' records)
     directory/index.json         {"format": "refscore-conformance", "version": 1, "cases": [...]}
     directory/<name>.json        one case; arrays as {"dtype", "shape", "data" (row-major, flat)}
     directory/<name>.npz         the same arrays, keyed by their path ("x", "model.A", "model.weights.0")
@@ -20,80 +20,9 @@ import numpy as onp
 from .cases import cases as builtin_cases
 from .verify import TOLERANCES
 
-__all__ = ["export", "load", "README"]
+__all__ = ["export", "load"]
 
 FORMAT, VERSION = "refscore-conformance", 1
-
-README = """# refscore conformance cases
-
-Each case is one JSON file (and an `.npz` with the same arrays). Arrays are objects
-`{"dtype": "float64", "shape": [...], "data": [...]}` with `data` flat in **row-major (C)
-order** (Julia/Fortran users: reshape with the reversed shape and permute). Points are rows:
-`x` has shape `(n, *shape)`; `d` is the product of `shape`; flatten `x` to `(n, d)` row-major.
-Conventions: p(x) = exp(-E(x))/Z, score s(x) = -grad E(x), losses in the ½ convention.
-
-Fields of every case: `name`, `objective`, `x`, `model`, `expected` (n,) — the per-example value
-your implementation must return (refscore's, float64). Map objectives also have `expected_x`.
-
-Models (`model.kind`):
-- `quadratic`: `A` (d, d) symmetric, `b` (d,): E(x) = ½ xᵀAx − bᵀx, s(x) = −Ax + b.
-- `mlp`: `weights` = [W1, c1, ..., WK, cK], `activation` = "softplus": h0 = x,
-  h_k = softplus(h_{k−1} W_k + c_k) for k < K, E(x) = h_{K−1} W_K + c_K (width 1); W_k is (in, out).
-- `gaussian_family`: `mean` (d,), `cov` (d, d), `parametrization`: "ve": s(x, σ) is the exact score
-  of N(mean, cov + σ²I); "vp": s(x, β) that of N(√(1−β) mean, (1−β) cov + βI).
-  Quadratic and mlp models ignore the noise level.
-
-Per objective (extra fields; value i of `expected`):
-- `esm`: `target` (a model: s*) — ½‖s(x) − s*(x)‖².
-- `ism`: — ½‖s(x)‖² + tr ∇s(x).
-- `ssm`: `v` (M, n, *shape), `variance_reduced`, `projection` (informative) —
-  (1/M) Σ_m [v_mᵀ ∇s(x) v_m + ½(v_mᵀ s(x))²]; variance-reduced: ½‖s(x)‖² replaces ½(v_mᵀs)².
-- `dsm`: `sigma`, `z` (n, *shape) — ½‖s(x̃) + z/σ‖², x̃ = x + σz (gaussian_family: s(·, σ)).
-- `ncsn`: `sigmas` (L,), `z` (L, n, *shape), `weighting` ("sigma2": λ = σ², "none": λ = 1) —
-  (1/L) Σ_l λ(σ_l) ½‖s(x + σ_l z_l, σ_l) + z_l/σ_l‖².
-- `vp_denoising`: `beta`, `eps` (n, *shape) — ‖x′ + β s(x′, β) − √(1−β) x‖², x′ = √(1−β) x + √β ε
-  (lecture eq. 11.16, no ½).
-- `tweedie`: `sigma` — x̂ = x + σ² s(x, σ) (x holds the noisy y).
-- `tweedie_vp`: `beta` — x̂ = (x + β s(x, β)) / √(1−β) (x holds the noisy y).
-- `langevin_step`: `h`, `z` (n, *shape) — x′ = x + h s(x) + √(2h) z.
-- `mala_log_ratio`: `y` (n, *shape), `h` — log p(y) − log p(x) + log q(x|y) − log q(y|x),
-  log p = −E, log q(y|x) = −‖y − x − h s(x)‖² / (4h).
-- `ncsn_sampled`: `sigmas` (L,), `level_index` (n,) integers (0-based: example i uses σ_k, k =
-  level_index[i]), `z` (n, *shape), `weighting` — λ(σ_k) ½‖s(x + σ_k z, σ_k) + z/σ_k‖² (no 1/L).
-For the map objectives `expected_x` (n, *shape) holds the mapped points (x̂, x′, a converted
-prediction, a sampler step), and `expected` their squared norms ‖·‖² (flattened); compare either.
-
-Diffusion objectives (`expected` is (n,) or, where noted, (n, k) with the columns listed; `t` (n,)
-are times in [0, 1] or, for DDPM, 0-based integer steps into `betas`; an `sde` is
-{"kind": "ve", "sigma_min", "sigma_max"} or {"kind": "vp"|"subvp", "beta_min", "beta_max"}):
-- `sde_marginal`: `sde`, `t` — (n, 2): mean coefficient a(t), std s(t) of x_t = a x0 + s z;
-  VE std = √(σ(t)² − σ_min²), sub-VP std = 1 − e^{−B(t)}.
-- `ddpm_marginal`: `betas` (T,), `t`, `x` (x0), `eps` — √ᾱ_t x0 + √(1−ᾱ_t) ε (map).
-- `ddpm_posterior`: `betas`, `t` (≥ 1) — (n, 3): √ᾱ_{t−1}β_t/(1−ᾱ_t), √α_t(1−ᾱ_{t−1})/(1−ᾱ_t), β̃_t.
-- `ddpm_log_variance`: `betas`, `t` — (n, 2): log β̃ with β̃_0 clipped to β̃_1; log of [β̃_1, β_1, β_2…].
-- `ddpm_ancestral_step`: `betas`, `t`, `x` (x_t), `eps_pred`, `z`, `variance` ("small" β̃ / "large" β) —
-  (x_t − β_t/√(1−ᾱ_t) ε̂)/√α_t + σ_t z, no noise at t = 0 (map).
-- `score_from_eps`: `x`, `eps`, `sigma` (n,) — −ε/σ (map). `x0_from_score`: `x`, `score`, `alpha`,
-  `sigma` — (x + σ² s)/α (map). `v_target`: `x` (x0), `eps`, `alpha`, `sigma` — α ε − σ x0 (map).
-- `edm_score`: `x`, `denoised`, `sigma` — (D − x)/σ² (map). `edm_to_d`: same fields — (x − D)/σ (map).
-- `likelihood_weighting`: `sde`, `t` — g(t)². `edm_loss_weight`: `sigma`, `sigma_data` — (σ²+σ_d²)/(σσ_d)².
-- `edm_precond`: `sigma`, `sigma_data` — (n, 4): c_skip, c_out, c_in, c_noise = ¼ ln σ.
-- `edm_schedule`: `i` (n,), `N`, `sigma_min`, `sigma_max`, `rho` — σ_i of Karras et al. eq. 5.
-- `ancestral_sigmas`: `sigma_from`, `sigma_to`, `eta` — (n, 2): σ_down, σ_up (k-diffusion).
-- `reverse_sde_step`: `sde`, `t`, `dt`, `x`, `score`, `z` — x − [f − g²s]dt + g√dt z (map).
-- `pf_ode_drift`: `sde`, `t`, `x`, `score` — f − ½g²s (map).
-- `pc_corrector_step`: `x`, `score`, `z`, `snr`, `alpha` — ε = 2α(snr·mean‖z‖/mean‖s‖)²,
-  x + ε s + √(2ε) z (map; the norms are batch means of per-example norms).
-- `annealed_langevin_step`: `x`, `score`, `z`, `sigmas`, `level` (n,), `eps` — α = ε σ_k²/σ_L²,
-  x + (α/2) s + √α z (map; the NCSN paper's convention).
-- `final_denoise`: `x`, `score`, `z`, `sigma` — x + σ² s, no noise (map).
-- `bits_per_dim`: `x` (for D only), `log_p` (n,), `scale` a — −log p/(D ln 2) + 8 − log₂ a.
-- `pf_ode_log_likelihood`: `model` (gaussian_family mean, cov: the data law), `sde`, `t_min` ε, `x`,
-  `v` (probes, for Hutchinson estimators) — log p_ε(x), exact (default tolerance rtol 1e-5, atol 1e-6).
-
-Tolerance: |got − expected| ≤ rtol |expected| + atol · max(1, max |expected|), per example;
-float64: rtol = @R64@, atol = @A64@; float32: rtol = @R32@, atol = @A32@.
-"""
 
 
 def _encode(value, path, arrays):
@@ -146,10 +75,10 @@ def export(directory, cases=None):
                       "json": case["name"] + ".json", "npz": case["name"] + ".npz"})
     with open(os.path.join(directory, "index.json"), "w") as f:
         json.dump({"format": FORMAT, "version": VERSION, "cases": index}, f, indent=1)
-    (r64, a64), (r32, a32) = TOLERANCES["float64"], TOLERANCES["float32"]
-    with open(os.path.join(directory, "README.md"), "w") as f:
-        f.write(README.replace("@R64@", f"{r64:g}").replace("@A64@", f"{a64:g}")
-                .replace("@R32@", f"{r32:g}").replace("@A32@", f"{a32:g}"))
+    from .describe import readme  # lazily: `python -m refscore.conformance.describe` runs that module
+
+    with open(os.path.join(directory, "README.md"), "w", encoding="utf-8") as f:
+        f.write(readme(TOLERANCES))
     return written + [os.path.join(directory, n) for n in ("index.json", "README.md")]
 
 

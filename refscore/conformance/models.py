@@ -1,4 +1,4 @@
-r"""The three model kinds a conformance case can carry, evaluated on flattened points.
+r"""The three model kinds a conformance case can carry, evaluated on flattened points, and its SDEs.
 
 A case stores its model as plain arrays so that any framework can rebuild it:
 
@@ -22,6 +22,9 @@ A case stores its model as plain arrays so that any framework can rebuild it:
 
   (the VP law is seed ``003_…``, eq. 11.5 applied to :math:`\mathcal N(\mu,S)`).
 
+An SDE is ``{"kind": "ve", "sigma_min", "sigma_max"}`` or ``{"kind": "vp" | "subvp", "beta_min",
+"beta_max"}`` (:func:`make_sde`).
+
 The noise-conditional objectives (``ncsn``, ``vp_denoising``) call ``score(x, level)``; for the
 quadratic and MLP kinds the level is ignored. Everything here is evaluated through refscore's
 own energies (:class:`~refscore.energies.Gaussian`, :class:`~refscore.energies.MLPEnergy`).
@@ -34,7 +37,10 @@ import autograd.numpy as anp
 import numpy as onp
 from autograd import elementwise_grad
 
-__all__ = ["energy_fn", "score_fn", "noise_conditional_score_fn", "flat", "log_prob_fn", "score_jacobian", "spd"]
+from ..sde import VESDE, VPSDE, SubVPSDE
+
+__all__ = ["energy_fn", "score_fn", "noise_conditional_score_fn", "flat", "log_prob_fn", "score_jacobian", "spd",
+           "random_model", "make_sde"]
 
 
 def flat(a):
@@ -159,3 +165,41 @@ def spd(d, rng, lo, hi):
     q, _ = onp.linalg.qr(rng.standard_normal((d, d)))
     S = (q * rng.uniform(lo, hi, d)) @ q.T
     return (S + S.T) / 2
+
+
+def random_model(kind, d, rng, parametrization="ve"):
+    r"""A random model of ``kind`` on d features, drawn from ``rng``, as a case stores it:
+    ``quadratic`` (A with eigenvalues in [0.5, 2]), ``mlp`` (d → 8 → 8 → 1, softplus, weights
+    scaled by 1/√fan_in) or ``gaussian_family`` (covariance eigenvalues in [0.3, 1.5]).
+
+    .. math:: E(x) = \tfrac12 x^\top A x - b^\top x,\quad \mathrm{MLP}(x),\quad
+              \text{or } \mathcal N(\mu, S)\ \text{noised}
+    """
+    if kind == "quadratic":
+        return {"kind": "quadratic", "A": spd(d, rng, 0.5, 2.0), "b": 0.5 * rng.standard_normal(d)}
+    if kind == "mlp":
+        weights = []
+        for fan_in, fan_out in zip((d, 8, 8), (8, 8, 1)):
+            weights += [rng.standard_normal((fan_in, fan_out)) / onp.sqrt(fan_in),
+                        0.3 * rng.standard_normal(fan_out)]
+        return {"kind": "mlp", "weights": weights, "activation": "softplus"}
+    if kind == "gaussian_family":
+        return {"kind": "gaussian_family", "mean": rng.standard_normal(d), "cov": spd(d, rng, 0.3, 1.5),
+                "parametrization": parametrization}
+    raise ValueError(f"model kind must be 'quadratic', 'mlp' or 'gaussian_family', got {kind!r}")
+
+
+def make_sde(spec):
+    r"""The :class:`refscore.sde.SDE` of a case's ``sde`` dict: ``{"kind": "ve", "sigma_min",
+    "sigma_max"}`` or ``{"kind": "vp" | "subvp", "beta_min", "beta_max"}``.
+
+    .. math:: \text{ve: } \sigma(t)=\sigma_\min(\sigma_\max/\sigma_\min)^t;\quad
+              \text{vp, subvp: } \beta(t)=\beta_\min+t(\beta_\max-\beta_\min)
+              \quad(\text{Song et al. 2021, Appendix B})
+    """
+    kind = spec["kind"]
+    if kind == "ve":
+        return VESDE(spec["sigma_min"], spec["sigma_max"])
+    if kind in ("vp", "subvp"):
+        return (VPSDE if kind == "vp" else SubVPSDE)(spec["beta_min"], spec["beta_max"])
+    raise ValueError(f"sde kind must be 've', 'vp' or 'subvp', got {kind!r}")

@@ -5,7 +5,8 @@ Tolerances (per example :math:`i`, reference :math:`r_i` in float64, implementat
 .. math:: |g_i - r_i| \le \text{rtol}\,|r_i| + \text{atol}\cdot\max(1, \max_j |r_j|)
 
 with ``rtol = 1e-10, atol = 1e-12`` for ``dtype="float64"`` (``1e-5, 1e-6`` for
-``pf_ode_log_likelihood``, whose implementations solve an ODE: :data:`OBJECTIVE_TOLERANCES`) (the reference is float64; the
+``pf_ode_log_likelihood``, whose implementations solve an ODE: :data:`OBJECTIVE_TOLERANCES`, from the
+objectives' records) (the reference is float64; the
 cases need a few hundred floating-point operations per value, each rounding at
 :math:`2^{-53}\approx 1.1\times10^{-16}`) and ``rtol = 1e-4, atol = 1e-5`` for
 ``dtype="float32"`` (inputs rounded to float32, :math:`2^{-24}\approx 6\times10^{-8}`, then a few
@@ -28,18 +29,17 @@ from typing import NamedTuple
 
 import numpy as onp
 
-from .cases import OBJECTIVES
 from .cases import cases as builtin_cases
 from .faults import faults_for
-from .reference import MAP_OBJECTIVES
+from .registry import MAP_OBJECTIVES, OBJECTIVE_TOLERANCES, OBJECTIVES
 
 CLOSER = 1e-3  # a fault matches an approximate implementation this much closer than the reference
 
 __all__ = ["verify", "Report", "Row", "TOLERANCES", "OBJECTIVE_TOLERANCES"]
 
 TOLERANCES = {"float64": (1e-10, 1e-12), "float32": (1e-4, 1e-5)}  # (rtol, atol floor)
-# objectives whose implementations are approximate by nature: an ODE solve (the reference is exact)
-OBJECTIVE_TOLERANCES = {"pf_ode_log_likelihood": {"float64": (1e-5, 1e-6), "float32": (1e-4, 1e-5)}}
+# OBJECTIVE_TOLERANCES (from the records): objectives whose implementations are approximate by
+# nature, an ODE solve, while the reference is exact
 _EXPECTED_FIELDS = ("expected", "expected_x")
 
 
@@ -259,13 +259,13 @@ def verify(objective, impl, cases=None, dtype="float64", rtol=None, atol=None, o
     .. math:: \text{pass} \iff |g_i - r_i| \le \text{rtol}|r_i| + \text{atol}\max(1,\max_j|r_j|)\ \forall i
 
     (tolerances in :data:`TOLERANCES`; the reference values :math:`r_i` and their equations are
-    in :mod:`refscore.conformance.reference`, API.md "Conformance").
+    are the objectives' records, :mod:`refscore.conformance.registry`, and ``docs/conformance.md``).
 
     Parameters
     ----------
     objective : one of :data:`refscore.conformance.OBJECTIVES` (``refscore conformance list``)
     impl : callable ``case -> (n,)`` array (NumPy, or anything with ``.detach()``/``__array__``);
-        ``(n, k)`` for the objectives with k numbers per example (:data:`.cases_diffusion.COLUMNS`).
+        ``(n, k)`` for the objectives with k numbers per example (:data:`refscore.conformance.COLUMNS`).
         Map objectives may instead return the mapped points ``(n, *shape)``, then compared
         entry by entry with ``expected_x``. ``impl`` never sees ``expected``/``expected_x``.
     cases : list of cases (default: the built-in ones of ``objective``)

@@ -1,4 +1,4 @@
-r"""``cupy.ElementwiseKernel`` versions of :mod:`refscore.activations`: one kernel per
+r"""``cupy.ElementwiseKernel`` versions of :mod:`refscore.models.activations`: one kernel per
 (activation, derivative order), generated from the same polynomials in :math:`(v_1, v_2)` as the
 NumPy path (see that module's docstring for the mathematics) and compiled on first use.
 

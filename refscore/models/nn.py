@@ -5,7 +5,7 @@ from one ``.npz`` file (arrays + an architecture JSON string, no pickle).
 The noise-conditional network follows NCSN (Song & Ermon 2019, §4.2 and the "v2" technique 3 of
 Song & Ermon 2020): :math:`s_\theta(x,\sigma) = \mathrm{net}_\theta(c_{in}(\sigma)(x-\mu), \mathrm{emb}(\sigma))/\sigma`,
 so the network predicts :math:`-z` and the :math:`1/\sigma` scale of the true score comes for free.
-The noise schedule of Song & Ermon (2020) is :func:`ncsnv2_schedule` (from :mod:`refscore.schedules`).
+The noise schedule of Song & Ermon (2020) is :func:`ncsnv2_schedule` (from :mod:`refscore.models.schedules`).
 """
 from __future__ import annotations
 

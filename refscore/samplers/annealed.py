@@ -77,7 +77,6 @@ def annealed_langevin(score_fn, x0, sigmas, step_size, n_steps_each, rng, keep_e
         s_L = levels[-1][0]
         x = tweedie.denoise_unchecked(lambda y: score_of(score_fn, y, s_L), x, s_L)
         bad = bad | ~still_good(x, radius)
-    info = sampler_info(len(levels) * T, bad, traj)
-    info["step_sizes"] = hs
+    info = sampler_info(len(levels) * T, bad, traj, step_sizes=hs)
     report_divergence(info, "annealed Langevin", f"reduce step_size (h={h})")
     return x, info

@@ -19,16 +19,27 @@ The sampler record (``info``, returned by every driver beside the final position
 
 Divergence is tracked on the device (a running ``(n,)`` flag, no host synchronisation per
 step) and read once at the end of the run.
+
+The record is typed, like :class:`~refscore.samplers.steps.StepResult`: a frozen dataclass per
+sampler family — :class:`ChainInfo` (ULA, reverse diffusion, the reverse-SDE solver),
+:class:`MetropolisInfo` (MALA, RWMH: adds the accept-step fields and the last ``state``),
+:class:`AnnealedInfo` (adds ``step_sizes``), :class:`GibbsInfo` (adds ``hidden``). Each is also a
+read-only mapping, so ``info["n_diverged"]``, ``"acceptance_rate" in info`` and ``sorted(info)``
+work as the keys above promise; an optional field that was not asked for (``trajectory``,
+``is_accepted``) is ``None`` as an attribute and absent as a key.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 from .. import backends
 from .._progress import progress
 from .._validation import check_points, check_positive, check_positive_int
 
-__all__ = ["SAMPLER_INFO", "RUNAWAY_FACTOR", "DIVERGENCE_CHECK_EVERY", "Divergence", "still_good", "runaway_radius",
+__all__ = ["SAMPLER_INFO", "ChainInfo", "MetropolisInfo", "AnnealedInfo", "GibbsInfo", "RUNAWAY_FACTOR", "DIVERGENCE_CHECK_EVERY", "Divergence", "still_good", "runaway_radius",
            "check_sampler_args", "sampler_info", "report_divergence", "run_chain", "metropolis_chain"]
 
 #: a chain has run away when a coordinate exceeds this multiple of the problem's scale
@@ -99,17 +110,86 @@ def still_good(x, radius):
     return a[:, 0] <= radius
 
 
-def sampler_info(n_steps, diverged, trajectory=None, n_accepted=None, n_nonfinite=None, is_accepted=None):
-    """The one record every driver returns (see the module docstring). Reads ``diverged`` once."""
-    info = {"n_steps": n_steps, "diverged": diverged, "n_diverged": int(diverged.sum())}
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class ChainInfo(Mapping):
+    r"""The record of a chain without an accept step (ULA, reverse diffusion, the reverse SDE):
+    the fields of :data:`SAMPLER_INFO` every driver fills. A read-only mapping of its fields
+    that are not ``None`` (module docstring).
+
+    .. math:: \mathrm{n\_diverged} = 	extstyle\sum_c \mathrm{diverged}_c
+    """
+
+    n_steps: int
+    diverged: Any
+    n_diverged: int
+    trajectory: Any = None
+
+    def __getitem__(self, key):
+        value = getattr(self, key, None) if key in self._names() else None
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self):
+        return (f for f in self._names() if getattr(self, f) is not None)
+
+    def __len__(self):
+        return sum(1 for _ in self)
+
+    @classmethod
+    def _names(cls):
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class MetropolisInfo(ChainInfo):
+    r"""The record of a Metropolis–Hastings driver (MALA, RWMH): :class:`ChainInfo` plus the
+    per-chain ``acceptance_rate`` and ``n_nonfinite``, ``is_accepted`` (``record_accepted=True``)
+    and the last :class:`~refscore.samplers.steps.State`.
+
+    .. math:: \mathrm{acceptance\_rate}_c = 	frac1T	extstyle\sum_t \mathbb 1[	ext{step } t 	ext{ of chain } c
+              	ext{ accepted}]
+    """
+
+    acceptance_rate: Any
+    n_nonfinite: Any
+    is_accepted: Any = None
+    state: Any = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class AnnealedInfo(ChainInfo):
+    r"""The record of annealed Langevin: :class:`ChainInfo` plus ``step_sizes`` (L,), the step
+    :math:`h_i = h\,\sigma_i^2/\sigma_L^2` at each level (Song & Ermon 2019, Alg. 1)."""
+
+    step_sizes: Any
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class GibbsInfo(ChainInfo):
+    r"""The record of block Gibbs on an RBM: :class:`ChainInfo` plus ``hidden``, the last
+    :math:`h \sim p(h\mid x)` (Hinton 2010, §13.2)."""
+
+    hidden: Any
+
+
+_FAMILY = {"step_sizes": AnnealedInfo, "hidden": GibbsInfo, "state": MetropolisInfo}
+
+
+def sampler_info(n_steps, diverged, trajectory=None, n_accepted=None, n_nonfinite=None, is_accepted=None,
+                 **family):
+    """The one record every driver returns (see the module docstring), typed by its family: with
+    ``n_accepted`` a :class:`MetropolisInfo`, with ``step_sizes=`` an :class:`AnnealedInfo`, with
+    ``hidden=`` a :class:`GibbsInfo`, else a :class:`ChainInfo`. Reads ``diverged`` once."""
+    common = {"n_steps": n_steps, "diverged": diverged, "n_diverged": int(diverged.sum()), "trajectory": trajectory}
     if n_accepted is not None:
-        info["acceptance_rate"] = n_accepted / max(n_steps, 1)
-        info["n_nonfinite"] = n_nonfinite
-    if is_accepted is not None:
-        info["is_accepted"] = is_accepted
-    if trajectory is not None:
-        info["trajectory"] = trajectory
-    return info
+        return MetropolisInfo(**common, acceptance_rate=n_accepted / max(n_steps, 1), n_nonfinite=n_nonfinite,
+                              is_accepted=is_accepted, **family)
+    unknown = sorted(set(family) - set(_FAMILY))
+    if unknown or len(family) > 1:
+        raise TypeError(f"sampler_info takes one family field ({', '.join(_FAMILY)}), got {sorted(family)}")
+    record = _FAMILY[next(iter(family))] if family else ChainInfo
+    return record(**common, **family)
 
 
 def report_divergence(info, what, hint):
@@ -181,6 +261,4 @@ def metropolis_chain(kernel, state, n_steps, keep_every, desc, show_progress, re
     (st, n_acc, n_bad, _), traj, acc = run_chain(
         step, (state, zero, zero, no), n_steps, keep_every, desc, show_progress,
         position=lambda c: c[0].position, record=(lambda c: c[3]) if record_accepted else None)
-    info = sampler_info(n_steps, watch.bad, traj, n_acc, n_bad, acc)
-    info["state"] = st
-    return st.position, info
+    return st.position, sampler_info(n_steps, watch.bad, traj, n_acc, n_bad, acc, state=st)

@@ -49,7 +49,6 @@ def rbm_gibbs(rbm, x0, n_steps, rng, keep_every=None, progress=False):
         return watch.update(x), h
 
     (x, h), traj, _ = run_chain(step, (x0, None), n_steps, keep_every, "Gibbs", progress, position=lambda c: c[0])
-    info = sampler_info(n_steps, watch.bad, traj)
-    info["hidden"] = h
+    info = sampler_info(n_steps, watch.bad, traj, hidden=h)
     report_divergence(info, "Gibbs", "check the RBM parameters")
     return x, info

@@ -1,8 +1,9 @@
-r"""What :func:`refscore.train.fit` grows for users: an exponential moving average of the
+r"""What :func:`refscore.training.train.fit` grows for users: an exponential moving average of the
 parameters, learning-rate schedules, a held-out loss, callbacks and time per step — kept apart from
 the training loop so that the loop reads like the update rule."""
 from __future__ import annotations
 
+import copy
 import math
 import time
 
@@ -52,7 +53,9 @@ def cosine_schedule(lr, n_steps, warmup=0, lr_min=0.0):
 class FitExtras:
     r"""The optional parts of :func:`fit`, kept apart from its loop. EMA decay warms up as
     :math:`m_t=\min(m, (1+t)/(10+t))` after t updates, so early averages are not dominated by the
-    random initialisation (the ``num_updates`` rule of TensorFlow's ExponentialMovingAverage)."""
+    random initialisation (the ``num_updates`` rule of TensorFlow's ExponentialMovingAverage).
+    With ``lr_schedule``, :attr:`optimizer` is a shallow copy of the caller's whose ``lr`` the
+    schedule sets before each step; fit steps with it, so the caller's optimizer keeps its ``lr``."""
 
     def __init__(self, loss_fn, optimizer, params, bk, ema, lr_schedule, eval_data, callback, eval_seed):
         if ema is not None and not 0.0 < ema < 1.0:
@@ -63,11 +66,14 @@ class FitExtras:
             raise TypeError(f"callback must be a callable (step, params, info), got {type(callback).__name__}")
         if eval_data is not None:
             eval_data = check_points(eval_data, name="eval_data")  # integers -> float64, as for data
-        self.loss_fn, self.optimizer, self.bk, self.eval_seed = loss_fn, optimizer, bk, eval_seed
-        self.decay, self.schedule, self.eval_data, self.callback = ema, lr_schedule, eval_data, callback
-        self.base_lr = self.lr = getattr(optimizer, "lr", None)
-        if lr_schedule is not None and self.base_lr is None:
+        self.lr = getattr(optimizer, "lr", None)
+        if lr_schedule is not None and self.lr is None:
             raise TypeError(f"lr_schedule needs an optimizer with an `lr` attribute, got {type(optimizer).__name__}")
+        # a schedule writes the rate of a private copy: the caller's optimizer is never changed,
+        # whether fit returns or raises (a FloatingPointError included)
+        self.optimizer = copy.copy(optimizer) if lr_schedule is not None else optimizer
+        self.loss_fn, self.bk, self.eval_seed = loss_fn, bk, eval_seed
+        self.decay, self.schedule, self.eval_data, self.callback = ema, lr_schedule, eval_data, callback
         self.avg = tree_map(getval, params) if ema is not None else None
         self.t, self.clock, self.steps_since = 0, time.perf_counter(), 0
 
@@ -118,7 +124,5 @@ class FitExtras:
         self.clock = time.perf_counter()  # the callback's own time is not a training step's
 
     def finish(self, history):
-        if self.schedule is not None:
-            self.optimizer.lr = self.base_lr
         if self.avg is not None:
             history["ema_params"] = self.avg

@@ -11,50 +11,28 @@ cores busy while autograd's Python bookkeeping takes turns; small shards also ke
 thread's working set in cache. Each shard draws its noise from its own generator, seeded by one
 draw per shard from the run's generator, so a run is reproducible and resumes bit for bit.
 
-Autograd numbers its traces with one process-wide counter that goes up on entering a trace and
-down on leaving it, and it tells a nested derivative's boxes from the enclosing one's only by
-that number (inner > outer). Two threads interleave it: A enters (0), B enters (1), A leaves
-(back to 0), B's inner trace gets 1 again, the number of B's outer trace, and B's nested
-derivative — the score of an energy model inside its loss — silently mixes the two levels.
-Before starting threads, :func:`thread_safe_traces` gives autograd a trace stack that hands out
-a fresh, ever larger number for every trace, so inner > outer holds within each thread and no two
-live traces share a number.
+Nested derivatives on threads need autograd's trace stack replaced
+(:class:`~refscore.backends.autograd_patches.UniqueTraceStack`, installed with the other autograd
+patches when refscore is imported; :mod:`refscore.backends.autograd_patches` says why).
 """
 from __future__ import annotations
 
-import itertools
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
-import autograd.tracer
 from autograd import value_and_grad
 
+from .._deprecation import moved
 from .._validation import check_positive_int
+from ..backends import autograd_patches
 from ..pytree import tree_map
 
-__all__ = ["ShardedValueAndGrad", "shard_bounds", "thread_safe_traces", "UniqueTraceStack"]
+__all__ = ["ShardedValueAndGrad", "shard_bounds"]
 
 
-class UniqueTraceStack:
-    r"""A drop-in for autograd's ``tracer.trace_stack`` whose :meth:`new_trace` yields a new number
-    :math:`t_k = k` for the k-th trace of the process (``next`` on one :func:`itertools.count`,
-    atomic under the GIL), never reused: nested traces get larger numbers than their enclosing
-    ones in every thread, and concurrent threads never share one (module docstring)."""
-
-    def __init__(self):
-        self._ids = itertools.count()
-
-    @contextmanager
-    def new_trace(self):
-        """Enter a trace: its number, unique in the process."""
-        yield next(self._ids)
-
-
-def thread_safe_traces():
-    """Install :class:`UniqueTraceStack` as autograd's trace stack, once per process (idempotent).
-    Single-threaded results are unchanged: only the traces' numbers differ, never their order."""
-    if not isinstance(autograd.tracer.trace_stack, UniqueTraceStack):
-        autograd.tracer.trace_stack = UniqueTraceStack()
+# deprecated: the trace stack is one of the autograd patches, installed by `import refscore`
+__getattr__ = moved(__name__, {
+    "UniqueTraceStack": ("refscore.backends.autograd_patches.UniqueTraceStack", autograd_patches.UniqueTraceStack),
+    "thread_safe_traces": ("refscore.backends.autograd_patches.install", autograd_patches.install)})
 
 
 def shard_bounds(n, shards):
@@ -78,7 +56,10 @@ class ShardedValueAndGrad:
         self.shards, self.threads = check_positive_int(shards, "shards"), check_positive_int(threads, "threads")
         self.pool = None
         if self.threads > 1 and self.shards > 1:
-            thread_safe_traces()
+            if not autograd_patches.check()["trace_stack"]:
+                raise RuntimeError("autograd's trace stack is not refscore's thread-safe one (something replaced "
+                                   "autograd.tracer.trace_stack after import refscore); nested derivatives on "
+                                   "threads would mix levels: call refscore.backends.autograd_patches.install()")
             self.pool = ThreadPoolExecutor(self.threads)
 
     def __call__(self, params, batch, rng):

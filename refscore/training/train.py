@@ -12,13 +12,22 @@ from autograd.tracer import getval
 
 from .. import backends
 from . import checkpoint
-from .fit_extras import FitExtras, cosine_schedule, ema_update
+from . import fit_extras
+from .fit_extras import FitExtras
 from .shards import ShardedValueAndGrad
-from ..pytree import tree_leaves, tree_map
+from .. import pytree
+from .._deprecation import moved
 from .._progress import progress
 from .._validation import check_choice, check_points, check_positive, check_positive_int
 
-__all__ = ["adam", "sgd", "fit", "tree_map", "tree_leaves", "cd_loss", "fit_cd", "ema_update", "cosine_schedule"]
+__all__ = ["adam", "sgd", "fit", "cd_loss", "fit_cd"]
+
+# deprecated re-exports: the pytree helpers and fit's extras live in their own modules
+__getattr__ = moved(__name__, {"tree_map": ("refscore.pytree.tree_map", pytree.tree_map),
+                               "tree_leaves": ("refscore.pytree.tree_leaves", pytree.tree_leaves),
+                               "ema_update": ("refscore.training.fit_extras.ema_update", fit_extras.ema_update),
+                               "cosine_schedule": ("refscore.training.fit_extras.cosine_schedule",
+                                                   fit_extras.cosine_schedule)})
 
 
 # ----- optimisers -----
@@ -57,15 +66,15 @@ class adam:
         return {"kind": "adam", "lr": self.lr, "b1": self.b1, "b2": self.b2, "eps": self.eps}
 
     def init(self, params):
-        zeros = tree_map(lambda p: 0.0 * p, params)
-        return {"m": zeros, "v": tree_map(lambda p: 0.0 * p, params), "t": 0}
+        zeros = pytree.tree_map(lambda p: 0.0 * p, params)
+        return {"m": zeros, "v": pytree.tree_map(lambda p: 0.0 * p, params), "t": 0}
 
     def update(self, grads, state, params):
         t = state["t"] + 1
-        m = tree_map(lambda m, g: self.b1 * m + (1 - self.b1) * g, state["m"], grads)
-        v = tree_map(lambda v, g: self.b2 * v + (1 - self.b2) * g * g, state["v"], grads)
+        m = pytree.tree_map(lambda m, g: self.b1 * m + (1 - self.b1) * g, state["m"], grads)
+        v = pytree.tree_map(lambda v, g: self.b2 * v + (1 - self.b2) * g * g, state["v"], grads)
         c1, c2 = 1 - self.b1**t, 1 - self.b2**t
-        new = tree_map(lambda p, m_, v_: p - self.lr * (m_ / c1) / (anp.sqrt(v_ / c2) + self.eps), params, m, v)
+        new = pytree.tree_map(lambda p, m_, v_: p - self.lr * (m_ / c1) / (anp.sqrt(v_ / c2) + self.eps), params, m, v)
         return new, {"m": m, "v": v, "t": t}
 
 
@@ -86,11 +95,11 @@ class sgd:
         return {"kind": "sgd", "lr": self.lr, "momentum": self.momentum}
 
     def init(self, params):
-        return {"u": tree_map(lambda p: 0.0 * p, params), "t": 0}
+        return {"u": pytree.tree_map(lambda p: 0.0 * p, params), "t": 0}
 
     def update(self, grads, state, params):
-        u = tree_map(lambda u, g: self.momentum * u + g, state["u"], grads)
-        return tree_map(lambda p, u_: p - self.lr * u_, params, u), {"u": u, "t": state["t"] + 1}
+        u = pytree.tree_map(lambda u, g: self.momentum * u + g, state["u"], grads)
+        return pytree.tree_map(lambda p, u_: p - self.lr * u_, params, u), {"u": u, "t": state["t"] + 1}
 
 
 def _check_optimizer(optimizer):
@@ -121,7 +130,7 @@ class _Guard:
         in the loss's dtype) — device ops only, no host sync."""
         xp = self.xp
         value = xp.asarray(value)
-        flags = xp.stack([xp.all(xp.isfinite(g)) for _, g in tree_leaves(grads)]).astype(value.dtype)
+        flags = xp.stack([xp.all(xp.isfinite(g)) for _, g in pytree.tree_leaves(grads)]).astype(value.dtype)
         self.rows.append(xp.concatenate([value.reshape(1), flags]))
 
     def kept(self):
@@ -188,7 +197,7 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
               \mathcal L(\theta_t; x_{B_t}, \xi_t)\big), \quad B_t \sim \mathrm{Unif}\{1..n\}^{b}
 
     **Checkpoints.** With ``checkpoint_dir``, one file ``checkpoint_dir/checkpoint.npz`` is
-    replaced atomically (:mod:`refscore.checkpoint`) every ``checkpoint_every`` steps and at the
+    replaced atomically (:mod:`refscore.training.checkpoint`) every ``checkpoint_every`` steps and at the
     end of the run. It holds the parameters, optimizer state, optimizer kind and
     hyper-parameters, random-generator state, step, ``n_steps``, the backend, the data dtype,
     the EMA of the parameters and its decay (with ``ema``),
@@ -196,8 +205,8 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     (default) a later call continues from it, and the same seed gives the same parameters as an
     uninterrupted run, bit for bit. A checkpoint written by a different run (other shapes,
     dtypes, optimizer, backend, or a step beyond ``n_steps``) raises
-    :class:`~refscore.checkpoint.CheckpointMismatch`; an unreadable file raises
-    :class:`~refscore.checkpoint.CheckpointCorrupt` (both ``ValueError``; pass ``resume=False``
+    :class:`~refscore.training.checkpoint.CheckpointMismatch`; an unreadable file raises
+    :class:`~refscore.training.checkpoint.CheckpointCorrupt` (both ``ValueError``; pass ``resume=False``
     to start afresh). A larger ``n_steps`` than the checkpoint's extends a finished run.
     ``checkpoint_dir`` is checked writable before any work.
 
@@ -211,8 +220,9 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
 
     Extras (see :class:`~refscore.training.fit_extras.FitExtras`): ``ema=decay`` keeps an exponential moving average of the
     parameters (Song & Ermon 2020, technique 5), returned as ``history["ema_params"]`` — sample from
-    those; ``lr_schedule`` is a callable ``step -> lr`` (0-based step; e.g. :func:`cosine_schedule`)
-    that sets the optimiser's ``lr`` before each step; ``eval_data`` gives a held-out loss
+    those; ``lr_schedule`` is a callable ``step -> lr`` (0-based step; e.g.
+    :func:`~refscore.training.fit_extras.cosine_schedule`) that sets the ``lr`` of fit's own copy of the optimiser before each step (the caller's
+    ``optimizer`` is never changed, also when fit raises); ``eval_data`` gives a held-out loss
     ``loss_fn(params, eval_data, rng_eval)`` at every log step, with ``rng_eval`` a fresh
     ``backend.rng(eval_seed)`` each time (the same noise at every evaluation, so the curve shows
     the parameters changing, not the noise), in ``history["eval_loss"]`` (and
@@ -239,7 +249,7 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     ------
     FloatingPointError
         A non-finite loss, gradient, parameter or optimizer state (the NaN guard above).
-    refscore.checkpoint.CheckpointMismatch, refscore.checkpoint.CheckpointCorrupt
+    refscore.training.checkpoint.CheckpointMismatch, refscore.training.checkpoint.CheckpointCorrupt
         On resume, a checkpoint of another run, or an unreadable one (``ValueError`` subclasses).
     ValueError, TypeError
         A bad argument (named with its value), or a ``checkpoint_dir`` that cannot be written.
@@ -251,6 +261,7 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     bk.check_rng(rng)
     optimizer = _check_optimizer(optimizer)
     extras = FitExtras(loss_fn, optimizer, params, bk, ema, lr_schedule, eval_data, callback, eval_seed)
+    optimizer = extras.optimizer  # with a schedule, a copy: the caller's object is never written
     state = {"step": 0, "n_steps": n_steps,
              "trees": {"params": params, "opt_state": optimizer.init(params), **extras.state_trees()},
              "history": {"loss": []}, "rng": None,
@@ -263,7 +274,7 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     vg = ShardedValueAndGrad(loss_fn, bk, shards, threads)
     n = data.shape[0]
     bar = progress(n_steps - start, desc, progress_bar)
-    guard = _Guard(bk, [p for p, _ in tree_leaves(params)], history, bar, ckpt, start if start else None)
+    guard = _Guard(bk, [p for p, _ in pytree.tree_leaves(params)], history, bar, ckpt, start if start else None)
     try:
         for step in range(start, n_steps):
             extras.before_step(step)
@@ -311,9 +322,25 @@ def cd_loss(energy_apply, params, x_pos, x_neg, alpha=0.1):
     return anp.mean(e_pos) - anp.mean(e_neg) + alpha * (anp.mean(e_pos**2) + anp.mean(e_neg**2))
 
 
+def _check_cd_args(sampler, k, step_size, persistent, checkpoint_dir, shards):
+    """``(k, step_size)`` checked; refuses what persistent chains cannot do (checkpoint, shard)."""
+    check_choice(sampler, "sampler", ("langevin", "mala"))
+    k, step_size = check_positive_int(k, "k"), check_positive(step_size, "step_size")
+    if not isinstance(persistent, bool):
+        raise TypeError(f"persistent must be True or False, got {persistent!r}")
+    if persistent and checkpoint_dir is not None:
+        raise ValueError(f"persistent=True with checkpoint_dir={os.fspath(checkpoint_dir)!r}: the persistent "
+                         "chains are not checkpointed, so a resumed run would not continue the same training; "
+                         "use persistent=False (CD-k) to checkpoint, or checkpoint_dir=None")
+    if persistent and check_positive_int(shards, "shards") > 1:
+        raise ValueError(f"persistent=True with shards={shards}: the persistent chains are one buffer for the "
+                         "whole batch, which shards cannot share; use shards=1, or persistent=False (CD-k)")
+    return k, step_size
+
+
 def fit_cd(model, data, rng, k=20, step_size=0.01, persistent=False, sampler="langevin", n_steps=500,
            batch_size=256, optimizer=None, alpha=0.1, progress_bar=True, buffer_size=None, checkpoint_dir=None,
-           checkpoint_every=100, resume=True):
+           checkpoint_every=100, resume=True, shards=1, threads=1):
     r"""Train an :class:`~refscore.energies.MLPEnergy` by CD-k (chains start at the data batch) or
     persistent CD (Tieleman 2008; chains persist across steps), negatives drawn with ``k`` steps
     of ``"langevin"`` (ULA) or ``"mala"`` at ``step_size`` on the current model; the gradient is
@@ -327,26 +354,24 @@ def fit_cd(model, data, rng, k=20, step_size=0.01, persistent=False, sampler="la
     chains' buffer, which is **not** checkpointed, so ``persistent=True`` with a
     ``checkpoint_dir`` is refused (a resumed PCD run would silently restart its chains).
 
+    ``shards``/``threads`` are :func:`fit`'s: the negatives of each shard are drawn from that
+    shard's own generator (seeded from ``rng``), never from ``rng`` itself, so a sharded run is a
+    function of the seed alone, whatever the thread count. Persistent CD keeps one buffer of
+    chains for the whole batch, so ``persistent=True`` with ``shards > 1`` is refused.
+
     Returns ``(params, history)``; ``history["loss"]`` is the CD surrogate per step.
     """
     from ..samplers import langevin, mala
 
-    check_choice(sampler, "sampler", ("langevin", "mala"))
-    k, step_size = check_positive_int(k, "k"), check_positive(step_size, "step_size")
-    if not isinstance(persistent, bool):
-        raise TypeError(f"persistent must be True or False, got {persistent!r}")
-    if persistent and checkpoint_dir is not None:
-        raise ValueError(f"persistent=True with checkpoint_dir={os.fspath(checkpoint_dir)!r}: the persistent "
-                         "chains are not checkpointed, so a resumed run would not continue the same training; "
-                         "use persistent=False (CD-k) to checkpoint, or checkpoint_dir=None")
+    k, step_size = _check_cd_args(sampler, k, step_size, persistent, checkpoint_dir, shards)
     bk = backends.of(data)
     buffer = {"x": None}
     if persistent:
         m = batch_size if buffer_size is None else check_positive_int(buffer_size, "buffer_size")
         buffer["x"] = data[bk.choice(rng, data.shape[0], m, bk.xp.ones(data.shape[0], dtype=data.dtype))]
 
-    def negatives(params, x_pos):
-        p = tree_map(getval, params)
+    def negatives(params, x_pos, rng):
+        p = pytree.tree_map(getval, params)
         score = model.score_fn(p)
         start = buffer["x"] if persistent else getval(x_pos)
         if sampler == "langevin":
@@ -358,8 +383,10 @@ def fit_cd(model, data, rng, k=20, step_size=0.01, persistent=False, sampler="la
         return x
 
     def loss(params, batch, rng_):
-        return cd_loss(model.apply, params, batch, negatives(params, batch), alpha)
+        # the shard's generator (rng itself when shards=1), never the rng closed over above
+        return cd_loss(model.apply, params, batch, negatives(params, batch, rng_), alpha)
 
     return fit(loss, model.params, data, rng, optimizer=optimizer or adam(1e-3), n_steps=n_steps,
                batch_size=batch_size, progress_bar=progress_bar, desc="CD" if not persistent else "PCD",
-               checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
+               checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume, shards=shards,
+               threads=threads)

@@ -92,8 +92,8 @@ def ema_decay(n_steps):
 
 
 def ncsn_model(ctx):
-    r"""A :class:`~refscore.nn.NoiseConditionalScoreNet` trained on the ring the NCSN way: σ
-    levels from :func:`refscore.nn.ncsnv2_schedule` (Song & Ermon 2020, techniques 1–2), one
+    r"""A :class:`~refscore.models.nn.NoiseConditionalScoreNet` trained on the ring the NCSN way: σ
+    levels from :func:`refscore.models.schedules.ncsnv2_schedule` (Song & Ermon 2020, techniques 1–2), one
     level per example (``losses.ncsn(levels="sample")``), λ(σ) = σ², EMA of the parameters
     (technique 5). Returns ``(net, schedule, losses per step)``.
 
