@@ -54,7 +54,7 @@ def train_digits_net(seed=0, steps=6000):
     net, its schedule and the seconds it took."""
     from .. import backends, datasets, losses
     from ..models import nn
-    from ..training import train
+    from ..training import fit_extras, train
     from .tour.artefacts import ema_decay
     from .tour.images import BATCH, HIDDEN, LR, WARMUP
 
@@ -66,7 +66,7 @@ def train_digits_net(seed=0, steps=6000):
     t0 = time.time()
     params, hist = train.fit(loss, net.params, xtr, bk.rng(seed + 1), n_steps=steps, batch_size=BATCH, desc="digits",
                              optimizer=train.adam(LR), ema=ema_decay(steps), progress_bar=False,
-                             lr_schedule=train.cosine_schedule(LR, steps, warmup=min(WARMUP, steps // 10)))
+                             lr_schedule=fit_extras.cosine_schedule(LR, steps, warmup=min(WARMUP, steps // 10)))
     net.params = hist.get("ema_params", params)
     return net, schedule, time.time() - t0
 

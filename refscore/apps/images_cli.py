@@ -82,7 +82,7 @@ def _train(args, bk, xtr, log, state):
     a larger ``--steps`` extends the run from its checkpoint (``state``: :mod:`.images_state`)."""
     from ..losses import ncsn
     from ..models import ConvScoreNet, lognormal_level_index, ncsnv2_schedule
-    from ..training import checkpoint, train
+    from ..training import checkpoint, fit_extras, train
 
     schedule = ncsnv2_schedule(bk.asarray(xtr), sigma_min=0.01)  # σ₁ by brute force, on the device
     saved, done = state.model_path, state.done_path
@@ -107,7 +107,7 @@ def _train(args, bk, xtr, log, state):
                                  checkpoint_dir=state.checkpoint_dir, checkpoint_every=100,
                                  progress_bar=not args.no_progress,
                                  ema=state.ema(min(0.999, 1.0 - 10.0 / max(args.steps, 20))),
-                                 lr_schedule=train.cosine_schedule(lr, args.steps, warmup=min(100, args.steps // 10)),
+                                 lr_schedule=fit_extras.cosine_schedule(lr, args.steps, warmup=min(100, args.steps // 10)),
                                  shards=shards, threads=threads)
     except checkpoint.CheckpointError as e:
         raise state.refused(e) from None

@@ -9,7 +9,7 @@ import numpy as onp
 
 from ... import datasets, losses, samplers
 from ...models import nn
-from ...training import train
+from ...training import fit_extras, train
 from .. import plots
 from .artefacts import ema_decay
 from ..report import Table
@@ -58,7 +58,7 @@ def _train(ctx):
     ctx.log(f"  training the digits net ({len(schedule.sigmas)} levels, {steps} steps)")
     params, hist = train.fit(loss, net.params, ctx.dev(xtr), ctx.rng("train digits"), n_steps=steps,
                              batch_size=BATCH, desc="digits", optimizer=train.adam(LR), ema=ema_decay(steps),
-                             lr_schedule=train.cosine_schedule(LR, steps, warmup=min(WARMUP, steps // 10)))
+                             lr_schedule=fit_extras.cosine_schedule(LR, steps, warmup=min(WARMUP, steps // 10)))
     net.params = hist.get("ema_params", params)
     return net, schedule, hist["loss"]
 
