@@ -187,3 +187,79 @@ def check_values_in(v, name, low, high=None):
         where = "be positive and finite" if high is None and low == 0 else f"lie in ({low}, {high})"
         raise ValueError(f"every {name} must {where}, got {float(v.reshape(-1)[i])!r} at index {i}")
     return v
+
+
+# ----- files, ranges and command-line state (the surfaces around the core) -----
+class BadFileError(ValueError):
+    """A file that exists but cannot be used: the message names the file and what is wrong."""
+
+    def __init__(self, path, problem):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+def bad_file(path, what, problem):
+    """The :class:`BadFileError` for ``path``, which should be ``what`` (e.g. "an IDX file")."""
+    return BadFileError(path, f"not a valid {what}: {problem}")
+
+
+def file_read_errors():
+    """The exceptions that mean "this file is truncated or corrupt" when reading it: gzip, zip,
+    zlib, tar, JSON and NumPy raise their own types, none of them naming the file."""
+    import tarfile
+    import zipfile
+    import zlib
+
+    return (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, zipfile.BadZipFile,
+            tarfile.TarError, zlib.error)
+
+
+class reading:
+    """``with reading(path, "a saved model"):`` turns any read error inside the block into a
+    :class:`BadFileError` naming ``path``, what it should be and the reader's own complaint. A
+    missing file stays a ``FileNotFoundError`` (it names the path); a :class:`BadFileError` from
+    inside passes unchanged."""
+
+    def __init__(self, path, what):
+        self.path, self.what = path, what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or isinstance(exc, (BadFileError, FileNotFoundError)):
+            return False
+        if isinstance(exc, file_read_errors()):
+            detail = " ".join(str(exc).split()) or "no detail"  # one line: tarfile's messages span several
+            raise bad_file(self.path, self.what, f"{type(exc).__name__}: {detail} (truncated or corrupt?)") from None
+        return False
+
+
+def check_fraction(value, name, low_open=False, high_open=False):
+    """A real number in [0, 1] (each end closed unless ``low_open`` / ``high_open``): EMA decays,
+    shares. Booleans and strings are refused."""
+    lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+    number = None
+    if not isinstance(value, (bool, str, bytes)):
+        try:
+            number = float(getval(value))
+        except (TypeError, ValueError):
+            number = None
+    if number is None:
+        raise TypeError(f"{name} must be a number in {lo}0, 1{hi}, got {value!r}")
+    ok = math.isfinite(number) and (number > 0 if low_open else number >= 0) and (number < 1 if high_open else number <= 1)
+    if not ok:
+        raise ValueError(f"{name} must lie in {lo}0, 1{hi}, got {number!r}")
+    return number
+
+
+def check_nonnegative_int(value, name):
+    """An integer >= 0 (0 is allowed: "none"/"skip" where the caller documents it)."""
+    return check_positive_int(value, name, minimum=0)
+
+
+def settings_difference(saved, current):
+    """The keys where two settings dicts differ, as ``"key: saved -> current"`` strings (sorted);
+    empty when they agree. Used to refuse mixing two runs in one output folder."""
+    keys = sorted(set(saved) | set(current))
+    return [f"{k}: {saved.get(k)!r} there, {current.get(k)!r} now" for k in keys if saved.get(k) != current.get(k)]

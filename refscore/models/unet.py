@@ -36,7 +36,7 @@ from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
 from .. import backends
-from .._validation import check_positive, check_positive_int
+from .._validation import check_choice, check_finite, check_points, check_positive, check_positive_int
 from .activations import ACTIVATIONS
 from .nn import Saveable, check_activation, read_tree
 
@@ -144,13 +144,24 @@ class ConvScoreNet(Saveable):
         if not isinstance(film, bool):
             raise TypeError(f"film must be True or False, got {film!r}")
         self.film = film
+        self.dtype = check_choice(str(getattr(dtype, "__name__", dtype)), "dtype", ("float32", "float64"))
         bk = backends.of_rng(rng)
         d = self.side**2
         if data is not None:
-            v = getval(data)
+            data = bk.asarray(data) if isinstance(data, (list, tuple)) else data  # rows given as nested lists
+            if getattr(getval(data), "ndim", None) == 3:
+                raise ValueError(f"data must hold flattened images, shape (n, {d}), got shape "
+                                 f"{tuple(getval(data).shape)}; pass data.reshape(len(data), -1)")
+            v = getval(check_points(data, dim=d, name=f"data (rows of side x side = {d} pixels)"))
             mean = v.mean(axis=0) if mean is None else mean
             sigma_data = float(bk.xp.sqrt(bk.xp.mean(v.var(axis=0)))) if sigma_data is None else sigma_data
-        self.mean = bk.xp.zeros((d,), dtype=dtype) if mean is None else bk.asarray(mean, dtype=dtype)
+        if mean is not None:
+            mean = bk.asarray(getval(mean), dtype=dtype)
+            if tuple(mean.shape) != (d,):
+                raise ValueError(f"mean must have shape ({d},) (one value per pixel of side={self.side}), "
+                                 f"got shape {tuple(mean.shape)}")
+            check_finite(mean, "mean")
+        self.mean = bk.xp.zeros((d,), dtype=dtype) if mean is None else mean
         self.sigma_data = check_positive(0.5 if sigma_data is None else sigma_data, "sigma_data")
         self.freqs = bk.asarray([2.0 ** (k - self.n_freq // 2) for k in range(self.n_freq)], dtype=dtype)
         self.params = self._init(bk, rng)

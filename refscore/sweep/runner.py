@@ -10,6 +10,7 @@ reduces them at the end.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import time
@@ -120,7 +121,9 @@ def run(sweep, out, workers=None, scheduler=None, client=None, quick=False, seed
     plan = plan_of(sweep, size, seed, quick)
     cells = sweep.cells(size)
     store = Store(out, plan)
-    records = {i: r for i, r in store.records().items() if i < len(cells)}
+    # a record counts only for the cell it names, with that cell's parameters (as JSON gives them back)
+    records = {i: r for i, r in store.records().items()
+               if i < len(cells) and r["params"] == json.loads(json.dumps(cells[i].params))}
     todo = [c for c in cells if "values" not in records.get(c.index, {})]
     bar = progress(len(todo), f"sweep {sweep.name}", enabled=show_progress and bool(todo))
     failures = []
@@ -149,6 +152,8 @@ def run(sweep, out, workers=None, scheduler=None, client=None, quick=False, seed
     results = collect(sweep, plan, cells, records, seed)
     results["timing"] = _timing(sweep, cells, records, results["axes"], len(todo), (end - t0, end - done.started),
                                 (workers, scheduler, client, batch))
+    if store.ignored_lines:  # lines of cells.jsonl that were not cell records: their cells ran again
+        results["ignored_record_lines"] = store.ignored_lines
     store.write_results(results)
     return results
 

@@ -1,8 +1,9 @@
 r"""A sweep's out folder: ``sweep.json`` (the plan) and ``cells.jsonl`` (one record per finished cell).
 
 Each record is one JSON line, appended and flushed as soon as the cell finishes, so that a sweep
-stopped at any moment keeps every cell it finished; a line cut short by a crash is ignored on
-reading. Reading keeps, for each cell index, the *last* record: a cell that failed and later
+stopped at any moment keeps every cell it finished; a line cut short by a crash, and a line that
+is valid JSON but not a cell record (see :func:`is_record`), are ignored on reading (their cells
+run again) and counted in :attr:`Store.ignored_lines`. Reading keeps, for each cell index, the *last* record: a cell that failed and later
 succeeded counts as finished.
 
 .. math:: \text{todo} = \{\,i : \text{no record of } i \text{ has values}\,\}
@@ -10,9 +11,31 @@ succeeded counts as finished.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 
-__all__ = ["Store"]
+from .._validation import reading
+
+__all__ = ["Store", "is_record"]
+
+
+def is_record(rec):
+    r"""Whether ``rec`` (a parsed line of ``cells.jsonl``) has the shape :func:`~refscore.sweep.execute_cell`
+    writes: an integer ``index`` >= 0, a ``params`` object, and either ``values`` (an object of
+    numbers) or ``error`` (a string).
+
+    .. math:: \text{record} = (i \in \mathbb N,\ \text{params},\ \text{values} \mid \text{error})
+    """
+    if not isinstance(rec, dict):
+        return False
+    index, params = rec.get("index"), rec.get("params")
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0 or not isinstance(params, dict):
+        return False
+    if "values" in rec:
+        values = rec["values"]
+        return isinstance(values, dict) and all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                                                for v in values.values())
+    return isinstance(rec.get("error"), str)
 
 
 class Store:
@@ -29,11 +52,15 @@ class Store:
         self.results_path = os.path.join(self.out, "results.json")
         self._check_plan(plan)
         self._file = None
+        self.ignored_lines = 0
 
     def _check_plan(self, plan):
         if os.path.exists(self.plan_path):
-            with open(self.plan_path) as f:
+            with reading(self.plan_path, "sweep plan (sweep.json; delete the folder to start afresh)"), \
+                    open(self.plan_path) as f:
                 old = json.load(f)
+                if not isinstance(old, dict):
+                    raise ValueError(f"it holds a {type(old).__name__}, not an object")
             if old != plan:
                 diff = sorted(k for k in set(old) | set(plan) if old.get(k) != plan.get(k))
                 raise ValueError(f"{self.out!r} holds cells of another sweep (they differ in {', '.join(diff)}: "
@@ -48,16 +75,19 @@ class Store:
 
         .. math:: i \mapsto r_i
         """
-        out = {}
+        out, self.ignored_lines = {}, 0
         if not os.path.exists(self.cells_path):
             return out
-        with open(self.cells_path) as f:
+        with reading(self.cells_path, "cell record file (cells.jsonl)"), open(self.cells_path, errors="replace") as f:
             for line in f:
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
-                    continue  # a line cut short by a crash; its cell will run again
-                out[int(rec["index"])] = rec
+                    rec = None  # a line cut short by a crash; its cell will run again
+                if not is_record(rec):
+                    self.ignored_lines += bool(line.strip())
+                    continue
+                out[rec["index"]] = rec
         return out
 
     def append(self, record):

@@ -80,7 +80,7 @@ class CheckpointCorrupt(CheckpointError):
     """
 
     def __init__(self, path, detail):
-        self.path = str(path)
+        self.path, self.detail = str(path), detail
         super().__init__(f"checkpoint {self.path} is corrupt or truncated ({detail}); {_HINT}")
 
 
@@ -191,13 +191,24 @@ def _write_atomically(path, arrays, meta):
 
 
 # ----- reading --------------------------------------------------------------------------------
+# the fields every checkpoint's meta holds, with their JSON types (a file of the right format
+# whose meta lacks one, or holds the wrong type, is corrupt, not a Python error)
+_META_FIELDS = {"step": int, "n_steps": int, "config": dict, "spec": dict}
+
+
 def _read(path):
     try:
+        if os.path.exists(path) and not zipfile.is_zipfile(path):
+            raise CheckpointCorrupt(path, "not a .npz (zip) file: cut short, or another kind of file")
         with numpy.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(str(arrays.pop("meta")))
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise CheckpointCorrupt(path, f"not a {FORMAT} file")
+        for field, kind in _META_FIELDS.items():
+            if not isinstance(meta.get(field), kind) or isinstance(meta.get(field), bool):
+                raise CheckpointCorrupt(path, f"its meta field {field!r} should be of type {kind.__name__}, got "
+                                              f"{meta.get(field)!r}")
         return meta, arrays
     except CheckpointError:
         raise
@@ -262,14 +273,15 @@ def load(path, expect, rng):
     """
     path = os.fspath(path)
     meta, arrays = _verified(path)
-    _check_meta(path, meta, expect)
+    try:
+        _check_meta(path, meta, expect)
+    except (KeyError, IndexError, TypeError) as e:  # a leaf list of the wrong shape
+        raise CheckpointCorrupt(path, f"its leaf list is malformed ({type(e).__name__}: {e})") from None
     bk = backends.get(meta["config"]["backend"])
-    trees = {}
-    for name, template in expect["trees"].items():
-        leaves = [arrays[f"tree/{name}/{p}"] for p, _ in tree_leaves(template)]
-        python = {"int": int, "float": float}
-        trees[name] = tree_unflatten(template, [python[s[2]](a) if s[2] in python else bk.asarray(a)
-                                          for a, s in zip(leaves, meta["spec"][name])])
+    try:
+        trees = _trees(arrays, meta, expect, bk)
+    except (KeyError, IndexError, TypeError, ValueError) as e:  # a hashed file whose arrays disagree with its meta
+        raise CheckpointCorrupt(path, f"its arrays do not match its leaf list ({type(e).__name__}: {e})") from None
     history = {k[len("history/"):]: arrays[k].tolist() for k in arrays if k.startswith("history/")}
     n_loss = len(history.get("loss", []))
     if n_loss != meta["step"]:
@@ -277,6 +289,16 @@ def load(path, expect, rng):
     _restore_rng(path, bk, rng, meta["rng"])
     return {"step": meta["step"], "n_steps": meta["n_steps"], "trees": trees, "history": history,
             "rng": meta["rng"], "config": meta["config"]}
+
+
+def _trees(arrays, meta, expect, bk):
+    trees = {}
+    for name, template in expect["trees"].items():
+        leaves = [arrays[f"tree/{name}/{p}"] for p, _ in tree_leaves(template)]
+        python = {"int": int, "float": float}
+        trees[name] = tree_unflatten(template, [python[s[2]](a) if s[2] in python else bk.asarray(a)
+                                          for a, s in zip(leaves, meta["spec"][name])])
+    return trees
 
 
 def _restore_rng(path, bk, rng, saved):

@@ -9,7 +9,7 @@ import time
 
 from autograd.tracer import getval
 
-from .._validation import check_points, check_positive, check_positive_int
+from .._validation import check_fraction, check_points, check_positive, check_positive_int, check_real
 from ..pytree import tree_map
 
 __all__ = ["ema_update", "cosine_schedule", "FitExtras"]
@@ -20,7 +20,11 @@ def ema_update(avg, params, decay):
     r"""One step of the exponential moving average of parameters (Song & Ermon 2020, technique 5):
 
     .. math:: \bar\theta \leftarrow m\,\bar\theta + (1-m)\,\theta
+
+    ``decay`` :math:`m` must lie in [0, 1] (1 keeps the average, 0 copies the parameters); ``avg``
+    and ``params`` must be trees of the same structure.
     """
+    decay = check_fraction(decay, "decay")
     return tree_map(lambda a, p: decay * a + (1.0 - decay) * getval(p), avg, params)
 
 
@@ -32,7 +36,9 @@ def cosine_schedule(lr, n_steps, warmup=0, lr_min=0.0):
     """
     lr, n_steps = check_positive(lr, "lr"), check_positive_int(n_steps, "n_steps")
     warmup = check_positive_int(warmup, "warmup", minimum=0)
-    if not 0.0 <= lr_min < lr:
+    if warmup > n_steps:
+        raise ValueError(f"warmup must be <= n_steps={n_steps} (the warm-up is part of the run), got {warmup}")
+    if not 0.0 <= check_real(lr_min, "lr_min") < lr:
         raise ValueError(f"lr_min must lie in [0, lr={lr}), got {lr_min!r}")
 
     def schedule(step):

@@ -38,7 +38,7 @@ __getattr__ = moved(__name__, {
 def shard_bounds(n, shards):
     r"""Row boundaries of ``min(shards, n)`` contiguous shards of ``n`` rows, sizes differing by at
     most one: :math:`b_s = \mathrm{round}(s\,n/S)`, :math:`s = 0..S`."""
-    k = min(check_positive_int(shards, "shards"), n)
+    k = min(check_positive_int(shards, "shards"), check_positive_int(n, "n"))
     return [(s * n + k // 2) // k for s in range(k + 1)]
 
 
