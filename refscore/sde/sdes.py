@@ -219,6 +219,22 @@ class VPSDE(SDE):
         if not self.beta_max >= self.beta_min:
             raise ValueError(f"beta_max must be >= beta_min, got {beta_max} < {beta_min}")
 
+    @classmethod
+    def for_levels(cls, sigma_max, beta_min=0.1):
+        r"""The VP SDE whose VE-equivalent level :math:`\sigma(t) = s(t)/a(t)` (:meth:`noise_level`)
+        reaches ``sigma_max`` at t = 1, so that a model trained on the levels up to ``sigma_max``
+        covers the whole process (Karras et al. 2022, eq. 4: VP is VE scaled; Song et al. 2021,
+        Appendix B): :math:`B(1) = (\beta_{\min}+\beta_{\max})/2 = \log(1+\sigma_{\max}^2)`,
+
+        .. math:: \beta_{\max} = 2\log(1+\sigma_{\max}^2) - \beta_{\min}
+        """
+        sigma_max = check_positive(sigma_max, "sigma_max")
+        beta_max = 2.0 * math.log1p(sigma_max**2) - beta_min
+        if not beta_max >= beta_min:
+            raise ValueError(f"sigma_max={sigma_max} is too small for beta_min={beta_min}: need "
+                             f"log(1 + sigma_max^2) >= beta_min")
+        return cls(beta_min, beta_max)
+
     def beta(self, t):
         r""":math:`\beta(t)=\beta_{\min}+t(\beta_{\max}-\beta_{\min})`."""
         return self.beta_min + as_time(t) * (self.beta_max - self.beta_min)
