@@ -14,8 +14,8 @@ import math
 from .. import backends
 from .parametrisation import per_example
 
-__all__ = ["ops", "ve_marginal_coeffs", "vp_marginal_coeffs", "subvp_marginal_coeffs", "ve_discretize",
-           "vp_discretize"]
+__all__ = ["ops", "ve_marginal_coeffs", "vp_marginal_coeffs", "subvp_marginal_coeffs", "subvp_diffusion",
+           "ve_discretize", "vp_step_rate", "vp_discretize"]
 
 
 def ops(t):
@@ -53,6 +53,14 @@ def subvp_marginal_coeffs(B):
     return ops(B).exp(-0.5 * B), -ops(B).expm1(-B)
 
 
+def subvp_diffusion(beta, B):
+    r"""Sub-VP's diffusion coefficient (Song et al. 2021, eq. 29), from :math:`\beta(t)` and :math:`B(t)`:
+
+    .. math:: g(t) = \sqrt{\beta(t)\,(1-e^{-2B(t)})}
+    """
+    return ops(beta).sqrt(-beta * ops(B).expm1(-2.0 * B))
+
+
 def ve_discretize(x, sigma, sigma_prev):
     r"""One step of the VE SDE's discretisation from level :math:`\sigma_{i-1}` up to :math:`\sigma_i`
     (Song et al. 2021, Appendix E, eq. 47; SMLD's forward chain):
@@ -63,6 +71,19 @@ def ve_discretize(x, sigma, sigma_prev):
     """
     gap = sigma * sigma - sigma_prev * sigma_prev
     return 0.0 * x, ops(gap).sqrt(gap)
+
+
+def vp_step_rate(B, B_prev):
+    r"""The exact rate of one VP step from :math:`t_{prev}` to :math:`t`: the :math:`\beta_i` with
+    :math:`\sqrt{1-\beta_i} = a(t)/a(t_{prev})` (Song et al. 2021, Appendix B; DDPM's
+    :math:`\alpha_i = \bar\alpha_i/\bar\alpha_{i-1}`, Ho et al. 2020, §2), so the chain of
+    :func:`vp_discretize` has the SDE's marginals at every grid time; :math:`\approx\beta(t)\Delta t`
+    (score_sde's choice):
+
+    .. math:: \beta_i = 1 - e^{-(B(t)-B(t_{prev}))}
+    """
+    dB = B - B_prev
+    return -ops(dB).expm1(-dB)
 
 
 def vp_discretize(x, beta):

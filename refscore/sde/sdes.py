@@ -22,7 +22,7 @@ from .._math import LOG_2PI, sqnorm
 from .._validation import as_float_array, check_positive, check_positive_int, check_real
 from ..diffusion.parametrisation import per_example as per_row  # the one per-example helper (old name kept)
 from ..diffusion.processes import (ops, ve_discretize, ve_marginal_coeffs, vp_discretize,  # noqa: F401  (ops: old path)
-                                   vp_marginal_coeffs)
+                                   vp_marginal_coeffs, vp_step_rate)
 
 __all__ = ["SDE", "VESDE", "VPSDE", "marginal_law"]
 
@@ -265,8 +265,7 @@ class VPSDE(SDE):
 
         .. math:: \beta_i = 1 - e^{-(B(t)-B(t_{prev}))},\qquad f = (\sqrt{1-\beta_i}-1)\,x,\qquad G = \sqrt{\beta_i}
         """
-        dB = self.integrated_beta(as_time(t, x)) - self.integrated_beta(as_time(t_prev, x))
-        return vp_discretize(x, -ops(dB).expm1(-dB))
+        return vp_discretize(x, vp_step_rate(self.integrated_beta(as_time(t, x)), self.integrated_beta(as_time(t_prev, x))))
 
     def time_of_level(self, sigma):
         r"""The time at which the VE-equivalent level :math:`\sigma(t) = s/a = \sqrt{e^{B(t)}-1}`

@@ -9,7 +9,7 @@ so the **standard deviation** is :math:`1-e^{-B}` (the variance :math:`(1-e^{-B}
 """
 from __future__ import annotations
 
-from ..diffusion.processes import ops, subvp_marginal_coeffs
+from ..diffusion.processes import subvp_diffusion, subvp_marginal_coeffs
 from .sdes import VPSDE
 
 __all__ = ["SubVPSDE"]
@@ -25,8 +25,7 @@ class SubVPSDE(VPSDE):
     """
 
     def diffusion(self, t):
-        b, B = self.beta(t), self.integrated_beta(t)
-        return ops(b).sqrt(-b * ops(B).expm1(-2.0 * B))
+        return subvp_diffusion(self.beta(t), self.integrated_beta(t))
 
     def marginal_coeffs(self, t):
         return subvp_marginal_coeffs(self.integrated_beta(t))
