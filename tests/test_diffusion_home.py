@@ -90,6 +90,7 @@ def test_on_every_backend_float32_stays_float32(bk):
     t = bk.asarray([0.1, 0.3, 0.6, 0.9], dtype="float32")
     results = {"edm": D.edm_denoiser(lambda u, ls: u * ls, x, D.per_example(sig, x), 0.5),
                "coefs": D.edm_coefficients(D.per_example(sig, x), 0.5)[1] * x,
+               "precond": D.per_example(D.preconditioning(sig, 0.5)[0] * D.loss_weight(sig, 0.5), x) * x,
                "step": D.reverse_diffusion_step(x, s, 0.0, sig, z), "score": D.score_from_eps(z, sig),
                "q": D.q_sample(x, bk.asarray([0, 2, 4, 6]), z, BETAS),
                "ancestral": D.ancestral_step(x, bk.asarray([0, 2, 4, 6]), s, z, BETAS)}

@@ -15,6 +15,8 @@ import math
 import autograd.numpy as anp
 import numpy as onp
 
+from .. import backends
+
 __all__ = ["preconditioning", "loss_weight", "karras_sigmas", "ancestral_sigmas", "edm_coefficients",
            "edm_denoiser", "score_loss_weight"]
 
@@ -76,7 +78,12 @@ def score_loss_weight(sigma, sigma_data):
 
 
 def _positive(a, name):
-    a = onp.asarray(a, dtype=float)
+    """``a`` checked positive on the host (a float array keeps its dtype, anything else is read as
+    float64); a device array is passed through unchecked (reading it would cost a host synchronisation)."""
+    if hasattr(a, "shape") and not backends.of(a).host_memory:
+        return a
+    a = onp.asarray(a)
+    a = a if a.dtype.kind == "f" else a.astype(float)
     if not onp.all(a > 0):
         raise ValueError(f"{name} must be positive, got {a!r}")
     return a
