@@ -6,7 +6,8 @@ Writes into ``--out``: ``mnist_samples.npy`` (256, 28, 28) in [0, 1], ``mnist_gr
 beside real test digits), ``results.json`` (metrics, verdicts, timings, settings),
 ``mnist_model.npz`` (the EMA network) and ``checkpoint/`` (training resumes from it). With
 ``--bpd N`` (default 32) the test digits' bits/dim by the probability-flow ODE go into
-``results.json`` (:mod:`refscore.apps.bits_per_dim`).
+``results.json`` (:mod:`refscore.apps.bits_per_dim`). ``--sde vp`` samples and measures the same
+trained net through the VP SDE (:meth:`refscore.sde.VPSDE.for_levels`) instead of the VE ladder.
 """
 from __future__ import annotations
 
@@ -194,8 +195,8 @@ def score_scale(net, x, sigmas, rng, bk):
 
 def _bits_per_dim(args, bk, net, schedule, xte):
     r"""Bits/dim of the first ``--bpd`` test digits (Hutchinson, one probe) and of the first
-    ``--bpd-exact`` (exact trace) by the VE probability-flow ODE from σ_L to σ₁ of the training
-    schedule, 256 levels (:math:`x = (k+u)/256`, offset 8): the likelihood of the data perturbed by
+    ``--bpd-exact`` (exact trace) by the probability-flow ODE of ``--sde`` (VE, or VP between the
+    times of the same levels) from σ_L to σ₁ of the training schedule, 256 levels (:math:`x = (k+u)/256`, offset 8): the likelihood of the data perturbed by
     σ_L (:func:`refscore.diffusion.flow_bits_per_dim`). The same dequantised digits for both."""
     from .bits_per_dim import measure_bits_per_dim
 

@@ -13,9 +13,9 @@ import math
 
 from .. import tweedie
 from .._validation import check_finite, check_positive_int, check_sigmas
+from ..diffusion.moves import annealed_step_sizes  # the step-size rule's one home, re-exported here
 from .chain import (Divergence, check_sampler_args, report_divergence, run_chain, runaway_radius, sampler_info,
                     still_good)
-from ..diffusion.moves import annealed_step_sizes  # the step-size rule's one home, re-exported here
 from .steps import langevin_move, score_of, unchecked
 
 #: annealed chains run away beyond this multiple of sigma_1·sqrt(d) (the noise scale at level 1)

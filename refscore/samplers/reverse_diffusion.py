@@ -11,6 +11,10 @@ gap (the Euler–Maruyama step of the reverse SDE, :math:`g^2 dt = d[\sigma^2]`)
 move: the noise is :math:`\sqrt{h}\,z`, not :math:`\sqrt{2h}\,z`, because it follows the reverse
 *process* rather than sampling one fixed law (contrast :func:`refscore.samplers.annealed_langevin`).
 
+On any :class:`refscore.sde.SDE` (``sde=``, ``times=``) the same predictor runs on the SDE's
+discretisation :math:`x_{i+1} = x_i + f_i + G_i z` (``SDE.discretize``; Song et al. 2021, Appendix E,
+eqs. 45–47): :math:`x' = x - f + G^2 s + G z`, so VP (DDPM's chain) works as VE does.
+
 Any decreasing ladder works; spacing it as Karras et al. (2022, eq. 5;
 :func:`refscore.diffusion.karras_sigmas`) puts most steps at small σ, where the image's details
 form, instead of spending them at σ ≫ the data's scale as a geometric ladder does.
