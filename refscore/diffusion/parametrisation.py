@@ -27,7 +27,8 @@ __all__ = ["per_example", "score_from_eps", "x0_from_score", "v_from_eps", "scor
 def per_example(c, x):
     r"""A coefficient for the examples of ``x`` (n, *shape): a number stays a float, an (n,) array
     becomes (n, 1, ..., 1) so that it broadcasts over each example's entries (an image (n, C, H, W)
-    gets (n, 1, 1, 1): per example, never along rows), a 0-d array stays 0-d. Arrays keep their
+    gets (n, 1, 1, 1): per example, never along rows), a 0-d array stays 0-d, a column already
+    shaped so is kept. Arrays keep their
     backend and autograd boxes; a floating ``x`` gives its dtype (float32 stays float32). The one
     per-example helper of refscore (the SDEs, the losses and the models call it).
 
@@ -47,8 +48,11 @@ def per_example(c, x):
         c = c.astype(xdt)
     if cv.ndim == 0:
         return c
+    if cv.ndim == onp.ndim(xv) and cv.ndim > 1 and all(k == 1 for k in cv.shape[1:]):
+        return c  # already a per-example column (n, 1, ..., 1)
     if cv.ndim != 1:
-        raise ValueError(f"a per-example coefficient must be a number or an (n,) array, got shape {tuple(cv.shape)}")
+        raise ValueError(f"a per-example coefficient must be a number, an (n,) array or an (n, 1, ..., 1) column "
+                         f"like x, got shape {tuple(cv.shape)} for x of shape {tuple(onp.shape(xv))}")
     return c.reshape((-1,) + (1,) * (onp.ndim(xv) - 1))
 
 
@@ -83,7 +87,8 @@ def score_from_denoiser(x, denoised, sigma):
 
     .. math:: \nabla_x\log p(x;\sigma) = \frac{D(x;\sigma) - x}{\sigma^2}
     """
-    return (denoised - x) / per_example(sigma, x) ** 2
+    s = per_example(sigma, x)
+    return (denoised - x) / (s * s)
 
 
 def denoiser_derivative(x, denoised, sigma):

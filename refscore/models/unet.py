@@ -38,7 +38,7 @@ from autograd.tracer import getval
 from .. import backends
 from .._validation import check_positive, check_positive_int
 from ..diffusion.edm import edm_denoiser, score_loss_weight
-from ..diffusion.parametrisation import per_example
+from ..diffusion.parametrisation import per_example, score_from_denoiser
 from .activations import ACTIVATIONS
 from .nn import Saveable, check_activation, read_tree
 
@@ -233,8 +233,7 @@ class ConvScoreNet(Saveable):
 
     def apply(self, params, x, sigma):
         r""":math:`s_\theta(x,\sigma) = (D_\theta(x,\sigma) - x)/\sigma^2` (Tweedie), (n, d) -> (n, d)."""
-        sig = self._sigma(sigma, x)
-        return (self.denoiser(params, x, sigma) - x) / (sig * sig)
+        return score_from_denoiser(x, self.denoiser(params, x, sigma), self._sigma(sigma, x))
 
     def score_fn(self, params=None):
         """``(x, sigma) -> s_θ(x, σ)`` for ``params`` (default: the current ones)."""

@@ -265,7 +265,8 @@ class VPSDE(SDE):
 
         .. math:: \beta_i = 1 - e^{-(B(t)-B(t_{prev}))},\qquad f = (\sqrt{1-\beta_i}-1)\,x,\qquad G = \sqrt{\beta_i}
         """
-        return vp_discretize(x, vp_step_rate(self.integrated_beta(as_time(t, x)), self.integrated_beta(as_time(t_prev, x))))
+        B, B_prev = self.integrated_beta(as_time(t, x)), self.integrated_beta(as_time(t_prev, x))
+        return vp_discretize(x, vp_step_rate(B, B_prev))
 
     def time_of_level(self, sigma):
         r"""The time at which the VE-equivalent level :math:`\sigma(t) = s/a = \sqrt{e^{B(t)}-1}`
