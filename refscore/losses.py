@@ -33,6 +33,7 @@ from ._validation import (check_choice, check_noise, check_points, check_positiv
                           check_unit_interval, check_values_in)
 from ._validation import check_sigmas as _check_sigmas
 
+from .diffusion.parametrisation import per_example
 from .loss_constants import dsm_esm_gap, esm_ism_gap
 from .traces import check_score_shape, hutchinson_trace, jacobian_trace  # the traces also stay importable here
 
@@ -218,7 +219,7 @@ def _sigma_column(sigma, x):
                          f"got shape {tuple(getattr(sv, 'shape', ()))}")
     backends.of(xv, sv)  # one backend
     check_values_in(sv, "per-example sigma", 0)
-    return anp.reshape(sv.astype(xv.dtype), (-1, 1))  # (n, 1)
+    return per_example(sv, xv)  # (n, 1) in x's dtype
 
 
 def dsm(score_fn, x, sigma, rng=None, reduction="mean", z=None):
@@ -337,7 +338,7 @@ def _ncsn_sampled(score_fn, x, sig, rng, lam, z, level_index):
         raise ValueError(f"level_index must have shape ({n},), got {tuple(getval(level_index).shape)}")
     sigma = bk.asarray(sig, dtype=xv.dtype)[level_index]  # (n,)
     per = dsm(lambda xt: score_fn(xt, sigma), x, sigma, rng, reduction="none", z=z)  # (n,)
-    return anp.reshape(lam(anp.reshape(sigma, (-1, 1))), (-1,)) * per
+    return anp.reshape(lam(per_example(sigma, xv)), (-1,)) * per
 
 
 def _beta_column(beta, xv):
@@ -355,7 +356,7 @@ def _beta_column(beta, xv):
         raise ValueError(f"beta must be a number or an array of shape ({xv.shape[0]},) (one per row), "
                          f"got shape {tuple(bv.shape)}")
     check_values_in(bv, "beta", 0, 1)
-    b_col = anp.reshape(beta, (-1, 1))
+    b_col = per_example(beta, xv)  # (n, 1)
     return beta, b_col, anp.sqrt(1.0 - b_col), anp.sqrt(b_col)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from refscore import diffusion
 from refscore.energies import Gaussian
-from refscore.sde import VESDE
+from refscore.sde import VESDE, VPSDE, flow_bits_per_dim
 from refscore.traces import jacobian_trace
 
 MU = np.array([0.4, 0.6, 0.5])
@@ -76,13 +76,13 @@ def test_flow_bits_per_dim_is_exact_on_gaussian_data():
     # log p_{sigma_min}; tolerance: 1e-4 nats of log p (the ODE at rtol = atol = 1e-7), in bits/dim
     x = Gaussian(MU, S).sample(5, np.random.default_rng(1))
     prior = Gaussian(MU, S + SIG_MAX**2 * np.eye(3)).log_prob
-    r = diffusion.flow_bits_per_dim(_gaussian_score, x, SIG_MIN, SIG_MAX, levels=17, rtol=1e-7, atol=1e-7,
+    r = flow_bits_per_dim(_gaussian_score, x, SIG_MIN, SIG_MAX, levels=17, rtol=1e-7, atol=1e-7,
                                     prior_log_prob=prior)
     np.testing.assert_allclose(r["bpd"], _exact_bpd(x, 17), atol=1e-4 / (3 * math.log(2)))
     assert r["offset"] == pytest.approx(math.log2(17)) and r["method"] == "exact" and r["n"] == 5
     assert r["nfev"] > 0 and r["probe_sd"] is None
     # the default prior is the VE SDE's N(0, sigma_max^2 I): off by its log-ratio to the exact prior at x(1)
-    d = diffusion.flow_bits_per_dim(_gaussian_score, x, SIG_MIN, SIG_MAX, levels=17, rtol=1e-7, atol=1e-7)
+    d = flow_bits_per_dim(_gaussian_score, x, SIG_MIN, SIG_MAX, levels=17, rtol=1e-7, atol=1e-7)
     assert np.all(np.abs(d["bpd"] - r["bpd"]) > 1e-3)
 
 
@@ -90,8 +90,8 @@ def test_hutchinson_agrees_with_the_exact_trace_within_its_standard_error():
     rng = np.random.default_rng(2)
     x = Gaussian(MU, S).sample(200, rng)
     prior = Gaussian(MU, S + SIG_MAX**2 * np.eye(3)).log_prob
-    ex = diffusion.flow_bits_per_dim(_gaussian_score, x, SIG_MIN, SIG_MAX, levels=17, prior_log_prob=prior)
-    hu = diffusion.flow_bits_per_dim(_gaussian_score, x, SIG_MIN, SIG_MAX, levels=17, prior_log_prob=prior,
+    ex = flow_bits_per_dim(_gaussian_score, x, SIG_MIN, SIG_MAX, levels=17, prior_log_prob=prior)
+    hu = flow_bits_per_dim(_gaussian_score, x, SIG_MIN, SIG_MAX, levels=17, prior_log_prob=prior,
                                      rng=rng, n_probes=1, probe_sets=2)
     diff = hu["bpd"] - ex["bpd"]  # the probes' noise only: the same x
     assert abs(diff.mean()) < 5 * diff.std(ddof=1) / math.sqrt(len(diff)) + 1e-4
@@ -122,3 +122,20 @@ def test_histogram_baseline_is_the_code_length_of_independent_pixels():
     assert abs(mean - (blank + 2.0) / 2) < 4 * (se + np.sqrt(L / n))
     with pytest.raises(ValueError, match="values in 0..3"):
         histogram_bits_per_dim(k_train, k_test + 1, L)
+
+
+def test_flow_bits_per_dim_by_the_vp_sde_is_exact_on_gaussian_data():
+    # the same sigma-conditioned score as the VP SDE's time score, s(x, t) = s_sigma(x / a, s/a) / a, from the
+    # time where s/a = sigma_min: the flow returns log N(x; a MU, a^2 S + s^2 I) at t_min (exact prior at 1)
+    sde = VPSDE(0.1, 2 * math.log1p(SIG_MAX**2) - 0.1)  # s/a = sigma_max at t = 1
+    t_min = float(sde.time_of_level(SIG_MIN))
+    assert sde.noise_level(t_min)[1] == pytest.approx(SIG_MIN, rel=1e-9)
+    x = Gaussian(MU, S).sample(5, np.random.default_rng(1))
+    a1, s1 = sde.marginal_coeffs(1.0)
+    prior = Gaussian(a1 * MU, a1 * a1 * S + s1 * s1 * np.eye(3)).log_prob
+    r = flow_bits_per_dim(_gaussian_score, x, levels=17, rtol=1e-7, atol=1e-7, prior_log_prob=prior, sde=sde,
+                          t_min=t_min)
+    want = diffusion.bits_per_dim(diffusion.gaussian_flow_log_likelihood(MU, S, sde, x, t_min), 3, levels=17)
+    np.testing.assert_allclose(r["bpd"], want, atol=1e-4 / (3 * math.log(2)))
+    with pytest.raises(ValueError, match="not both"):
+        flow_bits_per_dim(_gaussian_score, x, SIG_MIN, SIG_MAX, sde=sde)

@@ -181,6 +181,16 @@ def test_images_mnist_command_smoke(tmp_path):
     r = json.loads((out / "results.json").read_text())
     assert r["settings"]["sampler"] == "annealed" and r["settings"]["score_evaluations"] == 3 * 1 + 1
     assert np.load(out / "mnist_samples.npy").shape == (256, 28, 28)
+    # --sde vp: the same net, sampled and measured through the VP SDE's discretisation and PF-ODE
+    assert main(argv + ["--sde", "vp"]) in (0, 1)
+    assert os.path.getmtime(out / "mnist_model.npz") == before
+    r = json.loads((out / "results.json").read_text())
+    assert r["settings"]["sde"] == "vp" and r["settings"]["score_evaluations"] == 3
+    assert r["settings"]["beta_max"] > r["settings"]["beta_min"] > 0
+    b = r["bits_per_dim"]["hutchinson"]
+    assert b["sde"] == "VPSDE" and 0 < b["t_min"] < b["t_max"] == 1.0 and np.isfinite(b["mean"])
+    s = np.load(out / "mnist_samples.npy")
+    assert s.shape == (256, 28, 28) and s.min() >= 0 and s.max() <= 1 and s.std() > 0
 
 
 def test_bits_per_dim_exact_and_hutchinson_agree_on_a_small_net():

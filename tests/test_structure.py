@@ -29,7 +29,8 @@ _COMPAT = [("refscore.nn", n, f"refscore.models.nn.{n}")
     (m, n, f"refscore.pytree.{n}") for m in ("refscore.train", "refscore.training.train")
     for n in ("tree_map", "tree_leaves")] + [
     ("refscore.training.shards", "UniqueTraceStack", "refscore.backends.autograd_patches.UniqueTraceStack"),
-    ("refscore.training.shards", "thread_safe_traces", "refscore.backends.autograd_patches.install")]
+    ("refscore.training.shards", "thread_safe_traces", "refscore.backends.autograd_patches.install"),
+    ("refscore.diffusion", "flow_bits_per_dim", "refscore.sde.flow_bits_per_dim")]
 
 
 @pytest.mark.parametrize("module, name, new", _COMPAT, ids=lambda v: str(v))

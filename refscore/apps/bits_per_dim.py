@@ -1,6 +1,6 @@
 r"""Bits per dimension of the trained image score models (issue 24): the 8×8 digits net of the
 tour and the MNIST U-Net of ``refscore images mnist``, by the VE probability-flow ODE with uniform
-dequantisation (:func:`refscore.diffusion.flow_bits_per_dim`), exact trace beside Hutchinson's.
+dequantisation (:func:`refscore.sde.flow_bits_per_dim`; any SDE: ``sde=``), exact trace beside Hutchinson's.
 
 .. math:: \text{bpd} = -\frac{\log p_{\sigma_{\min}}\big((k+u)/L\big)}{D\ln 2} + \log_2 L
 
@@ -20,16 +20,20 @@ __all__ = ["measure_bits_per_dim", "train_digits_net", "digits_table", "mnist_ta
 
 
 def measure_bits_per_dim(score_fn, k, levels, sigma_min, sigma_max, rng, dtype="float64", n_probes=1,
-                         probe_sets=1, exact=False, trace_chunk=None, rtol=1e-5, atol=1e-5):
+                         probe_sets=1, exact=False, trace_chunk=None, rtol=1e-5, atol=1e-5, sde=None):
     r"""Dequantise the integer pixels ``k`` (n, D) with ``levels`` = L (:func:`refscore.diffusion.dequantise`,
     :math:`x=(k+u)/L`) and measure the model's bits/dim on them by the PF-ODE of the VE SDE from
-    ``sigma_min`` to ``sigma_max`` (:func:`refscore.diffusion.flow_bits_per_dim`): exact trace with
-    ``exact=True``, else Hutchinson with ``n_probes`` probes over ``probe_sets`` sets. Returns the
+    ``sigma_min`` to ``sigma_max`` (:func:`refscore.sde.flow_bits_per_dim`), or of ``sde`` (e.g.
+    :meth:`refscore.sde.VPSDE.for_levels`) between the times of those levels (``sde.time_of_level``): exact
+    trace with ``exact=True``, else Hutchinson with ``n_probes`` probes over ``probe_sets`` sets. Returns the
     JSON-able record (mean, se, n, method, levels, offset, nfev, seconds, probe_sd, and ``floor``, the
     fewest bits/dim any σ_min-perturbed law can score: :func:`refscore.diffusion.perturbed_bits_floor`).
+
+    .. math:: \text{bpd} = -\frac{\log p_{t_{\min}}\big((k+u)/L\big)}{D\ln 2} + \log_2 L
     """
     from .. import diffusion
     from .._validation import check_positive, check_positive_int
+    from ..sde import flow_bits_per_dim
 
     levels = check_positive_int(levels, "levels", minimum=2)
     lo, hi = check_positive(sigma_min, "sigma_min"), check_positive(sigma_max, "sigma_max")
@@ -37,12 +41,18 @@ def measure_bits_per_dim(score_fn, k, levels, sigma_min, sigma_max, rng, dtype="
         raise ValueError(f"need sigma_min < sigma_max (the ODE runs from one to the other), got sigma_min={lo!r}, "
                          f"sigma_max={hi!r}")
     x = diffusion.dequantise(k, levels, rng, dtype=dtype)
-    r = diffusion.flow_bits_per_dim(score_fn, x, sigma_min, sigma_max, levels=levels, rng=None if exact else rng,
-                                    n_probes=n_probes, probe_sets=probe_sets, rtol=rtol, atol=atol,
-                                    trace_chunk=trace_chunk)
+    kw = dict(levels=levels, rng=None if exact else rng, n_probes=n_probes, probe_sets=probe_sets, rtol=rtol,
+              atol=atol, trace_chunk=trace_chunk)
+    extra = {}
+    if sde is None:
+        r = flow_bits_per_dim(score_fn, x, sigma_min, sigma_max, **kw)
+    else:
+        t_min, t_max = (float(min(1.0, sde.time_of_level(s))) for s in (sigma_min, sigma_max))
+        r = flow_bits_per_dim(score_fn, x, sde=sde, t_min=t_min, t_max=t_max, **kw)
+        extra = {"sde": type(sde).__name__, "t_min": t_min, "t_max": t_max}
     r.pop("bpd")
     return {**r, "rtol": rtol, "atol": atol, "sigma_min": float(sigma_min), "sigma_max": float(sigma_max),
-            "floor": diffusion.perturbed_bits_floor(sigma_min, levels)}
+            "floor": diffusion.perturbed_bits_floor(sigma_min, levels), **extra}
 
 
 def train_digits_net(seed=0, steps=6000):

@@ -8,7 +8,8 @@ beside real test digits), ``results.json`` (metrics, verdicts, timings, settings
 run's settings on the same ``--out`` are refused, a larger ``--steps`` extends the run; see
 :mod:`refscore.apps.images_state`) and ``checkpoint/`` (training resumes from it). With
 ``--bpd N`` (default 32) the test digits' bits/dim by the probability-flow ODE go into
-``results.json`` (:mod:`refscore.apps.bits_per_dim`).
+``results.json`` (:mod:`refscore.apps.bits_per_dim`). ``--sde vp`` samples and measures the same
+trained net through the VP SDE (:meth:`refscore.sde.VPSDE.for_levels`) instead of the VE ladder.
 """
 from __future__ import annotations
 
@@ -55,6 +56,9 @@ def add_parser(sub, common):
     p.add_argument("--data", default=None, help="a folder with the standard MNIST IDX files (default: make data's cache)")
     p.add_argument("--sampler", choices=["reverse-diffusion", "annealed"], default="reverse-diffusion",
                    help="reverse diffusion on Karras levels (default) or annealed Langevin on geometric levels")
+    p.add_argument("--sde", choices=["ve", "vp"], default="ve",
+                   help="the process the reverse-diffusion sampler and the bits/dim follow: ve (default) or vp, "
+                        "the same trained net read as a scaled VE model (refscore.sde.VPSDE.for_levels)")
     p.add_argument("--levels", type=int, default=DEFAULTS["levels"], help=f"sampler noise levels (default {DEFAULTS['levels']})")
     p.add_argument("--steps-each", type=int, default=DEFAULTS["steps_each"], help="Langevin steps per level (annealed)")
     p.add_argument("--bpd", type=int, default=32, help="bits/dim of this many test digits by the PF-ODE, "
@@ -128,14 +132,17 @@ def _sample(args, bk, net, schedule, xtr):
 
     Returns the host samples, the sampler's settings (for ``results.json``), the number of
     diverged chains and the seconds taken."""
-    from ..diffusion import karras_sigmas
+    from ..diffusion import karras_sigmas, noise_conditional_score
     from ..models import ncsnv2_schedule
     from ..samplers import annealed_langevin, reverse_diffusion
 
     lo, hi = float(schedule.sigmas[-1]), float(schedule.sigmas[0])
     rng, shape = bk.rng(args.seed + 2), (N_SAMPLES, SIDE * SIDE)
     t0 = time.time()
+    sde = None
     if args.sampler == "annealed":
+        if args.sde != "ve":
+            raise ValueError(f"--sde {args.sde} needs --sampler reverse-diffusion (annealed Langevin runs on levels)")
         plan = ncsnv2_schedule(xtr[:2], sigma_min=lo, L=args.levels, T=args.steps_each, sigma_max=hi)
         x0 = bk.uniform(rng, shape).astype(net.dtype)
         h = DEFAULTS["step_boost"] * plan.step_size
@@ -145,11 +152,36 @@ def _sample(args, bk, net, schedule, xtr):
     else:
         sig = karras_sigmas(onp.arange(args.levels), args.levels, lo, hi, rho=7.0)
         x0 = (net.mean + hi * bk.normal(rng, shape, net.dtype)).astype(net.dtype)
-        x, info = reverse_diffusion(net.score_fn(), x0, sig, rng, final_denoise=True, progress=not args.no_progress)
+        sde = _sde(args, schedule)
+        if sde is None:  # VE on the ladder itself (its discretisation, f = 0, G² = σ_i² − σ_{i+1}²)
+            x, info = reverse_diffusion(net.score_fn(), x0, sig, rng, final_denoise=True,
+                                        progress=not args.no_progress)
+        else:  # the same chain on the SDE's discretisation, at the times of the same levels
+            ts = onp.minimum(sde.time_of_level(sig), 1.0)
+            a0 = sde.marginal_coeffs(float(ts[0]))[0]
+            x, info = reverse_diffusion(noise_conditional_score(net.score_fn(), sde), (a0 * x0).astype(net.dtype),
+                                        rng=rng, sde=sde, times=ts, final_denoise=True, progress=not args.no_progress)
         settings = {"levels": len(sig), "rho": 7.0}
     diverged = int(onp.asarray(bk.to_numpy(info["diverged"])).sum())
     settings = {"sampler": args.sampler, **settings, "score_evaluations": int(info["n_steps"]) + 1}
+    if sde is not None:
+        settings.update(sde=args.sde, beta_min=sde.beta_min, beta_max=sde.beta_max)
     return onp.clip(bk.to_numpy(x), 0.0, 1.0).astype(onp.float64), settings, diverged, time.time() - t0
+
+
+def _sde(args, schedule):
+    r"""None for ``--sde ve`` (the σ-ladder), else the VP SDE whose level :math:`s(t)/a(t)` runs over
+    the training schedule's range, reaching σ₁ at t = 1 (:meth:`refscore.sde.VPSDE.for_levels`):
+    the trained σ-conditioned net is its score through :math:`x_t = a(t)(x_0+\sigma(t)z)` (Karras et
+    al. 2022, eq. 4), so VE and VP train the same net the same way.
+
+    .. math:: s(x,t) = s_\theta\big(x/a(t),\ \sigma(t)\big)/a(t)
+    """
+    if getattr(args, "sde", "ve") == "ve":
+        return None
+    from ..sde import VPSDE
+
+    return VPSDE.for_levels(float(schedule.sigmas[0]))
 
 
 def score_scale(net, x, sigmas, rng, bk):
@@ -172,9 +204,9 @@ def score_scale(net, x, sigmas, rng, bk):
 
 def _bits_per_dim(args, bk, net, schedule, xte):
     r"""Bits/dim of the first ``--bpd`` test digits (Hutchinson, one probe) and of the first
-    ``--bpd-exact`` (exact trace) by the VE probability-flow ODE from σ_L to σ₁ of the training
-    schedule, 256 levels (:math:`x = (k+u)/256`, offset 8): the likelihood of the data perturbed by
-    σ_L (:func:`refscore.diffusion.flow_bits_per_dim`). The same dequantised digits for both."""
+    ``--bpd-exact`` (exact trace) by the probability-flow ODE of ``--sde`` (VE, or VP between the
+    times of the same levels) from σ_L to σ₁ of the training schedule, 256 levels (:math:`x = (k+u)/256`, offset 8): the likelihood of the data perturbed by
+    σ_L (:func:`refscore.sde.flow_bits_per_dim`). The same dequantised digits for both."""
     from .bits_per_dim import measure_bits_per_dim
 
     k = onp.rint(255 * xte).astype(int)  # the bytes: the test rows are k/255
@@ -183,7 +215,8 @@ def _bits_per_dim(args, bk, net, schedule, xte):
     for key, n, exact in (("hutchinson", args.bpd, False), ("exact", args.bpd_exact, True)):
         if n > 0:
             out[key] = measure_bits_per_dim(net.score_fn(), k[:n], 256, *sig, bk.rng(args.seed + 4),
-                                            dtype=net.dtype, exact=exact, trace_chunk=784 if exact else None)
+                                            dtype=net.dtype, exact=exact, trace_chunk=784 if exact else None,
+                                            sde=_sde(args, schedule))
     return out
 
 

@@ -14,7 +14,9 @@ The diffusion part of the lecture order: seed ``003_…`` §11 is this process w
 from __future__ import annotations
 
 import numpy as onp
+from autograd.tracer import getval
 
+from .. import backends
 from .parametrisation import per_example
 
 __all__ = ["alphas_cumprod", "q_sample", "posterior_coefficients", "posterior_log_variance_clipped",
@@ -26,6 +28,22 @@ def _betas(betas):
     if b.ndim != 1 or not onp.all((b > 0) & (b < 1)):
         raise ValueError(f"betas must be a 1-d array of numbers in (0, 1), got {betas!r}")
     return b
+
+
+def _at(values, t):
+    """``values[t]``: host schedule constants (T,) at the steps ``t`` (n,), on ``t``'s backend (host
+    ``t``: NumPy; a device array of steps: the constants go to the device, no sync)."""
+    tv = getval(t)
+    if hasattr(tv, "shape") and not backends.of(tv).host_memory:
+        return backends.of(tv).asarray(values)[tv]
+    return values[onp.asarray(t, dtype=int)]
+
+
+def _schedule(betas):
+    """β, ᾱ and ᾱ_{t−1} (with ᾱ_{−1} = 1) for every step, on the host."""
+    b = _betas(betas)
+    ab = onp.cumprod(1.0 - b)
+    return b, ab, onp.concatenate([[1.0], ab[:-1]])
 
 
 def alphas_cumprod(betas):
@@ -44,8 +62,8 @@ def q_sample(x0, t, eps, betas):
 
     ``x0``, ``eps``: (n, *shape); ``t``: (n,) integer steps (0-based).
     """
-    ab = alphas_cumprod(betas)[onp.asarray(t, dtype=int)]
-    return per_example(onp.sqrt(ab), x0) * x0 + per_example(onp.sqrt(1.0 - ab), x0) * eps
+    ab = alphas_cumprod(betas)
+    return per_example(_at(onp.sqrt(ab), t), x0) * x0 + per_example(_at(onp.sqrt(1.0 - ab), t), x0) * eps
 
 
 def posterior_coefficients(betas, t):
@@ -59,12 +77,9 @@ def posterior_coefficients(betas, t):
     with :math:`\bar\alpha_{-1}=1` (so :math:`\tilde\beta_0=0`). Returns ``(coef_x0, coef_xt,
     variance)``, each (n,).
     """
-    b = _betas(betas)
-    t = onp.asarray(t, dtype=int)
-    ab = onp.cumprod(1.0 - b)
-    ab_prev = onp.concatenate([[1.0], ab[:-1]])
-    bt, abt, abp = b[t], ab[t], ab_prev[t]
-    return onp.sqrt(abp) * bt / (1 - abt), onp.sqrt(1 - bt) * (1 - abp) / (1 - abt), bt * (1 - abp) / (1 - abt)
+    bt, abt, abp = _schedule(betas)  # every step, then the steps t
+    coefs = onp.sqrt(abp) * bt / (1 - abt), onp.sqrt(1 - bt) * (1 - abp) / (1 - abt), bt * (1 - abp) / (1 - abt)
+    return tuple(_at(c, t) for c in coefs)
 
 
 def posterior_log_variance_clipped(betas, t):
@@ -74,8 +89,15 @@ def posterior_log_variance_clipped(betas, t):
 
     .. math:: \ell_t = \log\tilde\beta_{\max(t,1)}
     """
-    t = onp.asarray(t, dtype=int)
-    return onp.log(posterior_coefficients(betas, onp.maximum(t, 1))[2])
+    return _at(_clipped_log_variance(betas), t)
+
+
+def _clipped_log_variance(betas):
+    """:math:`\\log\\tilde\\beta_t` for every step, the first entry replaced by the second."""
+    b, ab, abp = _schedule(betas)
+    var = b * (1 - abp) / (1 - ab)
+    var[0] = var[1] if len(var) > 1 else var[0]  # β̃_0 = 0: clipped to β̃_1
+    return onp.log(var)
 
 
 def fixed_large_log_variance(betas, t):
@@ -85,8 +107,9 @@ def fixed_large_log_variance(betas, t):
 
     .. math:: \ell_t = \log\big(\tilde\beta_1 \text{ if } t=0 \text{ else } \beta_t\big)
     """
-    b, t = _betas(betas), onp.asarray(t, dtype=int)
-    return onp.where(t == 0, posterior_log_variance_clipped(betas, onp.ones_like(t)), onp.log(b[t]))
+    lv = onp.log(_betas(betas))
+    lv[0] = _clipped_log_variance(betas)[0]
+    return _at(lv, t)
 
 
 def ancestral_step(x_t, t, eps_pred, z, betas, variance="small"):
@@ -101,9 +124,8 @@ def ancestral_step(x_t, t, eps_pred, z, betas, variance="small"):
     """
     if variance not in ("small", "large"):
         raise ValueError(f"variance must be 'small' (β̃) or 'large' (β), got {variance!r}")
-    b, t = _betas(betas), onp.asarray(t, dtype=int)
-    ab = onp.cumprod(1.0 - b)[t]
-    var = posterior_coefficients(b, t)[2] if variance == "small" else b[t]
-    std = onp.where(t == 0, 0.0, onp.sqrt(var))
-    mean = (x_t - per_example(b[t] / onp.sqrt(1 - ab), x_t) * eps_pred) / per_example(onp.sqrt(1 - b[t]), x_t)
-    return mean + per_example(std, x_t) * z
+    b, ab, abp = _schedule(betas)  # every step, then the steps t
+    std = onp.sqrt(b * (1 - abp) / (1 - ab) if variance == "small" else b)
+    std[0] = 0.0  # no noise at the last step
+    mean = (x_t - per_example(_at(b / onp.sqrt(1 - ab), t), x_t) * eps_pred) / per_example(_at(onp.sqrt(1 - b), t), x_t)
+    return mean + per_example(_at(std, t), x_t) * z

@@ -10,13 +10,80 @@ VE noise level, and :math:`D` is Tweedie's posterior mean (:mod:`.parametrisatio
 """
 from __future__ import annotations
 
+import math
+
+import autograd.numpy as anp
 import numpy as onp
 
-__all__ = ["preconditioning", "loss_weight", "karras_sigmas", "ancestral_sigmas"]
+from .. import backends
+
+__all__ = ["preconditioning", "loss_weight", "karras_sigmas", "ancestral_sigmas", "edm_coefficients",
+           "edm_denoiser", "score_loss_weight"]
+
+
+def _sqrt_log(sigma):
+    """(sqrt, log) for ``sigma``: :mod:`math` for a float, autograd's NumPy (any backend) otherwise."""
+    return (math.sqrt, math.log) if isinstance(sigma, float) else (anp.sqrt, anp.log)
+
+
+def edm_coefficients(sigma, sigma_data):
+    r"""EDM's preconditioning coefficients, unchecked, on any backend (``sigma`` a float, or an array
+    such as the (n, 1, ...) column of :func:`refscore.diffusion.per_example`; autograd-differentiable):
+    the one place the formulas are written (Karras et al. 2022, Table 1 and Appendix B.6),
+
+    .. math:: c_\text{skip} = \frac{\sigma_d^2}{\sigma^2+\sigma_d^2},\quad
+              c_\text{out} = \frac{\sigma\sigma_d}{\sqrt{\sigma^2+\sigma_d^2}},\quad
+              c_\text{in} = \frac1{\sqrt{\sigma^2+\sigma_d^2}},\quad
+              c_\text{noise} = \tfrac14\ln\sigma
+
+    Returns ``(c_skip, c_out, c_in, c_noise)``, each shaped like ``sigma`` (``sigma_data`` a float).
+    """
+    c_skip, c_out, norm, log_sigma = _parts(sigma, sigma_data)
+    return c_skip, c_out, 1.0 / norm, 0.25 * log_sigma
+
+
+def _parts(sigma, sigma_data):
+    """c_skip, c_out, :math:`\\sqrt{\\sigma^2+\\sigma_d^2}` (= 1/c_in) and ln σ (= 4 c_noise)."""
+    sqrt, log = _sqrt_log(sigma)
+    sd2 = sigma_data**2
+    norm = sqrt(sigma * sigma + sd2)
+    return sd2 / norm**2, sigma * sigma_data / norm, norm, log(sigma)
+
+
+def edm_denoiser(features, x, sigma, sigma_data, mean=0.0):
+    r"""EDM's preconditioned denoiser around a data mean :math:`\mu` (Karras et al. 2022, eq. 7), for
+    a network ``features(u, log_sigma)`` = :math:`F_\theta(u, \ln\sigma)`:
+
+    .. math:: D_\theta(x;\sigma) = \mu + c_\text{skip}(\sigma)(x-\mu)
+              + c_\text{out}(\sigma)\,F_\theta\big(c_\text{in}(\sigma)(x-\mu);\ \ln\sigma\big)
+
+    ``sigma`` a float or a per-example column like ``x``; the coefficients are :func:`edm_coefficients`
+    (``c_in`` applied as a division by :math:`\sqrt{\sigma^2+\sigma_d^2}`).
+    """
+    c_skip, c_out, norm, log_sigma = _parts(sigma, sigma_data)
+    xc = x - mean
+    return mean + c_skip * xc + c_out * features(xc / norm, log_sigma)
+
+
+def score_loss_weight(sigma, sigma_data):
+    r"""EDM's λ(σ) in the units of a denoising score-matching loss :math:`\tfrac12\|s_\theta + z/\sigma\|^2`
+    (:func:`refscore.losses.ncsn`): with it each level's term is :math:`\tfrac12\|F_\theta-F^\star\|^2`,
+    since :math:`s = (D - x)/\sigma^2` puts :math:`c_\text{out}^2/\sigma^4` in front
+    (Karras et al. 2022, Table 1: λ = 1/c_out² in their loss on D):
+
+    .. math:: \lambda_s(\sigma) = \frac{\sigma^4}{c_\text{out}(\sigma)^2}
+              = \frac{\sigma^2(\sigma^2+\sigma_d^2)}{\sigma_d^2}
+    """
+    return sigma * sigma * (sigma * sigma + sigma_data**2) / sigma_data**2
 
 
 def _positive(a, name):
-    a = onp.asarray(a, dtype=float)
+    """``a`` checked positive on the host (a float array keeps its dtype, anything else is read as
+    float64); a device array is passed through unchecked (reading it would cost a host synchronisation)."""
+    if hasattr(a, "shape") and not backends.of(a).host_memory:
+        return a
+    a = onp.asarray(a)
+    a = a if a.dtype.kind == "f" else a.astype(float)
     if not onp.all(a > 0):
         raise ValueError(f"{name} must be positive, got {a!r}")
     return a
@@ -33,8 +100,7 @@ def preconditioning(sigma, sigma_data=0.5):
     Returns ``(c_skip, c_out, c_in, c_noise)``, each shaped like ``sigma``.
     """
     s, sd = _positive(sigma, "sigma"), float(_positive(sigma_data, "sigma_data"))
-    r = s * s + sd * sd
-    return sd * sd / r, s * sd / onp.sqrt(r), 1.0 / onp.sqrt(r), 0.25 * onp.log(s)
+    return edm_coefficients(s, sd)
 
 
 def loss_weight(sigma, sigma_data=0.5):

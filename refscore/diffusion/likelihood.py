@@ -19,7 +19,7 @@ import math
 import numpy as onp
 
 __all__ = ["bits_per_dim", "dequantise", "gaussian_flow_log_likelihood", "noise_conditional_score",
-           "flow_bits_per_dim", "perturbed_bits_floor"]
+           "perturbed_bits_floor", "likelihood_summary"]
 
 
 def bits_per_dim(log_p, dim, scale=1.0, levels=256):
@@ -84,81 +84,50 @@ def gaussian_flow_log_likelihood(mean, cov, sde, x, t_min):
     .. math:: \log p_\varepsilon(x) = \log\mathcal N\big(x;\ a(\varepsilon)\mu,\
               a(\varepsilon)^2S + s(\varepsilon)^2 I\big)
 
-    (:func:`refscore.sde.marginal_law`). ``x`` (n, d).
+    (the law :func:`refscore.sde.marginal_law` gives; ``sde`` any object with ``marginal_coeffs``).
+    ``x`` (n, d), on the host.
     """
-    from ..energies import Gaussian
-    from ..sde import marginal_law
-
-    law = marginal_law(Gaussian(onp.asarray(mean, dtype=float), onp.asarray(cov, dtype=float)), sde, t_min)
-    return onp.asarray(law.log_prob(onp.asarray(x, dtype=float).reshape(len(x), -1)))
+    a, s = sde.marginal_coeffs(float(t_min))
+    mu = a * onp.asarray(mean, dtype=float)
+    cov = a * a * onp.asarray(cov, dtype=float) + s * s * onp.eye(mu.shape[0])
+    prec = onp.linalg.inv(cov)
+    prec = (prec + prec.T) / 2
+    logdet = 2.0 * float(onp.sum(onp.log(onp.diag(onp.linalg.cholesky(cov)))))
+    r = onp.asarray(x, dtype=float).reshape(len(x), -1) - mu
+    return -0.5 * onp.sum((r @ prec) * r, axis=1) - (0.5 * mu.shape[0] * math.log(2 * math.pi) + 0.5 * logdet)
 
 
 def noise_conditional_score(score_fn, sde):
     r"""A noise-conditional model :math:`\sigma\mapsto s_\theta(x,\sigma)` as the time-indexed score
-    of the VE SDE ``sde`` (Song et al. 2021, eq. 9 and Appendix B: NCSN in continuous time):
+    of the SDE ``sde`` (Song et al. 2021, eq. 9 and Appendix B: NCSN in continuous time; Karras et al.
+    2022, eq. 4 and Table 1: every SDE here is a scaled VE process). With ``sde.noise_level(t)`` =
+    :math:`(a, \sigma)`, :math:`x_t = a\,(x_0 + \sigma z)`, so
 
-    .. math:: s(x, t) = s_\theta\big(x, \sigma(t)\big),\qquad \sigma(t) = \sigma_{\min}(\sigma_{\max}/\sigma_{\min})^t
+    .. math:: s(x, t) = \frac1a\,s_\theta\big(x/a,\ \sigma(t)\big)
 
-    ``score_fn(x, sigma)`` (n, d) -> (n, d) with σ a float; returns ``(x, t) -> (n, d)``.
+    (VE: :math:`a = 1`, :math:`\sigma(t) = \sigma_{\min}(\sigma_{\max}/\sigma_{\min})^t`; VP:
+    :math:`\sigma = s(t)/a(t)`). ``score_fn(x, sigma)`` (n, d) -> (n, d) with σ a float; returns
+    ``(x, t) -> (n, d)`` for float times. An ``sde`` without ``noise_level`` is read as VE (``sde.sigma``).
     """
-    return lambda x, t: score_fn(x, float(sde.sigma(t)))
+    level = getattr(sde, "noise_level", None) or (lambda t: (1.0, sde.sigma(t)))
+
+    def score(x, t):
+        a, sigma = level(t)
+        if a == 1.0:
+            return score_fn(x, float(sigma))
+        return score_fn(x / a, float(sigma)) / a
+
+    return score
 
 
-def _summary(bpd, method, levels, offset, nfev, seconds, probe_sd=None):
-    """The record of :func:`flow_bits_per_dim`: mean over rows and its standard error across rows."""
+def likelihood_summary(bpd, method, levels, offset, nfev, seconds, probe_sd=None):
+    r"""The record of :func:`refscore.sde.flow_bits_per_dim`: the mean of the rows' bits/dim ``bpd``
+    and its standard error across rows (None for one row), the median and the run's details.
+
+    .. math:: \bar b = \frac1n\sum_i b_i,\qquad \mathrm{SE} = \frac{\mathrm{sd}(b)}{\sqrt n}
+    """
     n = int(bpd.shape[0])
     se = float(onp.std(bpd, ddof=1) / math.sqrt(n)) if n > 1 else None  # None: one row has no spread
     return {"bpd": bpd, "mean": float(onp.mean(bpd)), "se": se, "median": float(onp.median(bpd)), "n": n,
             "method": method, "levels": int(levels), "offset": offset, "nfev": int(nfev), "seconds": float(seconds),
             "probe_sd": probe_sd}
-
-
-def flow_bits_per_dim(score_fn, x, sigma_min, sigma_max, levels=256, rng=None, n_probes=1, probe_sets=1,
-                      rtol=1e-5, atol=1e-5, trace_chunk=None, prior_log_prob=None):
-    r"""Bits per dimension of a noise-conditional score model by the probability-flow ODE of the VE
-    SDE (Song et al. 2021, eq. 13, eq. 39 and Appendix D.2), on dequantised rows ``x`` in
-    :math:`[0, 1]^D` (:func:`dequantise` with ``levels`` = L):
-
-    .. math:: \log p_{\sigma_{\min}}(x) = \log\mathcal N\big(x(1);0,\sigma_{\max}^2I\big)
-              + \int_0^1 \tfrac12 g(t)^2\operatorname{tr}\nabla_x s_\theta\big(x(t),\sigma(t)\big)\,dt,
-              \qquad \text{bpd} = -\frac{\log p_{\sigma_{\min}}(x)}{D\ln 2} + \log_2 L
-
-    The ODE starts at t = 0, where σ(0) = σ_min > 0: the model of the score there is that of the
-    data perturbed by :math:`\mathcal N(0,\sigma_{\min}^2I)`, so this is the likelihood of
-    :math:`p_{\sigma_{\min}}` (Song et al. 2021 integrate from their ε for the same reason). The
-    prior is the VE SDE's :math:`\mathcal N(0,\sigma_{\max}^2I)` (no data mean, no
-    :math:`-\sigma_{\min}^2`; the true :math:`p_1` is the data convolved with
-    :math:`\mathcal N(0,\sigma_{\max}^2I)`): a proper density, so the result is the exact likelihood
-    of the model "flow + this prior"; ``prior_log_prob`` replaces it. The mismatch costs about
-    :math:`\mathbb E\|x\|^2/(2D\sigma_{\max}^2\ln 2)` bits/dim: 3e-4 for MNIST at σ_max = 16.
-
-    Trace: exact (``rng=None``; :func:`refscore.traces.jacobian_trace`, batched over
-    ``trace_chunk`` replicated rows when given), or Hutchinson's with ``n_probes`` Gaussian probes
-    fixed along each path, repeated over ``probe_sets`` independent sets of probes (their rows'
-    average is used; with two or more, ``probe_sd`` is the per-row standard deviation due to the probes,
-    :math:`\sqrt{\overline{\operatorname{var}_{\text{sets}}}}`).
-
-    Returns a dict: ``bpd`` (n,), ``mean``, ``median`` (a mean far above it says some paths ran
-    away: a score that is wrong off the data drives the ODE there), ``se`` (standard error across
-    rows, None for one row; with Hutchinson it includes the probes' noise), ``n``, ``method``,
-    ``levels``, ``offset`` (:math:`\log_2 L`), ``nfev`` (ODE evaluations, all sets), ``seconds``,
-    ``probe_sd`` (None unless two or more sets).
-    """
-    import time
-
-    from .. import backends
-    from ..sde import VESDE, log_likelihood
-
-    sde = VESDE(sigma_min, sigma_max)
-    score = noise_conditional_score(score_fn, sde)
-    t0, d = time.time(), x.shape[1]
-    runs, nfev = [], 0
-    for _ in range(1 if rng is None else probe_sets):
-        ll, k = log_likelihood(sde, score, x, t_min=0.0, rng=rng, n_projections=n_probes, rtol=rtol, atol=atol,
-                               return_nfev=True, trace_chunk=trace_chunk, prior_log_prob=prior_log_prob)
-        runs.append(bits_per_dim(backends.of(ll).to_numpy(ll), d, levels=levels))
-        nfev += k
-    runs = onp.stack(runs)  # (sets, n)
-    probe_sd = float(onp.sqrt(onp.mean(onp.var(runs, axis=0, ddof=1)))) if len(runs) > 1 else None
-    method = "exact" if rng is None else f"hutchinson (M={n_probes})"
-    return _summary(runs.mean(axis=0), method, levels, math.log2(levels), nfev, time.time() - t0, probe_sd)

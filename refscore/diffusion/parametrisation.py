@@ -14,15 +14,46 @@ Coefficients are floats or (n,) arrays, one per example; points are (n, *shape).
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as onp
+from autograd.tracer import getval
+
+from .. import backends
 
 __all__ = ["per_example", "score_from_eps", "x0_from_score", "v_from_eps", "score_from_denoiser", "denoiser_derivative"]
 
 
 def per_example(c, x):
-    r"""A coefficient for the rows of ``x`` (n, *shape): a number as a float, an (n,) array as a
-    column that broadcasts over each example's entries, :math:`c_i\,x_i`."""
-    return onp.asarray(c, dtype=float).reshape((-1,) + (1,) * (onp.ndim(x) - 1)) if onp.ndim(c) else float(c)
+    r"""A coefficient for the examples of ``x`` (n, *shape): a number stays a float, an (n,) array
+    becomes (n, 1, ..., 1) so that it broadcasts over each example's entries (an image (n, C, H, W)
+    gets (n, 1, 1, 1): per example, never along rows), a 0-d array stays 0-d, a column already
+    shaped so is kept. Arrays keep their
+    backend and autograd boxes; a floating ``x`` gives its dtype (float32 stays float32). The one
+    per-example helper of refscore (the SDEs, the losses and the models call it).
+
+    .. math:: (c\odot x)_{i\,\cdots} = c_i\,x_{i\,\cdots}\qquad (x_t = a_i x_0 + s_i z\ \text{per example,
+              Song et al. 2021, Appendix B})
+    """
+    cv, xv = getval(c), getval(x)
+    if isinstance(cv, numbers.Real) and not hasattr(cv, "dtype") or isinstance(cv, float):
+        return float(c)
+    xdt = getattr(xv, "dtype", None)
+    floating = xdt is not None and onp.dtype(xdt).kind == "f"
+    if not hasattr(cv, "shape"):  # a list or tuple of per-example numbers
+        c = cv = (backends.of(xv).xp if hasattr(xv, "shape") else onp).asarray(cv, dtype=xdt if floating else float)
+    elif hasattr(xv, "shape") and c is cv and backends.of(cv).name != backends.of(xv).name:
+        c = cv = backends.of(xv).asarray(cv)  # host schedule constants onto x's device
+    if floating and cv.dtype != xdt:
+        c = c.astype(xdt)
+    if cv.ndim == 0:
+        return c
+    if cv.ndim == onp.ndim(xv) and cv.ndim > 1 and all(k == 1 for k in cv.shape[1:]):
+        return c  # already a per-example column (n, 1, ..., 1)
+    if cv.ndim != 1:
+        raise ValueError(f"a per-example coefficient must be a number, an (n,) array or an (n, 1, ..., 1) column "
+                         f"like x, got shape {tuple(cv.shape)} for x of shape {tuple(onp.shape(xv))}")
+    return c.reshape((-1,) + (1,) * (onp.ndim(xv) - 1))
 
 
 def score_from_eps(eps, sigma):
@@ -56,7 +87,8 @@ def score_from_denoiser(x, denoised, sigma):
 
     .. math:: \nabla_x\log p(x;\sigma) = \frac{D(x;\sigma) - x}{\sigma^2}
     """
-    return (denoised - x) / per_example(sigma, x) ** 2
+    s = per_example(sigma, x)
+    return (denoised - x) / (s * s)
 
 
 def denoiser_derivative(x, denoised, sigma):

@@ -11,22 +11,27 @@ likelihood weighting :math:`\lambda(t)=g(t)^2` (Song, Durkan, Murray & Ermon 202
 """
 from __future__ import annotations
 
+import autograd.numpy as anp
 import numpy as onp
 
 from .. import tweedie
-from ..samplers.annealed import annealed_step_sizes as refscore_step_sizes
-from ..samplers.steps import langevin_move
-from ..sde.sdes import SDE
-from ..sde.solvers import corrector_step_size
+from .moves import sqrt_number_or_array, annealed_step_sizes as _annealed_rule, corrector_step_size, langevin_move
 from .parametrisation import per_example
 
 __all__ = ["reverse_sde_step", "ode_velocity", "langevin_corrector_step", "annealed_step_sizes",
            "annealed_langevin_step", "tweedie_denoise_ve", "likelihood_weighting"]
 
 
-
 def _flat(a):
-    return onp.reshape(a, (onp.shape(a)[0], -1))
+    return anp.reshape(a, (anp.shape(a)[0], -1))
+
+
+def _check_sde(sde):
+    """``sde`` if it has the :class:`refscore.sde.SDE` contract's methods used here (duck-typed:
+    :mod:`refscore.diffusion` sits below :mod:`refscore.sde` and does not import it)."""
+    if not all(callable(getattr(sde, m, None)) for m in ("reverse_drift", "ode_drift", "diffusion")):
+        raise TypeError(f"sde must be a refscore.sde.SDE (reverse_drift, ode_drift, diffusion), got {type(sde).__name__}")
+    return sde
 
 
 def reverse_sde_step(sde, x, t, dt, score, z):
@@ -35,14 +40,13 @@ def reverse_sde_step(sde, x, t, dt, score, z):
 
     .. math:: x_{t-\Delta t} = x_t - \big[f(x_t,t) - g(t)^2 s\big]\Delta t + g(t)\sqrt{\Delta t}\,z
 
-    ``x``, ``score``, ``z``: (n, *shape); ``t``: (n,) times; the drift is ``sde.reverse_drift``.
+    ``x``, ``score``, ``z``: (n, *shape); ``t``: a float or (n,) times, ``dt`` a float or (n,); the
+    drift is ``sde.reverse_drift``. The reverse-SDE solver (:func:`refscore.sde.reverse_sde_sample`)
+    takes its steps with it.
     """
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde must be a refscore.sde.SDE, got {type(sde).__name__}")
-    X, S = _flat(x), _flat(score)
-    drift = sde.reverse_drift(lambda y, s: S, X, t)
-    g = per_example(sde.diffusion(t), X)
-    return (X - drift * dt + g * onp.sqrt(dt) * _flat(z)).reshape(onp.shape(x))
+    drift = _check_sde(sde).reverse_drift(lambda y, s: score, x, t)
+    dt = per_example(dt, x)
+    return x - drift * dt + per_example(sde.diffusion(t), x) * sqrt_number_or_array(dt) * z
 
 
 def ode_velocity(sde, x, t, score):
@@ -50,8 +54,7 @@ def ode_velocity(sde, x, t, score):
 
     .. math:: \frac{dx}{dt} = f(x,t) - \tfrac12 g(t)^2\,s
     """
-    X, S = _flat(x), _flat(score)
-    return sde.ode_drift(lambda y, s: S, X, t).reshape(onp.shape(x))
+    return _check_sde(sde).ode_drift(lambda y, s: score, x, t)
 
 
 def langevin_corrector_step(x, score, z, snr, alpha=1.0):
@@ -68,11 +71,13 @@ def langevin_corrector_step(x, score, z, snr, alpha=1.0):
 
 
 def annealed_step_sizes(sigmas, eps):
-    r"""Annealed Langevin's step sizes (Song & Ermon 2019, Algorithm 1):
+    r"""Annealed Langevin's step sizes in the NCSN paper's convention (Song & Ermon 2019, Algorithm 1):
+    the rule :func:`refscore.diffusion.moves.annealed_step_sizes` (refscore's :math:`h_i`) with
+    :math:`h=\epsilon`.
 
     .. math:: \alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2
     """
-    return refscore_step_sizes(onp.asarray(sigmas, dtype=float), eps)  # the same rule as refscore's h_i
+    return _annealed_rule(sigmas, eps)
 
 
 def annealed_langevin_step(x, score, z, sigmas, level, eps):
@@ -101,4 +106,4 @@ def likelihood_weighting(sde, t):
 
     .. math:: \lambda(t) = g(t)^2
     """
-    return onp.asarray(sde.diffusion(t), dtype=float) ** 2
+    return sde.diffusion(t) ** 2

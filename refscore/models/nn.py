@@ -20,6 +20,8 @@ from autograd.tracer import getval
 
 from .. import backends
 from .._validation import check_points, check_positive, check_positive_int
+from ..diffusion.edm import edm_coefficients
+from ..diffusion.parametrisation import per_example
 from ..pytree import tree_leaves, tree_unflatten
 from .activations import ACTIVATIONS
 from .schedules import NCSNv2Schedule, ncsnv2_schedule
@@ -223,20 +225,19 @@ class NoiseConditionalScoreNet(Saveable):
             "mlp": mlp_init((*self.hidden, dim), rng, dtype=dtype),
         }
 
-    def _sigma(self, sigma):
-        """σ as a float, or an (n,) array as an (n, 1) column in the model's dtype."""
+    def _sigma(self, sigma, x):
+        """σ as a float, or an (n,) array as a per-example (n, 1) column of ``x``
+        (:func:`refscore.diffusion.per_example`)."""
         sv = getval(sigma)
         if isinstance(sv, (int, float)) or getattr(sv, "ndim", None) == 0:
             return float(sv)
-        return anp.reshape(sv.astype(self.dtype), (-1, 1))  # (n, 1)
+        return per_example(sv, x)  # (n, 1)
 
     def apply(self, params, x, sigma):
         r""":math:`s_\theta(x,\sigma)` for explicit parameters: (n, d) -> (n, d)."""
-        sig = self._sigma(sigma)  # float or (n, 1)
-        if isinstance(sig, float):
-            c_in, log_s = 1.0 / math.sqrt(sig * sig + self.sigma_data**2), math.log(sig)
-        else:
-            c_in, log_s = 1.0 / anp.sqrt(sig * sig + self.sigma_data**2), anp.log(sig)
+        sig = self._sigma(sigma, x)  # float or (n, 1)
+        _, _, c_in, c_noise = edm_coefficients(sig, self.sigma_data)
+        log_s = 4.0 * c_noise  # ln σ
         F = self.n_freq
         ang = anp.reshape(log_s * self.freqs, (-1, F))  # (n or 1, F)
         emb = anp.sin(ang) @ params["in_s"][:F] + anp.cos(ang) @ params["in_s"][F:]  # (n or 1, H)

@@ -37,6 +37,8 @@ from autograd.tracer import getval
 
 from .. import backends
 from .._validation import check_choice, check_finite, check_points, check_positive, check_positive_int
+from ..diffusion.edm import edm_denoiser, score_loss_weight
+from ..diffusion.parametrisation import per_example, score_from_denoiser
 from .activations import ACTIVATIONS
 from .nn import Saveable, check_activation, read_tree
 
@@ -187,12 +189,13 @@ class ConvScoreNet(Saveable):
         p["out"] = {"K": bk.xp.zeros((9 * C, 1), dtype=self.dtype), "b": bk.xp.zeros((1,), dtype=self.dtype)}
         return p
 
-    def _sigma(self, sigma):
-        """σ as a float, or an (n,) array as an (n, 1) column in the model's dtype."""
+    def _sigma(self, sigma, x):
+        """σ as a float, or an (n,) array as a per-example column of ``x``
+        (:func:`refscore.diffusion.per_example`)."""
         sv = getval(sigma)
         if isinstance(sv, (int, float)) or getattr(sv, "ndim", None) == 0:
             return float(sv)
-        return anp.reshape(sv.astype(self.dtype), (-1, 1))
+        return per_example(sv, x)
 
     def features(self, params, u, log_s):
         r""":math:`F_\theta(u, \log\sigma)`: the U-Net on preconditioned rows ``u`` (n, side²) with
@@ -236,16 +239,12 @@ class ConvScoreNet(Saveable):
     def denoiser(self, params, x, sigma):
         r""":math:`D_\theta(x,\sigma) = \mu + c_{skip}(x-\mu) + c_{out}F_\theta(c_{in}(x-\mu), \log\sigma)`
         (Karras et al. 2022, eq. 7): the estimate of :math:`\mathbb E[x_0\mid x]`, (n, d)."""
-        sig, sd2 = self._sigma(sigma), self.sigma_data**2
-        sqrt, log = (math.sqrt, math.log) if isinstance(sig, float) else (anp.sqrt, anp.log)
-        norm = sqrt(sig * sig + sd2)
-        xc = x - self.mean
-        return self.mean + (sd2 / norm**2) * xc + (sig * self.sigma_data / norm) * self.features(params, xc / norm, log(sig))
+        return edm_denoiser(lambda u, log_s: self.features(params, u, log_s), x, self._sigma(sigma, x),
+                            self.sigma_data, self.mean)
 
     def apply(self, params, x, sigma):
         r""":math:`s_\theta(x,\sigma) = (D_\theta(x,\sigma) - x)/\sigma^2` (Tweedie), (n, d) -> (n, d)."""
-        sig = self._sigma(sigma)
-        return (self.denoiser(params, x, sigma) - x) / (sig * sig)
+        return score_from_denoiser(x, self.denoiser(params, x, sigma), self._sigma(sigma, x))
 
     def score_fn(self, params=None):
         """``(x, sigma) -> s_θ(x, σ)`` for ``params`` (default: the current ones)."""
@@ -261,7 +260,7 @@ class ConvScoreNet(Saveable):
                   \qquad \lambda(\sigma) = \frac{\sigma^2(\sigma^2+\sigma_d^2)}{\sigma_d^2}
 
         (Karras et al. 2022, Table 1, λ = 1/c_out² in their loss on D)."""
-        return sigma * sigma * (sigma * sigma + self.sigma_data**2) / self.sigma_data**2
+        return score_loss_weight(sigma, self.sigma_data)
 
     def architecture(self):
         """What :meth:`save` records to rebuild this model (JSON-able)."""

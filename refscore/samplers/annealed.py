@@ -13,23 +13,13 @@ import math
 
 from .. import tweedie
 from .._validation import check_finite, check_positive_int, check_sigmas
+from ..diffusion.moves import annealed_step_sizes  # the step-size rule's one home, re-exported here
 from .chain import (Divergence, check_sampler_args, report_divergence, run_chain, runaway_radius, sampler_info,
                     still_good)
 from .steps import langevin_move, score_of, unchecked
 
 #: annealed chains run away beyond this multiple of sigma_1·sqrt(d) (the noise scale at level 1)
 ANNEALED_RUNAWAY_FACTOR = 1e3
-
-
-def annealed_step_sizes(sigmas, step_size):
-    r"""The step at each level, scaled by the **square** of the noise ratio (Song & Ermon 2019,
-    Algorithm 1; a step scaled by :math:`\sigma_i/\sigma_L` is a known fault):
-
-    .. math:: h_i = h\,\sigma_i^2/\sigma_L^2
-
-    ``sigmas`` (L,) decreasing, ``step_size`` the step :math:`h` at the last level; returns (L,).
-    """
-    return step_size * sigmas**2 / sigmas[-1] ** 2
 
 
 def annealed_langevin(score_fn, x0, sigmas, step_size, n_steps_each, rng, keep_every=None,

@@ -8,19 +8,18 @@ The Langevin step (API.md; seed 001_…, "Langevin (Monte Carlo) sampling"):
 
 NCSN (Song & Ermon 2019, Alg. 1) writes :math:`x+\tfrac{\alpha}{2}s+\sqrt\alpha z`: their
 :math:`\alpha` is our :math:`2h`. :func:`langevin_move` is the only place a Langevin move is
-written: ULA, MALA's proposal, annealed Langevin and the reverse-SDE corrector all call it.
+written (in :mod:`refscore.diffusion.moves`, re-exported here): ULA, MALA's proposal, annealed
+Langevin and the reverse-SDE corrector all call it.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import NamedTuple
 
 import autograd.numpy as anp
-from autograd.tracer import Box
 
 from .. import backends
 from .._validation import check_output
+from ..diffusion.moves import langevin_move  # noqa: F401  (the one Langevin move, re-exported here)
 
 __all__ = ["State", "StepResult", "langevin_move", "langevin_log_q", "mh_accept", "rows_finite", "select_rows",
            "unchecked", "score_of", "log_prob_of"]
@@ -41,27 +40,6 @@ class StepResult(NamedTuple):
     state: State  # the chains after the step
     is_accepted: object  # (n,) bool, the proposal was accepted
     is_finite: object  # (n,) bool, the proposal (and its log-density, score) was finite
-
-
-def langevin_move(x, score_x, h, z, noise_var=None, reuse_noise=False):
-    r"""The Langevin move :math:`x + h\,s(x) + \sqrt{\tau}\,z` with :math:`\tau = 2h` (our
-    convention) unless ``noise_var`` gives another :math:`\tau` (the notes' MH proposal uses
-    :math:`\tau=\eta=h`, seed 003_…, §11.2.1):
-
-    .. math:: x' = x + h\,s(x) + \sqrt{2h}\,z \qquad\text{(seed 001\_…, Langevin sampling)}
-
-    ``h`` may be a number or a 0-d array (the corrector's step). With ``reuse_noise=True`` the
-    caller hands over ``z`` (drawn for this step alone) and the sum is built in its memory, one
-    temporary instead of four, unless autograd is tracing the step.
-    """
-    tau = 2.0 * h if noise_var is None else noise_var
-    root = math.sqrt(tau) if isinstance(tau, numbers.Real) else anp.sqrt(tau)
-    if not reuse_noise or any(isinstance(a, Box) for a in (x, score_x, z, h)):
-        return x + h * score_x + root * z
-    z *= root
-    z += x
-    z += h * score_x
-    return z
 
 
 def langevin_log_q(*, to, given, score_given, h, noise_var=None):

@@ -20,6 +20,9 @@ from autograd.tracer import getval
 from .. import backends
 from .._math import LOG_2PI, sqnorm
 from .._validation import as_float_array, check_positive, check_positive_int, check_real
+from ..diffusion.parametrisation import per_example as per_row  # the one per-example helper (old name kept)
+from ..diffusion.processes import (ops, ve_discretize, ve_marginal_coeffs, vp_discretize,  # noqa: F401  (ops: old path)
+                                   vp_marginal_coeffs, vp_step_rate)
 
 __all__ = ["SDE", "VESDE", "VPSDE", "marginal_law"]
 
@@ -51,19 +54,6 @@ def _in_horizon(t, index):
         where = "" if index is None else f" (entry {index})"
         raise ValueError(f"t must lie in [0, 1], the SDE's time horizon (Song et al. 2021), got {t!r}{where}")
     return t
-
-
-def ops(t):
-    """Elementwise functions for ``t``: :mod:`math` for a float, the array module otherwise."""
-    return math if isinstance(t, float) else backends.of(t).xp
-
-
-def per_row(c, x):
-    """A coefficient times the rows of ``x``: a float as is, an ``(n,)`` array as an ``(n, 1)``
-    column in the dtype of ``x`` (float32 stays float32)."""
-    if isinstance(c, float):
-        return c
-    return c.reshape((-1, 1) if c.ndim == 1 else ()).astype(getval(x).dtype)
 
 
 class SDE(abc.ABC):
@@ -104,6 +94,29 @@ class SDE(abc.ABC):
     @abc.abstractmethod
     def prior_log_prob(self, x):
         r""":math:`\log p_1(x)` of each row, ``(n,)``."""
+
+    def discretize(self, x, t, t_prev):
+        r"""The forward step from ``t_prev`` up to ``t`` as :math:`x_t = x_{t_{prev}} + f + G z`
+        (Song et al. 2021, Appendix E, eq. 45; score_sde's ``SDE.discretize``): here Euler–Maruyama,
+
+        .. math:: f = f(x, t)\,\Delta t,\qquad G = g(t)\sqrt{\Delta t},\qquad \Delta t = t - t_{prev}
+
+        (VE and VP override it with their exact steps, eqs. 46–47). ``t``, ``t_prev`` floats or
+        (n,) arrays. Returns ``(f, G)``: ``f`` like ``x``, ``G`` a float or (n,).
+        """
+        t, t_prev = as_time(t, x), as_time(t_prev, x)
+        dt = t - t_prev
+        return self.drift(x, t) * per_row(dt, x), self.diffusion(t) * ops(dt).sqrt(dt)
+
+    def noise_level(self, t):
+        r"""``(a, σ)`` with :math:`x_t = a(t)\,(x_0 + \sigma(t) z)`: the process as a VE one scaled by
+        :math:`a` (Karras et al. 2022, eq. 4 and Table 1), so a noise-conditional model
+        :math:`s_\theta(x,\sigma)` gives its score (:func:`refscore.diffusion.noise_conditional_score`).
+
+        .. math:: \sigma(t) = s(t)/a(t)
+        """
+        a, s = self.marginal_coeffs(as_time(t))
+        return a, s / a
 
     def marginal_prob(self, x0, t):
         r"""Mean and standard deviation of :math:`p_{0t}(x_t\mid x_0)=\mathcal N(a x_0, s^2 I)`:
@@ -162,10 +175,23 @@ class VESDE(SDE):
         return 0.0 * as_time(t)
 
     def marginal_coeffs(self, t):
-        t = as_time(t)
-        # σ(t)² − σ_min² = σ_min² (e^{2t log r} − 1), written with expm1 for small t
-        var = self.sigma_min**2 * ops(t).expm1(2.0 * t * self.log_ratio)
-        return 1.0 + 0.0 * t, ops(t).sqrt(var)
+        return ve_marginal_coeffs(as_time(t), self.sigma_min, self.log_ratio)
+
+    def discretize(self, x, t, t_prev):
+        r"""SMLD's forward step from ``t_prev`` up to ``t`` (Song et al. 2021, Appendix E, eq. 47;
+        :func:`refscore.diffusion.ve_discretize`):
+
+        .. math:: f = 0,\qquad G = \sqrt{\sigma(t)^2-\sigma(t_{prev})^2}
+        """
+        return ve_discretize(x, self.sigma(as_time(t, x)), self.sigma(as_time(t_prev, x)))
+
+    def noise_level(self, t):
+        r"""``(1, σ(t))``: the model of the score at t is that of the data perturbed at σ(t), σ_min
+        included (NCSN's levels; :func:`refscore.diffusion.noise_conditional_score`).
+
+        .. math:: a = 1,\qquad \sigma = \sigma_{\min}(\sigma_{\max}/\sigma_{\min})^t
+        """
+        return 1.0, self.sigma(t)
 
     def prior_sample(self, n, d, rng, backend=None):
         n, d = check_positive_int(n, "n"), check_positive_int(d, "d")
@@ -193,6 +219,22 @@ class VPSDE(SDE):
         if not self.beta_max >= self.beta_min:
             raise ValueError(f"beta_max must be >= beta_min, got {beta_max} < {beta_min}")
 
+    @classmethod
+    def for_levels(cls, sigma_max, beta_min=0.1):
+        r"""The VP SDE whose VE-equivalent level :math:`\sigma(t) = s(t)/a(t)` (:meth:`noise_level`)
+        reaches ``sigma_max`` at t = 1, so that a model trained on the levels up to ``sigma_max``
+        covers the whole process (Karras et al. 2022, eq. 4: VP is VE scaled; Song et al. 2021,
+        Appendix B): :math:`B(1) = (\beta_{\min}+\beta_{\max})/2 = \log(1+\sigma_{\max}^2)`,
+
+        .. math:: \beta_{\max} = 2\log(1+\sigma_{\max}^2) - \beta_{\min}
+        """
+        sigma_max = check_positive(sigma_max, "sigma_max")
+        beta_max = 2.0 * math.log1p(sigma_max**2) - beta_min
+        if not beta_max >= beta_min:
+            raise ValueError(f"sigma_max={sigma_max} is too small for beta_min={beta_min}: need "
+                             f"log(1 + sigma_max^2) >= beta_min")
+        return cls(beta_min, beta_max)
+
     def beta(self, t):
         r""":math:`\beta(t)=\beta_{\min}+t(\beta_{\max}-\beta_{\min})`."""
         return self.beta_min + as_time(t) * (self.beta_max - self.beta_min)
@@ -213,8 +255,32 @@ class VPSDE(SDE):
         return -0.5 * self.beta(t) * d
 
     def marginal_coeffs(self, t):
-        B = self.integrated_beta(t)
-        return ops(B).exp(-0.5 * B), ops(B).sqrt(-ops(B).expm1(-B))
+        return vp_marginal_coeffs(self.integrated_beta(t))
+
+    def discretize(self, x, t, t_prev):
+        r"""DDPM's forward step from ``t_prev`` up to ``t`` (Song et al. 2021, Appendix E, eq. 45;
+        :func:`refscore.diffusion.vp_discretize`) with the exact step rate, so that the chain has the
+        SDE's marginals at every grid time (score_sde takes :math:`\beta_i = \beta(t_i)\Delta t`, equal
+        to first order):
+
+        .. math:: \beta_i = 1 - e^{-(B(t)-B(t_{prev}))},\qquad f = (\sqrt{1-\beta_i}-1)\,x,\qquad G = \sqrt{\beta_i}
+        """
+        B, B_prev = self.integrated_beta(as_time(t, x)), self.integrated_beta(as_time(t_prev, x))
+        return vp_discretize(x, vp_step_rate(B, B_prev))
+
+    def time_of_level(self, sigma):
+        r"""The time at which the VE-equivalent level :math:`\sigma(t) = s/a = \sqrt{e^{B(t)}-1}`
+        (:meth:`noise_level`) equals ``sigma`` (float or host array): the root of
+        :math:`B(t) = \log(1+\sigma^2)` (Song et al. 2021, Appendix B),
+
+        .. math:: t = \frac{-\beta_{\min} + \sqrt{\beta_{\min}^2 + 2(\beta_{\max}-\beta_{\min})\log(1+\sigma^2)}}
+                  {\beta_{\max}-\beta_{\min}}
+        """
+        target = onp.log1p(onp.square(onp.asarray(sigma, dtype=float)))
+        db = self.beta_max - self.beta_min
+        if db == 0:
+            return target / self.beta_min
+        return (-self.beta_min + onp.sqrt(self.beta_min**2 + 2.0 * db * target)) / db
 
     def prior_sample(self, n, d, rng, backend=None):
         n, d = check_positive_int(n, "n"), check_positive_int(d, "d")

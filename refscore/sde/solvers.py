@@ -11,18 +11,16 @@ capped (``max_evals``), and the reverse SDE tracks diverging chains like the sam
 """
 from __future__ import annotations
 
-import math
 
-import autograd.numpy as anp
 import numpy as onp
 
 from .. import backends
-from .._math import sqnorm
 from .._progress import progress
 from .._validation import (check_finite, check_output, check_points, check_positive, check_positive_int,
                            check_time_interval)
+from ..diffusion.moves import corrector_step_size, langevin_move
+from ..diffusion.steps import reverse_sde_step
 from ..samplers.chain import Divergence, report_divergence, runaway_radius, sampler_info
-from ..samplers.steps import langevin_move
 from ..traces import hutchinson_trace, jacobian_trace
 from .sdes import SDE
 
@@ -38,24 +36,9 @@ def _score(score_fn, x, t):
     return check_output(score_fn(x, t), x.shape, "score_fn")
 
 
-def corrector_step_size(score, z, snr, alpha=1.0):
-    r"""The predictor–corrector's Langevin step size (Song et al. 2021, Algorithm 4; score_sde's
-    ``LangevinCorrector``: batch means of the per-example norms):
-
-    .. math:: \epsilon = 2\alpha\Big(r\,\frac{\overline{\|z\|}}{\overline{\|s\|}}\Big)^2
-
-    with :math:`r` = ``snr``; :math:`\alpha = 1` for VE (score_sde's discrete VP uses
-    :math:`\alpha_i = 1-\beta_i/N`, which is :math:`1 + O(\Delta t)`). ``score``, ``z``: (n, d).
-    A zero score gives NaN (no warning), which the solver reports as divergence.
-    """
-    xp = backends.of(z).xp
-    z_norm, s_norm = anp.mean(anp.sqrt(sqnorm(z))), anp.mean(anp.sqrt(sqnorm(score)))
-    return 2.0 * alpha * (snr * z_norm / xp.where(s_norm > 0, s_norm, xp.nan)) ** 2
-
-
 def _corrector(score_fn, x, t, snr, bk, rng):
     r"""One Langevin corrector step :math:`x + \epsilon s + \sqrt{2\epsilon}z` with the step of
-    :func:`corrector_step_size`, taken by the one Langevin move (:func:`refscore.samplers.langevin_move`)."""
+    :func:`corrector_step_size`, taken by the one Langevin move (:func:`refscore.diffusion.langevin_move`)."""
     s = _score(score_fn, x, t)
     z = bk.normal(rng, x.shape, x.dtype)
     return langevin_move(x, s, corrector_step_size(s, z, snr), z, reuse_noise=True)
@@ -99,7 +82,7 @@ def reverse_sde_sample(sde, score_fn, x1, rng, n_steps=1000, t_min=1e-3, correct
         for _ in range(corrector_steps):
             x = _corrector(score_fn, x, t, snr, bk, rng)
         z = bk.normal(rng, x.shape, x.dtype)
-        x = watch.update(x - sde.reverse_drift(checked, x, t) * dt + sde.diffusion(t) * math.sqrt(dt) * z)
+        x = watch.update(reverse_sde_step(sde, x, t, dt, checked(x, t), z))
         bar.update()
     bar.close()
     info = sampler_info(n_steps, watch.bad)

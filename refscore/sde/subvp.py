@@ -9,7 +9,8 @@ so the **standard deviation** is :math:`1-e^{-B}` (the variance :math:`(1-e^{-B}
 """
 from __future__ import annotations
 
-from .sdes import VPSDE, ops
+from ..diffusion.processes import subvp_diffusion, subvp_marginal_coeffs
+from .sdes import VPSDE
 
 __all__ = ["SubVPSDE"]
 
@@ -24,9 +25,14 @@ class SubVPSDE(VPSDE):
     """
 
     def diffusion(self, t):
-        b, B = self.beta(t), self.integrated_beta(t)
-        return ops(b).sqrt(-b * ops(B).expm1(-2.0 * B))
+        return subvp_diffusion(self.beta(t), self.integrated_beta(t))
 
     def marginal_coeffs(self, t):
-        B = self.integrated_beta(t)
-        return ops(B).exp(-0.5 * B), -ops(B).expm1(-B)
+        return subvp_marginal_coeffs(self.integrated_beta(t))
+
+    def discretize(self, x, t, t_prev):
+        r"""Euler–Maruyama (the :class:`SDE` base's step; sub-VP has no exact DDPM chain):
+
+        .. math:: f = f(x,t)\Delta t,\qquad G = g(t)\sqrt{\Delta t}
+        """
+        return super(VPSDE, self).discretize(x, t, t_prev)
