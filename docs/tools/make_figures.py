@@ -246,8 +246,8 @@ def fig_first_model(path):
     ax[3].plot(np.arange(loss.size), loss, lw=0.3, color="0.7", label="per step")
     ax[3].plot(np.arange(k - 1, loss.size), np.convolve(loss, np.ones(k) / k, mode="valid"), color="tab:blue",
                label=f"mean of {k} steps")
-    ax[3].set_title("training loss (NCSN, levels sampled)", fontsize=9)
-    _finish(fig, ax[3], path, "step", "loss", legend_size=7)
+    ax[3].set_title("training loss (NCSN, levels sampled)")
+    _finish(fig, ax[3], path, "step", "loss", legend_size=9)
 
 
 def fig_sigma_star(path):
