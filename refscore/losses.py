@@ -8,12 +8,14 @@ The identities they satisfy, which ``tests/test_losses.py`` checks and :func:`es
 :func:`dsm_esm_gap` give the constants of:
 
 .. math::
+   \begin{aligned}
    \mathrm{ESM}(\theta) &= \mathrm{ISM}(\theta) + \tfrac12\mathbb E\|s^*\|^2
         &&\text{(Hyvärinen 2005, Thm 1; seed 004\_…, the integration-by-parts derivation)}\\
    \mathbb E_v[\mathrm{SSM}(\theta)] &= \mathrm{ISM}(\theta)
         &&\text{(Song et al. 2019, SSM; seed 002\_…, Hutchinson)}\\
    \mathrm{DSM}_\sigma(\theta) &= \mathrm{ESM}_{p_\sigma}(\theta) + C(\sigma)
         &&\text{(Vincent 2011, eq. 11; seed 004\_…, Q1 derivation)}
+   \end{aligned}
 
 The seeds drop the ½ in places (``002_…``/``000_…``: ":math:`\approx`", and ``003_…``
 eq. after 11.2: :math:`\mathbb E[s^2 + 2\nabla s]`): there ESM = 2·ISM + C.
@@ -163,10 +165,12 @@ def ssm(score_fn, x, rng=None, n_projections=1, projection="gaussian", variance_
     the trace in ISM.
 
     .. math::
+       \begin{aligned}
        \mathrm{SSM} &= \mathbb E_{p^*}\mathbb E_v\big[v^\top\nabla_x s_\theta(x)\,v
                         + \tfrac12 (v^\top s_\theta(x))^2\big] \\
        \mathrm{SSM}_{\mathrm{VR}} &= \mathbb E_{p^*}\mathbb E_v\big[v^\top\nabla_x s_\theta(x)\,v
                         + \tfrac12\|s_\theta(x)\|^2\big]
+       \end{aligned}
 
     with :math:`\mathbb E[vv^\top]=I`, so :math:`\mathbb E_v[\mathrm{SSM}]=\mathrm{ISM}` (seed
     ``002_…``: ":math:`=\mathbb E_{v\sim N(0,I_d)}\ldots v^\top\nabla_x s(x) v`"). Each of the M

@@ -6,12 +6,15 @@ the navigation is opened after a small script is added to it that records, once 
 its images have loaded, every image's decoded width. On each page:
 
 - math is typeset in the body, and in the table of contents where a heading holds math;
-- no raw ``\\(`` or ``\\[`` is left in the visible text;
+- no raw ``\\(`` or ``\\[`` is left in the visible text, nor a TeX command (``\\frac``, ...) whose
+  delimiters Markdown ate;
+- MathJax drew no error box (``merror``: "Misplaced &", an undefined command);
 - every figure decodes (``naturalWidth > 0``);
 - on executed pages, every code block that prints shows its output under it, and long output
   lines wrap (no output box scrolls sideways).
 
-The first-model page is also run as its notebook, within its CPU budget. Skips, saying why, when
+Every code line of the book's pages fits in 88 characters (the width a code block shows
+unclipped). The first-model page is also run as its notebook, within its CPU budget. Skips, saying why, when
 mkdocs (the `docs` extra) or Chromium (`apt-get install -y chromium`; `make test` installs it as
 root) is missing.
 """
@@ -124,6 +127,24 @@ def _visible(dom):
     return re.sub(r"<[^>]+>", "", dom)
 
 
+# what MathJax leaves where it could not typeset a formula ("Misplaced &", an unknown command):
+# an merror node, in the CHTML output (<mjx-merror>) or the SVG output (data-mml-node="merror")
+MATH_ERROR = re.compile(r'<mjx-merror\b|<g\b[^>]*data-mml-node="merror"|data-mjx-error="')
+# a TeX command left as text: math whose delimiters were lost (Markdown ate the backslash of \[)
+RAW_TEX = re.compile(r"\\(?:frac|tfrac|big|Big|mathbb|mathrm|mathcal|sigma|Phi|sqrt|nabla|"
+                     r"operatorname|begin|end|left|right|sum|int|epsilon)(?![A-Za-z])")
+
+
+def math_errors(dom):
+    """The MathJax error boxes of a rendered page, each with the message MathJax gives."""
+    found = []
+    dom = re.sub(r"<(style|script)\b.*?</\1>", "", dom, flags=re.S)  # MathJax's CSS names merror too
+    for m in MATH_ERROR.finditer(dom):
+        msg = re.search(r'data-mjx-error="([^"]*)"', dom[m.start():m.start() + 600])
+        found.append(msg.group(1) if msg else dom[m.start():m.start() + 120])
+    return found
+
+
 def _toc(dom):
     """The page's table of contents (Material's secondary navigation)."""
     m = re.search(r'<nav class="md-nav md-nav--secondary".*?</nav>\s*</div>', dom, re.S)
@@ -157,6 +178,10 @@ def test_page_as_a_reader_sees_it(site, server, page):
     for raw in ("\\(", "\\["):
         i = visible.find(raw)
         assert i < 0, f"{page}: raw TeX in the visible text: …{visible[max(0, i - 80):i + 80]}…"
+    assert not math_errors(dom), f"{page}: MathJax error boxes: {math_errors(dom)}"
+    cmd = RAW_TEX.search(visible)
+    assert cmd is None, (f"{page}: a TeX command outside typeset math: "
+                         f"…{visible[max(0, cmd.start() - 80):cmd.end() + 80]}…")
     # math in the table of contents
     heads_with_math = [h for h in re.findall(r"^#{2,3} (.*)$", source, re.M) if "\\(" in h]
     if heads_with_math:
@@ -169,6 +194,21 @@ def test_page_as_a_reader_sees_it(site, server, page):
         assert all(o.strip() for o in outputs), f"{page}: an empty output block"
         overflow = re.search(r'data-output-overflow="(\d+)"', dom)
         assert overflow and overflow.group(1) == "0", f"{page}: output lines run out of their box"
+
+
+def test_a_math_error_is_seen(site, server):
+    """A page with a formula MathJax cannot typeset, and one whose display delimiters Markdown
+    ate, are both caught by the checks every page gets."""
+    page = site / "planted_math_error.html"
+    page.write_text('<html><body><p><span class="arithmatex">\\[a &amp;= b\\]</span></p>'
+                    "<p>[\\Phi\\big(x\\big)]</p>"  # the book's MathJax, as every page loads it
+                    '<script src="javascripts/mathjax.js"></script>'
+                    '<script src="javascripts/vendor/tex-svg-full.js"></script></body></html>',
+                    encoding="utf-8")
+    dom = _dump_dom(f"{server}/planted_math_error.html")
+    assert dom.count("<mjx-container") == 1, "MathJax did not run on the planted page"
+    assert any("Misplaced" in e for e in math_errors(dom)), math_errors(dom)
+    assert RAW_TEX.search(_visible(dom)) is not None
 
 
 def test_first_model_runs_as_a_notebook_within_its_budget():
@@ -225,3 +265,35 @@ def test_toc_math_is_marked_for_mathjax():
     html = '<span class="md-ellipsis">\n  The score does not see \\(Z\\)\n</span>'
     assert hooks.toc_math(html) == ('<span class="md-ellipsis">\n  The score does not see '
                                     '<span class="arithmatex">\\(Z\\)</span>\n</span>')
+
+
+CODE_WIDTH = 88  # what a code block shows unclipped at the theme's width (1280 px)
+ANY_FENCE = re.compile(r"^( *)```[^\n]*\n(.*?)^\1```[ \t]*$", re.S | re.M)
+# pages other parts of the project write (the verifier's guide, the benchmark log): not the book's prose
+OWNED_ELSEWHERE = {"conformance.md", "benchmarks.md"}
+
+
+def long_code_lines(text, width=CODE_WIDTH):
+    """``[(line number, length)]`` of every line of a fenced block of ``text`` longer than
+    ``width`` characters once the fence's own indentation is removed."""
+    long = []
+    for m in ANY_FENCE.finditer(text):
+        first = text[:m.start(2)].count("\n") + 1
+        for k, line in enumerate(m.group(2).split("\n")):
+            line = line[len(m.group(1)):] if line.startswith(m.group(1)) else line
+            if len(line) > width:
+                long.append((first + k, len(line)))
+    return long
+
+
+def test_long_code_lines_are_found():
+    text = "x\n\n```python\nshort = 1\n" + "y = '" + "a" * 90 + "'\n```\n\n    ```text\n    " + "b" * 88 + "\n    ```\n"
+    assert long_code_lines(text) == [(5, 96)]
+    assert long_code_lines("```python\n" + "c" * 89 + "\n```\n", width=89) == []
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md") if p.name not in OWNED_ELSEWHERE))
+def test_code_lines_fit_the_page(page):
+    long = long_code_lines((DOCS / page).read_text())
+    assert not long, (f"{page}: code lines over {CODE_WIDTH} characters (clipped at 1280 px), "
+                      f"as (line, length): {long}")

@@ -147,6 +147,8 @@ def test_api_reference_math_is_typeset_in_chromium(server):
     dom = _dump_dom(f"{server}/api/")
     assert dom.count("<mjx-container") > 50
     assert "\\(" not in _prose(dom) and ":math:" not in dom
+    errors = re.findall(r'data-mjx-error="([^"]*)"', dom)
+    assert not errors and "<mjx-merror" not in dom, f"MathJax errors on the API page: {errors}"
 
 
 def test_figures_decode_in_chromium(site, server):
@@ -170,6 +172,8 @@ def test_griffe_extension_rewrites_rest_math():
 
     doc = "Loss.\n\n.. math::\n   a &= b \\\\\n   c &= d\n\nwith :math:`x_i` and :func:`refscore.losses.esm`.\n"
     out = rest_math_to_arithmatex(doc)
-    assert "\\[a &= b \\\\ c &= d\\]" in out
+    assert "\\[\\begin{aligned}a &= b \\\\ c &= d\\end{aligned}\\]" in out  # MathJax needs aligned
+    one = rest_math_to_arithmatex(".. math:: a \\& b = c\n")
+    assert "\\[a \\& b = c\\]" in one, one  # an escaped & is text, not an alignment point
     assert "\\(x_i\\)" in out and "`refscore.losses.esm`" in out
     assert ":math:" not in out and ".. math::" not in out and ":func:" not in out

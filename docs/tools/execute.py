@@ -1,6 +1,6 @@
 """Run the book's code at build time and show what it prints under each block.
 
-Every ```python block of an executed page (the chapters and the first-model page) runs in
+Every ```python block of an executed page (the chapters and EXTRA_PAGES) runs in
 order in one namespace per page — what a reader gets from "Run all" in the page's notebook — and
 its standard output is inserted under the block as an output block (class ``exec-output``; the
 book's stylesheet wraps long lines). A block that raises, including a snippet's own ``assert``
@@ -31,7 +31,8 @@ ROOT = DOCS.parent
 CACHE = ROOT / ".cache" / "docs-exec"
 # a python fence, top level or indented inside an admonition (the body is dedented to run)
 FENCE = re.compile(r"^( *)```python\n(.*?)^\1```[ \t]*$", re.S | re.M)
-EXTRA_PAGES = ("first_model.md",)
+# pages besides the chapters whose code runs and shows its output (index.md promises it of every block)
+EXTRA_PAGES = ("first_model.md", "digits.md", "conventions.md", "api.md")
 
 
 _FRESH = {}  # page name -> (codes, namespace) of a page run in this process (figures reuse it)
@@ -42,7 +43,7 @@ class SnippetError(RuntimeError):
 
 
 def executed_pages(docs_dir=DOCS):
-    """The pages whose code runs at build time: the first-model page and the chapters, in order."""
+    """The pages whose code runs at build time: EXTRA_PAGES and the chapters, in order."""
     import notebooks  # docs/tools, on the path when the hooks run
 
     extra = [pathlib.Path(docs_dir) / p for p in EXTRA_PAGES if (pathlib.Path(docs_dir) / p).exists()]
@@ -74,6 +75,25 @@ def run_blocks(codes, page_name, ns=None):
 
     matplotlib.use("Agg")
     ns = {"__name__": f"book_{pathlib.Path(page_name).stem}"} if ns is None else ns
+    with _one_blas_thread():
+        return _run_in_tmp(codes, page_name, ns)
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """One BLAS thread while the book's code runs: at its sizes one thread is as fast as two, and
+    the times a page prints do not depend on how busy the build machine's other cores are."""
+    try:
+        from threadpoolctl import threadpool_limits  # comes with scikit-learn (the `data` extra)
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _run_in_tmp(codes, page_name, ns):
+    """``run_blocks``'s body: each block in turn, in a temporary working directory."""
     outputs, start, here = [], time.perf_counter(), os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)

@@ -5,7 +5,9 @@ blocks), as Sphinx expects. mkdocstrings renders docstrings as Markdown, where t
 as raw text. Before griffe parses a docstring, this extension turns
 
 - ``:math:`a+b``` into ``\(a+b\)`` (inline, typeset by MathJax through pymdownx.arithmatex),
-- ``.. math:: body`` (one line, or an indented block) into a display ``\[ body \]``,
+- ``.. math:: body`` (one line, or an indented block) into a display ``\[ body \]`` (a body
+  with ``&`` alignment and no environment of its own inside ``aligned``: Sphinx adds one, MathJax
+  shows "Misplaced &" without it),
 - ``:func:`x``` / ``:class:`x``` / ``:meth:`x``` / ``:mod:`x``` into code ``x``,
 - doctest lines (``>>> ...`` and their output) into a fenced ``pycon`` block,
 - a free paragraph that follows the entries of a numpydoc list section (Parameters, Attributes,
@@ -22,6 +24,7 @@ import griffe
 
 ROLE_MATH = re.compile(r":math:`([^`]+)`")
 ROLE_CODE = re.compile(r":(?:func|class|meth|mod|attr|obj|data):`~?([^`]+)`")
+ALIGN = re.compile(r"(?<!\\)&")  # an alignment point, not an escaped \&
 DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<first>.*)$")
 
 
@@ -44,6 +47,8 @@ def _math_blocks(lines):
             body.pop()
             i -= 1  # give trailing blank lines back to the text
         tex = " ".join(b for b in body if b)
+        if ALIGN.search(tex) and "\\begin" not in tex:  # Sphinx aligns a bare '&'; MathJax needs aligned
+            tex = "\\begin{aligned}" + tex + "\\end{aligned}"
         out.extend(["", f"{indent}\\[{tex}\\]", ""])
     return out
 

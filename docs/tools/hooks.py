@@ -2,8 +2,8 @@
 
 on_config      — add optional pages (written by other parts of the project) to the nav when present.
 on_pre_build   — vendor MathJax into the site (no CDN at view time), draw the figures, run
-                 the code of the chapters and the first-model page (docs/tools/execute.py), and
-                 write every one of those pages as an executed Jupyter notebook. Each step is
+                 the code of the chapters and of execute.EXTRA_PAGES (docs/tools/execute.py), and
+                 write the chapters and notebooks.NOTEBOOK_PAGES as executed notebooks. Each step is
                  cached: it reruns only when what it depends on has changed.
 on_page_markdown — links to an optional page that is absent become plain text; every code block
                  of an executed page gets its output under it.

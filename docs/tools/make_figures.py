@@ -15,11 +15,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from refscore import datasets, samplers, sde, tweedie  # noqa: E402
+from refscore import datasets, plots, samplers, sde, tweedie  # noqa: E402
 from refscore.apps import experiments  # noqa: E402
-from refscore.apps import plots  # noqa: E402  (the tour's own plotting code)
+from refscore.apps import plots as tour_plots  # noqa: E402  (the tour's mosaic of digits)
+from refscore.diagnostics import mode_weights  # noqa: E402
 from refscore.energies import DoubleWell, Gaussian, GaussianMixture, Ring, SumOfEnergies  # noqa: E402
 from refscore.partition import log_partition_quadrature  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import intuition_figures  # noqa: E402  (docs/tools: the figures drawn with refscore.plots)
 
 DPI = 90
 # the running example of the book: two well-separated modes of unequal weight (chapters 4, 6, 7)
@@ -51,7 +55,7 @@ def fig_ebm(path):
     fig, ax = plt.subplots(1, 2, figsize=(8, 3.6))
     ax[0].contourf(X, Y, np.minimum(E, np.percentile(E, 90)), 30, cmap="viridis")
     ax[0].set_title("energy E(x) (low = likely)")
-    ax[1].contourf(X, Y, np.exp(-E - log_z), 30, cmap="magma")
+    plots.density_contours(ax[1], lambda x: -poe.energy(x), lim=3.5, levels=30, cmap="magma")
     ax[1].set_title(f"p(x) = exp(-E(x)) / Z,  log Z = {log_z:.3f}")
     for a in ax:
         a.set_aspect("equal")
@@ -63,8 +67,9 @@ def fig_score_field(path):
     """The score of a mixture as arrows over its density (the tour's plots.score_field)."""
     gmm = GaussianMixture([0.3, 0.7], [[-1.5, 0.0], [1.5, 0.5]], [0.5, 0.8])
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    plots.score_field(ax, gmm.score, lim=3.5, m=17, density=plots.density_grid(gmm.log_prob, lim=3.5),
-                      title="s(x) = -grad E(x) over p(x)")
+    plots.density_contours(ax, gmm.log_prob, lim=3.5)
+    plots.score_quiver(ax, gmm.score, lim=3.5, m=17)
+    ax.set_title("s(x) = -grad E(x) over p(x)")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
 
@@ -95,9 +100,9 @@ def fig_sigma_ladder(path):
     ax[0].legend(fontsize=7)
     rng = np.random.default_rng(0)
     x = TWO_MODES.sample(400, rng)
-    X, Y, pts = _grid(9)
-    logp = np.maximum(TWO_MODES.log_prob(pts).reshape(X.shape), -30.0)  # clip: the colour scale ends at -30
-    ax[1].contourf(X, Y, logp, levels=np.linspace(-30, 0, 16), cmap="Greys_r")
+    # log p shifted by its maximum and clipped at -30: the colour scale shows the empty regions
+    plots.density_contours(ax[1], TWO_MODES.log_prob, lim=9, levels=16, log=True, floor=-30.0,
+                           cmap="Greys_r")
     noisy = TWO_MODES.perturbed(3.0).sample(300, rng)
     # the sigma = 3 points first and large, in a colour that stands out on the grey scale; the
     # data on top, small: both clouds stay visible where they overlap
@@ -169,11 +174,12 @@ def fig_samplers(path):
     mala, _ = samplers.mala(TWO_MODES.unnormalized_log_prob, x0, 0.1, 300, rng, score_fn=TWO_MODES.score)
     sig = np.geomspace(10.0, 0.5, 10)
     ann, _ = samplers.annealed_langevin(lambda x, s: TWO_MODES.perturbed(s).score(x), x0, sig, 0.05, 30, rng)
-    fig, ax = plt.subplots(1, 3, figsize=(10, 3.5), sharex=True, sharey=True)
-    density = plots.density_grid(TWO_MODES.log_prob, lim=8.0)
+    fig, ax = plt.subplots(1, 3, figsize=(10, 3.7), sharex=True, sharey=True)
+    modes = TWO_MODES.host_params["means"]
     for a, (name, y) in zip(ax, (("ULA", ula), ("MALA", mala), ("annealed", ann))):
-        frac = float(np.mean(y[:, 0] > 0))
-        plots.scatter_over_density(a, y, density, title=f"{name}: {frac:.2f} in the 0.8 mode")
+        share = float(mode_weights(y, modes)[1])
+        plots.samples_over_density(a, y, TWO_MODES.log_prob, lim=8.0)
+        a.set_title(f"{name}: {share:.2f} in the 0.8 mode")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
 
@@ -228,18 +234,20 @@ def fig_first_model(path):
     import execute  # docs/tools
 
     ns = execute.page_namespace(pathlib.Path(__file__).resolve().parents[1] / "first_model.md")
-    fig, ax = plt.subplots(1, 4, figsize=(12, 3.2))
-    density = plots.density_grid(ns["toy"].log_prob, lim=5.0)
-    for a, (title, y) in zip(ax[:3], (("training data", ns["data"][:2000]), ("first model: annealed Langevin", ns["samples"]),
-                                       ("same sampler, exact score", ns["oracle"]))):
-        plots.scatter_over_density(a, y, density, title=title)
+    fig, ax = plt.subplots(2, 2, figsize=(8, 7.4))  # 2 x 2: readable at the page's width
+    ax = ax.ravel()
+    panels = (("training data", ns["data"][:2000]), ("first model: annealed Langevin", ns["samples"]),
+              ("same sampler, exact score", ns["oracle"]))
+    for a, (title, y) in zip(ax[:3], panels):
+        plots.samples_over_density(a, y, ns["toy"].log_prob, lim=5.0)
+        a.set_title(title)
     loss = np.asarray(ns["hist"]["loss"])
     k = 100
     ax[3].plot(np.arange(loss.size), loss, lw=0.3, color="0.7", label="per step")
     ax[3].plot(np.arange(k - 1, loss.size), np.convolve(loss, np.ones(k) / k, mode="valid"), color="tab:blue",
                label=f"mean of {k} steps")
-    ax[3].set_title("training loss (NCSN, levels sampled)", fontsize=9)
-    _finish(fig, ax[3], path, "step", "loss", legend_size=7)
+    ax[3].set_title("training loss (NCSN, levels sampled)")
+    _finish(fig, ax[3], path, "step", "loss", legend_size=9)
 
 
 def fig_sigma_star(path):
@@ -321,19 +329,20 @@ def fig_digits(path):
         panels.append(("NCSN samples (tour-output/digits_samples.npy)", np.load(tour)[:32]))
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), squeeze=False)
     for ax, (title, imgs) in zip(axes[:, 0], panels):
-        plots.image_grid(ax, imgs, side=8, ncols=16, title=title)
+        tour_plots.image_grid(ax, imgs, side=8, ncols=16, title=title)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
 
 
-FIGURES = {name[4:]: f for name, f in sorted(globals().items()) if name.startswith("fig_")}
+FIGURES = {name[4:]: f for name, f in sorted({**vars(intuition_figures), **globals()}.items())
+           if name.startswith("fig_")}
 
 
 def build(out_dir, force=False):
     """Draw every figure whose ``out_dir/<name>.png`` is missing or older than this file."""
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = pathlib.Path(__file__).stat().st_mtime
+    stamp = max(pathlib.Path(f).stat().st_mtime for f in (__file__, intuition_figures.__file__))
     for name, draw in FIGURES.items():
         target = out_dir / f"{name}.png"
         if force or not target.exists() or target.stat().st_mtime < stamp:

@@ -50,10 +50,14 @@ def notebook_markdown(text):
     return text
 
 
+NOTEBOOK_PAGES = ("first_model.md", "digits.md")  # besides the chapters
+
+
 def book_pages(docs_dir):
-    """Every page written as a notebook: the first-model page (when present) and the chapters."""
-    first = pathlib.Path(docs_dir) / "first_model.md"
-    return ([first] if first.exists() else []) + chapters(docs_dir)
+    """Every page written as a notebook: the first-model and digits pages (when present) and the
+    chapters."""
+    extra = [pathlib.Path(docs_dir) / p for p in NOTEBOOK_PAGES]
+    return [p for p in extra if p.exists()] + chapters(docs_dir)
 
 
 def chapter_notebook(path, outputs=None):

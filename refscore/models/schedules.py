@@ -1,18 +1,19 @@
 r"""Noise schedules for noise-conditional score models: the techniques of Song & Ermon (2020),
 "Improved techniques for training score-based generative models" (NCSNv2), as functions.
 
-* Technique 1 — :math:`\sigma_1` is the largest Euclidean distance between two training points,
-  so that annealed Langevin can move between any two modes at the first level.
-* Technique 2 — :math:`\sigma_1>\dots>\sigma_L` geometric with ratio :math:`\gamma` chosen so that
-  a sample of :math:`p_{\sigma_{i-1}}` is typical for :math:`p_{\sigma_i}` about half the time:
+Technique 1: :math:`\sigma_1` is the largest Euclidean distance between two training points,
+so that annealed Langevin can move between any two modes at the first level.
 
-  .. math:: \Phi\big(\sqrt{2d}(\gamma-1)+3\gamma\big) - \Phi\big(\sqrt{2d}(\gamma-1)-3\gamma\big)\approx\tfrac12
+Technique 2: :math:`\sigma_1>\dots>\sigma_L` geometric with ratio :math:`\gamma` chosen so that
+a sample of :math:`p_{\sigma_{i-1}}` is typical for :math:`p_{\sigma_i}` about half the time:
 
-* Technique 4 — for T steps per level, the step size :math:`\epsilon` that makes the variance
-  ratio of the last level's samples to :math:`\sigma_L^2` as close to one as it gets:
+.. math:: \Phi\big(\sqrt{2d}(\gamma-1)+3\gamma\big) - \Phi\big(\sqrt{2d}(\gamma-1)-3\gamma\big)\approx\tfrac12
 
-  .. math:: \Big(1-\frac{\epsilon}{\sigma_L^2}\Big)^{2T}\Big(\gamma^2-\frac{2\epsilon}{\sigma_L^2-\sigma_L^2(1-\epsilon/\sigma_L^2)^2}\Big)
-            + \frac{2\epsilon}{\sigma_L^2-\sigma_L^2(1-\epsilon/\sigma_L^2)^2}\approx 1
+Technique 4: for T steps per level, the step size :math:`\epsilon` that makes the variance
+ratio of the last level's samples to :math:`\sigma_L^2` as close to one as it gets:
+
+.. math:: \Big(1-\frac{\epsilon}{\sigma_L^2}\Big)^{2T}\Big(\gamma^2-\frac{2\epsilon}{\sigma_L^2-\sigma_L^2(1-\epsilon/\sigma_L^2)^2}\Big)
+          + \frac{2\epsilon}{\sigma_L^2-\sigma_L^2(1-\epsilon/\sigma_L^2)^2}\approx 1
 
 Step sizes: the 2020 paper's update is :math:`x + \alpha_i s + \sqrt{2\alpha_i}z` with
 :math:`\alpha_i=\epsilon\,\sigma_i^2/\sigma_L^2`, so **their** :math:`\epsilon` **is our** :math:`h`
