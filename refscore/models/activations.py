@@ -32,7 +32,7 @@ from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
 from .. import backends
-from .activation_polynomials import derivative_terms
+from .activation_polynomials import LOGISTIC_ORDERS, derivative_terms
 
 __all__ = ["softplus", "tanh", "silu", "sigmoid", "derivative", "ACTIVATIONS", "SharedTerms"]
 
@@ -50,15 +50,21 @@ def _base_vars(base, z, xp):
 
 
 class SharedTerms:
-    r"""The stable :math:`(v_1, v_2)` of one pre-activation :math:`z`, computed on first use and
-    kept by the closures of that forward pass's VJPs: autograd's backward pass asks for several
-    derivative orders :math:`f^{(k)}(z)` of the same :math:`z`, and each then costs no extra ``exp``.
+    r"""The stable terms of one pre-activation :math:`z`, computed on first use and kept by the
+    closures of that forward pass's VJPs: autograd's backward pass asks for several derivative
+    orders :math:`f^{(k)}(z)` of the same :math:`z`, and each then costs no extra ``exp``.
 
     Made afresh by every public call (:func:`softplus`, :func:`derivative`, ...), so a result never
     depends on an earlier call: nothing is keyed on ``id(z)`` and an array changed in place is
     read anew (the way autograd's own ``defvjp`` rules close over their forward values).
 
-    .. math:: (v_1, v_2) = (p, t) = (\sigma(1-\sigma),\ \tanh(z/2))\ \text{or}\ (Q, T) = (1-\tanh^2 z,\ \tanh z)
+    .. math:: (v_1, v_2) = (p, t) = (\sigma(1-\sigma),\ \tanh(z/2))\ \text{or}\ (Q, T) = (1-\tanh^2 z,\ \tanh z);
+              \quad (\sigma(z), \sigma(-z)) = \Big(\tfrac{1}{1+e}, \tfrac{e}{1+e}\Big)\ (z\ge0),\ \text{swapped for}\ z<0,\ e=e^{-|z|}
+
+    The last pair (family ``"logistic"``) has full **relative** accuracy for every z: no
+    :math:`1\pm t` cancellation, so :math:`\sigma(z)` stays accurate to the underflow of
+    :math:`e^{z}` (:math:`z\approx-745` in float64) where :math:`\tfrac12(1+t)` loses digits from
+    :math:`z\approx-17` and is 0 below :math:`z\approx-37`.
     """
 
     def __init__(self, z):
@@ -69,6 +75,41 @@ class SharedTerms:
         if base not in self.by_base:
             self.by_base[base] = _base_vars(base, self.z, xp)
         return self.by_base[base]
+
+    def logistic(self, xp, sign=1):
+        r""":math:`\sigma(z)` (``sign=1``) or :math:`\sigma(-z)` (``sign=-1``), full relative accuracy."""
+        if "logistic" not in self.by_base:
+            self.by_base["logistic"] = _logistic_parts(self.z, xp)
+        parts = self.by_base["logistic"]
+        if sign not in parts:
+            pos, big, small = parts["parts"]
+            parts[sign] = xp.where(pos, big, small) if sign == 1 else xp.where(pos, small, big)
+        return parts[sign]
+
+
+def _logistic_parts(z, xp):
+    r"""``z >= 0``, :math:`\sigma(|z|)` and :math:`\sigma(-|z|)` from one ``exp`` of :math:`-|z|`."""
+    e = xp.abs(z)
+    xp.negative(e, out=e)
+    xp.exp(e, out=e)  # e^{-|z|}
+    r = e + 1.0
+    xp.reciprocal(r, out=r)  # 1 / (1 + e) = σ(|z|)
+    xp.multiply(e, r, out=e)  # e / (1 + e) = σ(-|z|)
+    return {"parts": (z >= 0, r, e)}
+
+
+def _logistic_kernel(name, k, z, xp, shared):
+    r""":math:`\sigma`, :math:`z\sigma` and :math:`\sigma(1 + z\,\sigma(-z))` (SiLU's
+    :math:`f'=\sigma + z\sigma(1-\sigma)`) from the accurate pair, few passes."""
+    s = shared.logistic(xp)
+    if name == "silu" and k == 0:
+        return z * s
+    if name == "silu":
+        f = z * shared.logistic(xp, -1)
+        f += 1.0
+        f *= s
+        return f
+    return s.copy()  # never hand out the shared array itself: a caller may change its result in place
 
 
 def _eval_poly(poly, v1, v2):
@@ -92,6 +133,8 @@ def _host_kernel(name, k, g, z, xp, shared):
     """g · f^(k)(z) with NumPy-protocol expressions (any backend without a compiled kernel)."""
     if k == 0 and name in ("softplus", "tanh"):  # the values themselves: full relative accuracy
         f = _value(name, z, xp)
+    elif (name, k) in LOGISTIC_ORDERS:
+        f = _logistic_kernel(name, k, z, xp, shared)
     else:
         base, A, B = derivative_terms(name, k)
         v1, v2 = shared.get(base, xp)

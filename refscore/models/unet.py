@@ -1,12 +1,11 @@
 r"""A small convolutional U-Net score network for square images, in NumPy + autograd.
 
-Convolutions are im2col matrix products: the nine shifted copies of the zero-padded feature map
-are stacked along the channel axis and multiplied by the ``(9·C_in, C_out)`` kernel,
+Convolutions are nine shifted matrix products over the zero-padded, flattened feature map,
 
 .. math:: (k * h)[i, j, :] = \sum_{a,b\in\{-1,0,1\}} h[i+a, j+b, :]\;K_{a,b},
 
-so autograd differentiates one matmul per layer, reshapes, and the im2col primitive whose VJP is
-its adjoint (col2im: nine shifted slice additions). Down-sampling is a 2×2 mean, up-sampling a nearest copy,
+one autograd primitive with its own VJP (:mod:`refscore.models.conv`); :func:`im2col3x3` (the
+nine neighbours stacked along channels, with its adjoint :func:`col2im3x3`) stays as the reference. Down-sampling is a 2×2 mean, up-sampling a nearest copy,
 and the skip connections concatenate channels (Ronneberger et al. 2015, the U-Net; as used for
 scores by Song & Ermon 2019 and Ho et al. 2020). The noise level enters every block as a
 per-channel bias from a Fourier embedding of :math:`\log\sigma`.
@@ -37,6 +36,7 @@ from autograd.tracer import getval
 
 from .. import backends
 from .._validation import check_positive, check_positive_int
+from . import conv
 from .activations import ACTIVATIONS
 from .nn import Saveable, check_activation, read_tree
 
@@ -79,15 +79,15 @@ defvjp(im2col3x3, lambda ans, h: col2im3x3)
 
 
 def conv3x3(h, K, b):
-    r"""A 3×3 'same' convolution by im2col: ``h`` (n, H, W, C), ``K`` (9C, C_out), ``b`` (C_out,).
+    r"""A 3×3 'same' convolution: ``h`` (n, H, W, C), ``K`` (9C, C_out), ``b`` (C_out,).
 
     .. math:: \mathrm{out}[i,j] = b + \sum_{a,b=0}^{2} h_{pad}[i+a, j+b]\,K_{(3a+b)C:(3a+b+1)C}
 
-    (cross-correlation, as in every deep-learning "convolution"). Returns (n, H, W, C_out).
+    (cross-correlation, as in every deep-learning "convolution"), by nine shifted matrix products
+    with their own VJP (:func:`refscore.models.conv.conv3x3`); equal to
+    ``reshape(im2col3x3(h), (nHW, 9C)) @ K + b``. Returns (n, H, W, C_out).
     """
-    n, H, W, C = getval(h).shape
-    cols = anp.reshape(im2col3x3(h), (n * H * W, 9 * C))  # (nHW, 9C)
-    return anp.reshape(anp.matmul(cols, K) + b, (n, H, W, K.shape[1]))
+    return conv.conv3x3(h, K, b)
 
 
 def downsample(h):
