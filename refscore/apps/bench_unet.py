@@ -171,7 +171,7 @@ def torch_twin(ctx, state):
 
     torch, bk, net = ctx.torch, ctx.bk, state["net"]
     dev = ctx.torch_device
-    t = lambda a: torch.from_numpy(onp.ascontiguousarray(bk.to_numpy(a))).to(dev)  # noqa: E731
+    t = lambda a: torch.from_numpy(onp.array(bk.to_numpy(a))).to(dev)  # a copy: no memory shared  # noqa: E731
     params = {}
     for path, leaf in tree_leaves(net.params):
         a = t(leaf)
