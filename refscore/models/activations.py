@@ -28,6 +28,7 @@ Sources: softplus/SiLU as in Elfwing et al. (2018), eqs. 3–5; the logistic ide
 """
 from __future__ import annotations
 
+import numpy
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
@@ -59,12 +60,11 @@ class SharedTerms:
     read anew (the way autograd's own ``defvjp`` rules close over their forward values).
 
     .. math:: (v_1, v_2) = (p, t) = (\sigma(1-\sigma),\ \tanh(z/2))\ \text{or}\ (Q, T) = (1-\tanh^2 z,\ \tanh z);
-              \quad (\sigma(z), \sigma(-z)) = \Big(\tfrac{1}{1+e}, \tfrac{e}{1+e}\Big)\ (z\ge0),\ \text{swapped for}\ z<0,\ e=e^{-|z|}
+              \quad \sigma(\pm z) = \frac{1}{1+e^{\mp z}}
 
-    The last pair (family ``"logistic"``) has full **relative** accuracy for every z: no
-    :math:`1\pm t` cancellation, so :math:`\sigma(z)` stays accurate to the underflow of
-    :math:`e^{z}` (:math:`z\approx-745` in float64) where :math:`\tfrac12(1+t)` loses digits from
-    :math:`z\approx-17` and is 0 below :math:`z\approx-37`.
+    The last pair (:meth:`logistic`) has full **relative** accuracy: no :math:`1\pm t`
+    cancellation, where :math:`\tfrac12(1+t)` loses digits from :math:`z\approx-17` and is 0
+    below :math:`z\approx-37` (float64).
     """
 
     def __init__(self, z):
@@ -77,25 +77,18 @@ class SharedTerms:
         return self.by_base[base]
 
     def logistic(self, xp, sign=1):
-        r""":math:`\sigma(z)` (``sign=1``) or :math:`\sigma(-z)` (``sign=-1``), full relative accuracy."""
-        if "logistic" not in self.by_base:
-            self.by_base["logistic"] = _logistic_parts(self.z, xp)
-        parts = self.by_base["logistic"]
-        if sign not in parts:
-            pos, big, small = parts["parts"]
-            parts[sign] = xp.where(pos, big, small) if sign == 1 else xp.where(pos, small, big)
-        return parts[sign]
-
-
-def _logistic_parts(z, xp):
-    r"""``z >= 0``, :math:`\sigma(|z|)` and :math:`\sigma(-|z|)` from one ``exp`` of :math:`-|z|`."""
-    e = xp.abs(z)
-    xp.negative(e, out=e)
-    xp.exp(e, out=e)  # e^{-|z|}
-    r = e + 1.0
-    xp.reciprocal(r, out=r)  # 1 / (1 + e) = σ(|z|)
-    xp.multiply(e, r, out=e)  # e / (1 + e) = σ(-|z|)
-    return {"parts": (z >= 0, r, e)}
+        r""":math:`\sigma(z)` (``sign=1``) or :math:`\sigma(-z)` (``sign=-1``) as
+        :math:`1/(1+e^{\mp z})`, computed once: full relative accuracy (a division, no
+        :math:`1\pm t` cancellation) until :math:`e^{\mp z}` overflows, where σ is below the smallest
+        normal number (:math:`z<-709` in float64, :math:`-88` in float32) and 0 is returned."""
+        key = ("logistic", sign)
+        if key not in self.by_base:
+            with numpy.errstate(over="ignore"):  # e^{-z} = inf gives σ = 1/inf = 0, the right limit
+                t = xp.negative(self.z) if sign == 1 else self.z.copy()
+                xp.exp(t, out=t)
+            t += 1.0
+            self.by_base[key] = xp.reciprocal(t, out=t)
+        return self.by_base[key]
 
 
 def _logistic_kernel(name, k, z, xp, shared):
