@@ -16,8 +16,11 @@ from refscore.models.unet import im2col3x3
 from refscore.pytree import tree_leaves
 
 
-def im2col_conv(h, K, b, stride=1):
-    """The reference: stride-1 'same' correlation by im2col, then every stride-th pixel."""
+def im2col_conv(h, K, b, skip=None, stride=1, upsample=True):
+    """The reference: stride-1 'same' correlation by im2col, then every stride-th pixel; with a
+    skip, of [upsample(h), skip] made by concatenation (the U-Net's decoder input)."""
+    if skip is not None:
+        h = anp.concatenate([unet.upsample(h) if upsample else h, skip], axis=3)
     n, H, W, C = h.shape
     out = anp.reshape(anp.matmul(anp.reshape(im2col3x3(h), (n * H * W, 9 * C)), K) + b, (n, H, W, K.shape[1]))
     return out[:, ::stride, ::stride]
@@ -33,14 +36,30 @@ def test_conv_matches_im2col_and_its_gradient_checks(n, H, W, C, Co, stride):
     h, K, b = rng.normal(size=(n, H, W, C)), rng.normal(size=(9 * C, Co)), rng.normal(size=Co)
     out = conv3x3(h, K, b, stride)
     assert out.shape == (n, conv_output_side(H, stride), conv_output_side(W, stride), Co)
-    np.testing.assert_allclose(out, im2col_conv(h, K, b, stride), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out, im2col_conv(h, K, b, stride=stride), rtol=1e-12, atol=1e-12)
     check_grads(lambda h_, K_, b_: conv3x3(h_, K_, b_, stride), modes=["rev"], order=1)(h, K, b)
     # and the gradient equals the reference's, leaf by leaf (a random cotangent)
     g = rng.normal(size=out.shape)
     ours = grad(lambda a: anp.sum(conv3x3(*a, stride) * g))((h, K, b))
-    ref = grad(lambda a: anp.sum(im2col_conv(*a, stride) * g))((h, K, b))
+    ref = grad(lambda a: anp.sum(im2col_conv(*a, stride=stride) * g))((h, K, b))
     for x, y in zip(ours, ref):
         np.testing.assert_allclose(x, y, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("upsample", [True, False])
+def test_conv_of_an_upsampled_map_beside_a_skip(upsample, stride):
+    """The decoder's input [upsample(h), skip] is made inside the padding copy: the same values
+    and gradients (h, skip, K, b) as the concatenated map."""
+    rng = np.random.default_rng(7 + stride)
+    h = rng.normal(size=(2, 3, 2, 2))
+    side = (6, 4) if upsample else (3, 2)
+    skip, K, b = rng.normal(size=(2, *side, 3)), rng.normal(size=(45, 2)), rng.normal(size=2)
+    f = lambda h_, K_, b_, s_: conv3x3(h_, K_, b_, stride, skip=s_, upsample=upsample)
+    np.testing.assert_allclose(f(h, K, b, skip), im2col_conv(h, K, b, skip, stride, upsample), rtol=1e-12)
+    check_grads(f, modes=["rev"], order=1)(h, K, b, skip)
+    with pytest.raises(ValueError, match="skip must have shape"):
+        conv3x3(h, K, b, skip=skip[:, :2], upsample=upsample)
 
 
 def test_conv_without_bias_and_bad_arguments():

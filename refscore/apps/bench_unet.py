@@ -90,13 +90,16 @@ def forward_references(ctx, state):
         yield "refscore, im2col convolution", lambda: _with_im2col(lambda: forward_run(state)), ctx.sync
 
 
-def im2col_conv3x3(h, K, b):
-    r"""The previous convolution: :math:`\mathrm{reshape}(\mathrm{im2col}(h), (nHW, 9C))\,K + b`."""
+def im2col_conv3x3(h, K, b, skip=None):
+    r"""The previous convolution: :math:`\mathrm{reshape}(\mathrm{im2col}(x), (nHW, 9C))\,K + b`,
+    :math:`x = [\mathrm{upsample}(h), \mathrm{skip}]` concatenated when a skip is given."""
     import autograd.numpy as anp
     from autograd.tracer import getval
 
-    from ..models.unet import im2col3x3
+    from ..models.unet import im2col3x3, upsample
 
+    if skip is not None:
+        h = anp.concatenate([upsample(h), skip], axis=3)
     n, H, W, C = getval(h).shape
     return anp.reshape(anp.matmul(anp.reshape(im2col3x3(h), (n * H * W, 9 * C)), K) + b, (n, H, W, K.shape[1]))
 

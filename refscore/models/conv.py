@@ -26,7 +26,7 @@ from autograd.tracer import getval
 
 from .. import backends
 
-__all__ = ["conv3x3", "pad1", "conv_output_side", "FEW_CHANNELS"]
+__all__ = ["conv3x3", "pad1", "padded_input", "conv_output_side", "FEW_CHANNELS"]
 
 #: below this many input channels the taps are gathered side by side (9C columns, a small copy)
 #: and multiplied once: nine products with an inner dimension of 1-3 run far below BLAS speed
@@ -84,25 +84,68 @@ def _tap(P, k, Ho, Wo, stride):
     return P[:, a:a + stride * (Ho - 1) + 1:stride, b:b + stride * (Wo - 1) + 1:stride]
 
 
+def padded_input(h, skip, up, xp):
+    r"""The zero-bordered map the taps read, (n, H+2, W+2, C_h + C_skip): the interior holds
+    :math:`[\,\mathrm{up}(h),\ \mathrm{skip}\,]` (channels side by side), with
+    :math:`\mathrm{up}(h)[i, j] = h[\lfloor i/2\rfloor, \lfloor j/2\rfloor]` when ``up`` (nearest
+    2× up-sampling) else :math:`h`; so a U-Net decoder's up-sampling and skip concatenation cost
+    no pass of their own: they are the padding copy."""
+    if not up and skip is None:
+        return pad1(h, xp)
+    n, Hh, Wh, Ch = h.shape
+    H, W = (2 * Hh, 2 * Wh) if up else (Hh, Wh)
+    C = Ch + (0 if skip is None else skip.shape[3])
+    P = xp.empty((n, H + 2, W + 2, C), dtype=h.dtype)
+    P[:, 0] = 0
+    P[:, H + 1] = 0
+    P[:, 1:H + 1, 0] = 0
+    P[:, 1:H + 1, W + 1] = 0
+    if up:
+        for di in (0, 1):
+            for dj in (0, 1):
+                P[:, 1 + di:H + 1:2, 1 + dj:W + 1:2, :Ch] = h
+    else:
+        P[:, 1:H + 1, 1:W + 1, :Ch] = h
+    if skip is not None:
+        P[:, 1:H + 1, 1:W + 1, Ch:] = skip
+    return P
+
+
 class _Saved:
-    """What one forward pass keeps for its VJPs: the padded input and the padded output
-    gradient (made once, shared by the input and kernel VJPs)."""
+    """What one forward pass keeps for its VJPs: the padded input, and per output gradient the
+    padded gradient and the input gradient (each made once, shared by the VJPs that need it)."""
 
     def __init__(self):
-        self.P, self.g, self.Gp = None, None, None
+        self.P, self.g, self.Gp, self.D = None, None, None, None
 
     def padded_grad(self, g, xp):
         if self.g is not g:
-            self.g, self.Gp = g, pad1(g, xp)
+            self.g, self.Gp, self.D = g, pad1(g, xp), None
         return self.Gp
+
+    def input_grad(self, g, K, stride, xp):
+        r"""The gradient of the interior of the padded map, (n, H, W, C) (a view)."""
+        Gp = self.padded_grad(g, xp)
+        if self.D is None:
+            n, Hp, Wp, C = self.P.shape
+            if stride == 1:
+                full = _shifted_products(Gp, _mirrored(K, C), xp)
+            else:
+                full = xp.zeros(self.P.shape, dtype=g.dtype)
+                for k in range(9):
+                    view = _tap(full, k, g.shape[1], g.shape[2], stride)
+                    view += xp.matmul(g, K[k * C:(k + 1) * C].T)
+            self.D = full[:, 1:Hp - 1, 1:Wp - 1]
+        return self.D
 
 
 @primitive
-def _conv(h, K, b, stride, saved):
+def _conv(h, K, b, skip, stride, up, saved):
     xp = backends.of(h, K).xp
-    n, H, W, C = h.shape
-    P = pad1(h, xp)
+    P = padded_input(h, skip, up, xp)
     saved.P = P
+    n, Hp, Wp, C = P.shape
+    H, W = Hp - 2, Wp - 2
     Ho, Wo = conv_output_side(H, stride), conv_output_side(W, stride)
     if stride == 1:
         inner = _shifted_products(P, K, xp)[:, 1:H + 1, 1:W + 1]
@@ -120,30 +163,34 @@ def _mirrored(K, C):
     return xp.concatenate([K[(8 - k) * C:(9 - k) * C].T for k in range(9)], axis=0)
 
 
-def _vjp_h(ans, h, K, b, stride, saved):
+def _vjp_h(ans, h, K, b, skip, stride, up, saved):
     xp = backends.of(h, K).xp
-    n, H, W, C = h.shape
+    Ch = h.shape[3]
 
     def vjp(g):
-        if stride == 1:
-            full = _shifted_products(saved.padded_grad(g, xp), _mirrored(K, C), xp)
-            return full[:, 1:H + 1, 1:W + 1].copy()
-        dP = xp.zeros(saved.P.shape, dtype=h.dtype)
-        for k in range(9):
-            view = _tap(dP, k, g.shape[1], g.shape[2], stride)
-            view += xp.matmul(g, K[k * C:(k + 1) * C].T)
-        return dP[:, 1:H + 1, 1:W + 1].copy()
+        D = saved.input_grad(g, K, stride, xp)[..., :Ch]
+        if not up:
+            return D.copy()
+        out = D[:, 0::2, 0::2] + D[:, 0::2, 1::2]  # the adjoint of nearest up-sampling: the sum of
+        out += D[:, 1::2, 0::2]  # the four copies
+        out += D[:, 1::2, 1::2]
+        return out
 
     return vjp
 
 
-def _vjp_K(ans, h, K, b, stride, saved):
+def _vjp_skip(ans, h, K, b, skip, stride, up, saved):
     xp = backends.of(h, K).xp
-    C, Co = h.shape[3], K.shape[1]
+    return lambda g: saved.input_grad(g, K, stride, xp)[..., h.shape[3]:].copy()
+
+
+def _vjp_K(ans, h, K, b, skip, stride, up, saved):
+    xp = backends.of(h, K).xp
+    P = saved.P
+    C, Co = P.shape[3], K.shape[1]
 
     def vjp(g):
         dK = xp.empty(K.shape, dtype=K.dtype)
-        P = saved.P
         if stride == 1:
             n, Hp, Wp, _ = P.shape
             rows = n * Hp * Wp
@@ -162,26 +209,37 @@ def _vjp_K(ans, h, K, b, stride, saved):
     return vjp
 
 
-def _vjp_b(ans, h, K, b, stride, saved):
+def _vjp_b(ans, h, K, b, skip, stride, up, saved):
     return lambda g: g.sum(axis=(0, 1, 2))
 
 
-defvjp(_conv, _vjp_h, _vjp_K, _vjp_b)
+defvjp(_conv, _vjp_h, _vjp_K, _vjp_b, _vjp_skip)
 
 
-def conv3x3(h, K, b=None, stride=1):
-    r"""3×3 correlation with zero padding 1 and stride ``stride`` (1: 'same' size):
-    ``h`` (n, H, W, C), ``K`` (9C, C_out) with block :math:`3a+b` the tap (a, b), ``b`` (C_out,) or None.
+def conv3x3(h, K, b=None, stride=1, skip=None, upsample=False):
+    r"""3×3 correlation with zero padding 1 and stride ``stride`` (1: 'same' size) of the map
+    :math:`x = [\,\mathrm{up}(h),\ \mathrm{skip}\,]`: ``h`` (n, H, W, C_h), nearest-up-sampled 2×
+    first when ``upsample``, with the optional ``skip`` (n, H', W', C_s) beside it along channels
+    (a U-Net decoder's input, without the two copies); ``K`` (9C, C_out), C = C_h + C_s, block
+    :math:`3a+b` the tap (a, b); ``b`` (C_out,) or None.
 
-    .. math:: \mathrm{out}[i, j] = b + \sum_{a,b=0}^{2} h_{pad}[s i+a,\; s j+b]\,K_{(3a+b)C:(3a+b+1)C}
+    .. math:: \mathrm{out}[i, j] = b + \sum_{a,b=0}^{2} x_{pad}[s i+a,\; s j+b]\,K_{(3a+b)C:(3a+b+1)C}
 
     (the module docstring: nine shifted matrix products, no im2col; cross-correlation, as every
-    deep-learning "convolution"). Returns (n, ⌊(H-1)/s⌋+1, ⌊(W-1)/s⌋+1, C_out); differentiable in
-    ``h``, ``K`` and ``b`` (reverse mode, first order).
+    deep-learning "convolution"). Returns (n, ⌊(H'-1)/s⌋+1, ⌊(W'-1)/s⌋+1, C_out); differentiable in
+    ``h``, ``K``, ``b`` and ``skip`` (reverse mode, first order).
     """
-    C, stride = getval(h).shape[3], int(stride)
+    hv, stride = getval(h), int(stride)
     if stride < 1:
         raise ValueError(f"stride must be a positive integer, got {stride}")
+    side = (2 * hv.shape[1], 2 * hv.shape[2]) if upsample else tuple(hv.shape[1:3])
+    C = hv.shape[3]
+    if skip is not None:
+        sv = getval(skip)
+        if tuple(sv.shape[:3]) != (hv.shape[0], *side):
+            raise ValueError(f"skip must have shape ({hv.shape[0]}, {side[0]}, {side[1]}, C_s) to sit beside "
+                             f"{'up-sampled ' if upsample else ''}h, got {tuple(sv.shape)}")
+        C += sv.shape[3]
     if tuple(getval(K).shape[:1]) != (9 * C,):
         raise ValueError(f"K must have 9 * C = {9 * C} rows for an input of {C} channels, got shape {tuple(getval(K).shape)}")
-    return _conv(h, K, b, stride, _Saved())
+    return _conv(h, K, b, skip, stride, bool(upsample), _Saved())

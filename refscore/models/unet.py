@@ -78,16 +78,20 @@ def col2im3x3(g):
 defvjp(im2col3x3, lambda ans, h: col2im3x3)
 
 
-def conv3x3(h, K, b):
-    r"""A 3×3 'same' convolution: ``h`` (n, H, W, C), ``K`` (9C, C_out), ``b`` (C_out,).
+def conv3x3(h, K, b, skip=None):
+    r"""A 3×3 'same' convolution: ``h`` (n, H, W, C), ``K`` (9C, C_out), ``b`` (C_out,); with
+    ``skip`` (n, 2H, 2W, C_s), of the decoder's input :math:`x = [\mathrm{upsample}(h), \mathrm{skip}]`
+    (channels side by side, K then has 9(C + C_s) rows) without making it.
 
-    .. math:: \mathrm{out}[i,j] = b + \sum_{a,b=0}^{2} h_{pad}[i+a, j+b]\,K_{(3a+b)C:(3a+b+1)C}
+    .. math:: \mathrm{out}[i,j] = b + \sum_{a,b=0}^{2} x_{pad}[i+a, j+b]\,K_{(3a+b)C:(3a+b+1)C}
 
     (cross-correlation, as in every deep-learning "convolution"), by nine shifted matrix products
     with their own VJP (:func:`refscore.models.conv.conv3x3`); equal to
-    ``reshape(im2col3x3(h), (nHW, 9C)) @ K + b``. Returns (n, H, W, C_out).
+    ``reshape(im2col3x3(x), (nHW, 9C)) @ K + b``. Returns (n, H, W, C_out), resp. (n, 2H, 2W, C_out).
     """
-    return conv.conv3x3(h, K, b)
+    if skip is None:
+        return conv.conv3x3(h, K, b)
+    return conv.conv3x3(h, K, b, skip=skip, upsample=True)
 
 
 def downsample(h):
@@ -191,10 +195,10 @@ class ConvScoreNet(Saveable):
         ang = anp.reshape(log_s * self.freqs, (-1, self.n_freq))  # (n or 1, F)
         e = act(anp.concatenate([anp.sin(ang), anp.cos(ang)], axis=1) @ params["emb"]["W"] + params["emb"]["b"])
 
-        def block(name, h):
+        def block(name, h, skip=None):  # with skip: the input is [upsample(h), skip]
             q = params[name]
             col = lambda W: anp.reshape(e @ W, (-1, 1, 1, W.shape[1]))  # (n or 1, 1, 1, C_out)
-            out = conv3x3(h, q["K"], q["b"])
+            out = conv3x3(h, q["K"], q["b"], skip)
             return act((out * (1.0 + col(q["S"])) if self.film else out) + col(q["E"]))
 
         h1 = block("e1b", block("e1a", anp.reshape(u, (n, S, S, 1))))  # (n, S, S, C)
@@ -203,8 +207,8 @@ class ConvScoreNet(Saveable):
         if self.global_width:
             h3 = h3 + self.global_mix(params["global"], h3, e, act)
         h3 = block("m_b", h3)
-        g2 = block("d2", anp.concatenate([upsample(h3), h2], axis=3))  # (n, S/2, S/2, 2C)
-        g1 = block("d1", anp.concatenate([upsample(g2), h1], axis=3))  # (n, S, S, C)
+        g2 = block("d2", h3, skip=h2)  # [upsample(h3), h2] -> (n, S/2, S/2, 2C)
+        g1 = block("d1", g2, skip=h1)  # [upsample(g2), h1] -> (n, S, S, C)
         return anp.reshape(conv3x3(g1, params["out"]["K"], params["out"]["b"]), (n, S * S))
 
     @staticmethod
