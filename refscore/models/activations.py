@@ -127,7 +127,10 @@ def _host_kernel(name, k, g, z, xp, shared):
     if k == 0 and name in ("softplus", "tanh"):  # the values themselves: full relative accuracy
         f = _value(name, z, xp)
     elif (name, k) in LOGISTIC_ORDERS:
-        f = _logistic_kernel(name, k, z, xp, shared)
+        f = _logistic_kernel(name, k, z, xp, shared)  # a fresh array: scaled in place
+        if g is not None and getattr(g, "shape", None) == f.shape and g.dtype == f.dtype:
+            f *= g
+            return f
     else:
         base, A, B = derivative_terms(name, k)
         v1, v2 = shared.get(base, xp)
