@@ -5,9 +5,11 @@ Convolutions are nine shifted matrix products over the zero-padded, flattened fe
 .. math:: (k * h)[i, j, :] = \sum_{a,b\in\{-1,0,1\}} h[i+a, j+b, :]\;K_{a,b},
 
 one autograd primitive with its own VJP (:mod:`refscore.models.conv`); :func:`im2col3x3` (the
-nine neighbours stacked along channels, with its adjoint :func:`col2im3x3`) stays as the reference. Down-sampling is a 2×2 mean, up-sampling a nearest copy,
-and the skip connections concatenate channels (Ronneberger et al. 2015, the U-Net; as used for
-scores by Song & Ermon 2019 and Ho et al. 2020). The noise level enters every block as a
+nine neighbours stacked along channels, with its adjoint :func:`col2im3x3`) stays as the
+reference. Down-sampling is a 2×2 mean, up-sampling a nearest copy, and the skip connections
+concatenate channels (Ronneberger et al. 2015, the U-Net; as used for scores by Song & Ermon
+2019 and Ho et al. 2020); the decoder's up-sampling and concatenation are written straight into
+the next convolution's padded input. The noise level enters every block as a
 per-channel bias from a Fourier embedding of :math:`\log\sigma`.
 
 The output is preconditioned as in Karras et al. (2022, "EDM", eq. 7 and Table 1): the network
