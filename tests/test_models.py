@@ -282,3 +282,29 @@ def test_short_ncsn_training_on_the_ring_moves_sliced_w2_down():
     for worse in (before, noise):
         diff = worse - after
         assert diff.mean() > K_SE * diff.std(ddof=1) / math.sqrt(diff.size), (after.mean(), worse.mean())
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 36: the logistic family keeps its relative accuracy for very negative z
+# ---------------------------------------------------------------------------------------
+def test_sigmoid_and_swish_keep_relative_accuracy_over_the_whole_range():
+    """σ, SiLU, SiLU' and softplus' against scipy's expit in float64 from z = -700 to 700 (where expit itself is still normal): the
+    ½(1 + tanh(z/2)) form lost every digit below z ≈ -37; here the error stays a few ulps."""
+    from autograd import elementwise_grad
+    from scipy.special import expit
+
+    from refscore.models import activations as A
+
+    z = np.concatenate([-np.geomspace(1e-6, 700.0, 3001), np.geomspace(1e-6, 700.0, 3001), [0.0]])
+    want = {"sigmoid": expit(z), "silu": z * expit(z), "silu'": expit(z) * (1.0 + z * expit(-z)),
+            "softplus'": expit(z)}
+    got = {"sigmoid": A.sigmoid(z), "silu": A.silu(z), "silu'": A.derivative("silu", 1)(z),
+           "softplus'": A.derivative("softplus", 1)(z)}
+    got["grad silu"], want["grad silu"] = elementwise_grad(A.silu)(z), want["silu'"]
+    eps = np.finfo(np.float64).eps
+    for name, w in want.items():
+        assert np.all(np.abs(got[name] - w) <= 8 * eps * np.abs(w)), name
+    assert A.sigmoid(np.array([-700.0]))[0] > 0  # 1e-304, not 0
+    from refscore.models._cupy_kernels import kernel_source
+
+    assert "T s = z >= 0 ? r : e * r" in kernel_source("silu", 0)  # the CUDA kernel uses the same form

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from . import bench_unet as U
 from . import bench_workloads as W
 
 
@@ -40,6 +41,10 @@ WORKLOADS = [
              lambda ctx: ctx.n_gmm * 50),
     Workload("ULA, 2-D N(0, I), 100 000 chains x 100 steps", W.gauss_ula_setup, W.gauss_ula_run,
              W.gauss_ula_references, lambda ctx: ctx.n_chains * ctx.ula_steps),
+    Workload("U-Net train step, MNIST 28x28, batch 64, one call", U.unet_setup, U.step_run, U.step_references,
+             lambda ctx: ctx.n_unet),
+    Workload("U-Net forward b256, MNIST 28x28", U.forward_setup, U.forward_run, U.forward_references,
+             lambda ctx: ctx.n_unet_fwd),
     Workload("U-Net train step, MNIST 28x28, 4 shards on 2 threads", W.unet_step_setup, W.unet_step_run,
              W.unet_step_references, lambda ctx: ctx.n_unet),
 ]
@@ -74,9 +79,10 @@ class Context:
         self.n_chains = 10**7 if gpu else (10**4 if quick else 10**5)
         self.ula_steps = 20 if quick else 100
         self.n_unet = 256 if gpu else (16 if quick else 64)
+        self.n_unet_fwd = 32 if quick and not gpu else 256
         for name, value in (sizes or {}).items():  # e.g. the dry run's tiny sizes
             if not hasattr(self, name):
-                raise ValueError(f"unknown bench size {name!r}; known: n_ssm, n_gmm, n_chains, ula_steps, n_unet")
+                raise ValueError(f"unknown bench size {name!r}; known: n_ssm, n_gmm, n_chains, ula_steps, n_unet, n_unet_fwd")
             setattr(self, name, value)
         self.sync = bk.synchronize
         self.torch_sync = (torch_mod.cuda.synchronize if gpu else (lambda: None)) if torch_mod else None
@@ -116,7 +122,7 @@ def run_bench(backend=None, seed=0, out="bench-output", quick=False, torch=False
               repeats=3, only=None, sizes=None):
     r"""Time every workload in :data:`WORKLOADS` (or those whose name contains ``only``) for each
     dtype, print the table and write ``bench.json``. ``sizes`` overrides :class:`Context`'s sizes
-    (``n_ssm``, ``n_gmm``, ``n_chains``, ``ula_steps``, ``n_unet``). Returns 0 (the CLI's exit status)."""
+    (``n_ssm``, ``n_gmm``, ``n_chains``, ``ula_steps``, ``n_unet``, ``n_unet_fwd``). Returns 0 (the CLI's exit status)."""
     from .. import backends
     from .report import Table
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from .activation_polynomials import derivative_terms
+from .activation_polynomials import LOGISTIC_ORDERS, derivative_terms
 
 
 def _c_poly(poly):
@@ -26,6 +26,10 @@ def kernel_source(name, k):
         return "out = g * ((z > 0 ? z : (T)0) + log1p(exp(-fabs(z))));"
     if name == "tanh" and k == 0:
         return "out = g * tanh(z);"
+    if (name, k) in LOGISTIC_ORDERS:  # σ(z), σ(-z) without the 1 ± tanh(z/2) cancellation
+        f = {("silu", 0): "z * s", ("silu", 1): "s * (1 + z * c)"}.get((name, k), "s")
+        return ("T e = exp(-fabs(z)); T r = 1 / (1 + e); T s = z >= 0 ? r : e * r; "
+                f"T c = z >= 0 ? e * r : r; out = g * ({f});")
     base, A, B = derivative_terms(name, k)
     c, four = ("", "") if base == "sigmoid" else ("2 * ", "4 * ")
     pre = (f"T e = exp(-{c}fabs(z)); T q = 1 / (1 + e); T v1 = {four}e * q * q; "

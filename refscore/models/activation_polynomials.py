@@ -16,7 +16,12 @@ from __future__ import annotations
 
 import functools
 
-__all__ = ["derivative_terms"]
+__all__ = ["derivative_terms", "LOGISTIC_ORDERS"]
+
+#: (activation, order) that both evaluators read from the accurate logistic pair
+#: :math:`(\sigma(z), \sigma(-z))` instead of a polynomial in (p, t): σ, softplus' = σ, SiLU = zσ,
+#: SiLU' = σ(1 + zσ(-z)); :math:`\tfrac12(1+t)` would lose relative accuracy below z ≈ -17.
+LOGISTIC_ORDERS = frozenset({("sigmoid", 0), ("softplus", 1), ("silu", 0), ("silu", 1)})
 
 # family -> (c1, c2) with v1' = c1 v1 v2, v2' = c2 v1   (sigmoid: v1=p, v2=t; tanh: v1=Q, v2=T)
 _BASE = {"sigmoid": (-1.0, 2.0), "tanh": (-2.0, 1.0)}

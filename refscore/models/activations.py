@@ -28,11 +28,12 @@ Sources: softplus/SiLU as in Elfwing et al. (2018), eqs. 3–5; the logistic ide
 """
 from __future__ import annotations
 
+import numpy
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
 from .. import backends
-from .activation_polynomials import derivative_terms
+from .activation_polynomials import LOGISTIC_ORDERS, derivative_terms
 
 __all__ = ["softplus", "tanh", "silu", "sigmoid", "derivative", "ACTIVATIONS", "SharedTerms"]
 
@@ -50,15 +51,20 @@ def _base_vars(base, z, xp):
 
 
 class SharedTerms:
-    r"""The stable :math:`(v_1, v_2)` of one pre-activation :math:`z`, computed on first use and
-    kept by the closures of that forward pass's VJPs: autograd's backward pass asks for several
-    derivative orders :math:`f^{(k)}(z)` of the same :math:`z`, and each then costs no extra ``exp``.
+    r"""The stable terms of one pre-activation :math:`z`, computed on first use and kept by the
+    closures of that forward pass's VJPs: autograd's backward pass asks for several derivative
+    orders :math:`f^{(k)}(z)` of the same :math:`z`, and each then costs no extra ``exp``.
 
     Made afresh by every public call (:func:`softplus`, :func:`derivative`, ...), so a result never
     depends on an earlier call: nothing is keyed on ``id(z)`` and an array changed in place is
     read anew (the way autograd's own ``defvjp`` rules close over their forward values).
 
-    .. math:: (v_1, v_2) = (p, t) = (\sigma(1-\sigma),\ \tanh(z/2))\ \text{or}\ (Q, T) = (1-\tanh^2 z,\ \tanh z)
+    .. math:: (v_1, v_2) = (p, t) = (\sigma(1-\sigma),\ \tanh(z/2))\ \text{or}\ (Q, T) = (1-\tanh^2 z,\ \tanh z);
+              \quad \sigma(\pm z) = \frac{1}{1+e^{\mp z}}
+
+    The last pair (:meth:`logistic`) has full **relative** accuracy: no :math:`1\pm t`
+    cancellation, where :math:`\tfrac12(1+t)` loses digits from :math:`z\approx-17` and is 0
+    below :math:`z\approx-37` (float64).
     """
 
     def __init__(self, z):
@@ -69,6 +75,34 @@ class SharedTerms:
         if base not in self.by_base:
             self.by_base[base] = _base_vars(base, self.z, xp)
         return self.by_base[base]
+
+    def logistic(self, xp, sign=1):
+        r""":math:`\sigma(z)` (``sign=1``) or :math:`\sigma(-z)` (``sign=-1``) as
+        :math:`1/(1+e^{\mp z})`, computed once: full relative accuracy (a division, no
+        :math:`1\pm t` cancellation) until :math:`e^{\mp z}` overflows, where σ is below the smallest
+        normal number (:math:`z<-709` in float64, :math:`-88` in float32) and 0 is returned."""
+        key = ("logistic", sign)
+        if key not in self.by_base:
+            with numpy.errstate(over="ignore"):  # e^{-z} = inf gives σ = 1/inf = 0, the right limit
+                t = xp.negative(self.z) if sign == 1 else self.z.copy()
+                xp.exp(t, out=t)
+            t += 1.0
+            self.by_base[key] = xp.reciprocal(t, out=t)
+        return self.by_base[key]
+
+
+def _logistic_kernel(name, k, z, xp, shared):
+    r""":math:`\sigma`, :math:`z\sigma` and :math:`\sigma(1 + z\,\sigma(-z))` (SiLU's
+    :math:`f'=\sigma + z\sigma(1-\sigma)`) from the accurate pair, few passes."""
+    s = shared.logistic(xp)
+    if name == "silu" and k == 0:
+        return z * s
+    if name == "silu":
+        f = z * shared.logistic(xp, -1)
+        f += 1.0
+        f *= s
+        return f
+    return s.copy()  # never hand out the shared array itself: a caller may change its result in place
 
 
 def _eval_poly(poly, v1, v2):
@@ -92,6 +126,11 @@ def _host_kernel(name, k, g, z, xp, shared):
     """g · f^(k)(z) with NumPy-protocol expressions (any backend without a compiled kernel)."""
     if k == 0 and name in ("softplus", "tanh"):  # the values themselves: full relative accuracy
         f = _value(name, z, xp)
+    elif (name, k) in LOGISTIC_ORDERS:
+        f = _logistic_kernel(name, k, z, xp, shared)  # a fresh array: scaled in place
+        if g is not None and getattr(g, "shape", None) == f.shape and g.dtype == f.dtype:
+            f *= g
+            return f
     else:
         base, A, B = derivative_terms(name, k)
         v1, v2 = shared.get(base, xp)

@@ -1,14 +1,15 @@
 r"""A small convolutional U-Net score network for square images, in NumPy + autograd.
 
-Convolutions are im2col matrix products: the nine shifted copies of the zero-padded feature map
-are stacked along the channel axis and multiplied by the ``(9·C_in, C_out)`` kernel,
+Convolutions are nine shifted matrix products over the zero-padded, flattened feature map,
 
 .. math:: (k * h)[i, j, :] = \sum_{a,b\in\{-1,0,1\}} h[i+a, j+b, :]\;K_{a,b},
 
-so autograd differentiates one matmul per layer, reshapes, and the im2col primitive whose VJP is
-its adjoint (col2im: nine shifted slice additions). Down-sampling is a 2×2 mean, up-sampling a nearest copy,
-and the skip connections concatenate channels (Ronneberger et al. 2015, the U-Net; as used for
-scores by Song & Ermon 2019 and Ho et al. 2020). The noise level enters every block as a
+one autograd primitive with its own VJP (:mod:`refscore.models.conv`); :func:`im2col3x3` (the
+nine neighbours stacked along channels, with its adjoint :func:`col2im3x3`) stays as the
+reference. Down-sampling is a 2×2 mean, up-sampling a nearest copy, and the skip connections
+concatenate channels (Ronneberger et al. 2015, the U-Net; as used for scores by Song & Ermon
+2019 and Ho et al. 2020); the decoder's up-sampling and concatenation are written straight into
+the next convolution's padded input. The noise level enters every block as a
 per-channel bias from a Fourier embedding of :math:`\log\sigma`.
 
 The output is preconditioned as in Karras et al. (2022, "EDM", eq. 7 and Table 1): the network
@@ -39,6 +40,7 @@ from .. import backends
 from .._validation import check_choice, check_finite, check_points, check_positive, check_positive_int
 from ..diffusion.edm import edm_denoiser, score_loss_weight
 from ..diffusion.parametrisation import per_example, score_from_denoiser
+from . import conv
 from .activations import ACTIVATIONS
 from .nn import Saveable, check_activation, read_tree
 
@@ -80,16 +82,20 @@ def col2im3x3(g):
 defvjp(im2col3x3, lambda ans, h: col2im3x3)
 
 
-def conv3x3(h, K, b):
-    r"""A 3×3 'same' convolution by im2col: ``h`` (n, H, W, C), ``K`` (9C, C_out), ``b`` (C_out,).
+def conv3x3(h, K, b, skip=None):
+    r"""A 3×3 'same' convolution: ``h`` (n, H, W, C), ``K`` (9C, C_out), ``b`` (C_out,); with
+    ``skip`` (n, 2H, 2W, C_s), of the decoder's input :math:`x = [\mathrm{upsample}(h), \mathrm{skip}]`
+    (channels side by side, K then has 9(C + C_s) rows) without making it.
 
-    .. math:: \mathrm{out}[i,j] = b + \sum_{a,b=0}^{2} h_{pad}[i+a, j+b]\,K_{(3a+b)C:(3a+b+1)C}
+    .. math:: \mathrm{out}[i,j] = b + \sum_{a,b=0}^{2} x_{pad}[i+a, j+b]\,K_{(3a+b)C:(3a+b+1)C}
 
-    (cross-correlation, as in every deep-learning "convolution"). Returns (n, H, W, C_out).
+    (cross-correlation, as in every deep-learning "convolution"), by nine shifted matrix products
+    with their own VJP (:func:`refscore.models.conv.conv3x3`); equal to
+    ``reshape(im2col3x3(x), (nHW, 9C)) @ K + b``. Returns (n, H, W, C_out), resp. (n, 2H, 2W, C_out).
     """
-    n, H, W, C = getval(h).shape
-    cols = anp.reshape(im2col3x3(h), (n * H * W, 9 * C))  # (nHW, 9C)
-    return anp.reshape(anp.matmul(cols, K) + b, (n, H, W, K.shape[1]))
+    if skip is None:
+        return conv.conv3x3(h, K, b)
+    return conv.conv3x3(h, K, b, skip=skip, upsample=True)
 
 
 def downsample(h):
@@ -205,10 +211,10 @@ class ConvScoreNet(Saveable):
         ang = anp.reshape(log_s * self.freqs, (-1, self.n_freq))  # (n or 1, F)
         e = act(anp.concatenate([anp.sin(ang), anp.cos(ang)], axis=1) @ params["emb"]["W"] + params["emb"]["b"])
 
-        def block(name, h):
+        def block(name, h, skip=None):  # with skip: the input is [upsample(h), skip]
             q = params[name]
             col = lambda W: anp.reshape(e @ W, (-1, 1, 1, W.shape[1]))  # (n or 1, 1, 1, C_out)
-            out = conv3x3(h, q["K"], q["b"])
+            out = conv3x3(h, q["K"], q["b"], skip)
             return act((out * (1.0 + col(q["S"])) if self.film else out) + col(q["E"]))
 
         h1 = block("e1b", block("e1a", anp.reshape(u, (n, S, S, 1))))  # (n, S, S, C)
@@ -217,8 +223,8 @@ class ConvScoreNet(Saveable):
         if self.global_width:
             h3 = h3 + self.global_mix(params["global"], h3, e, act)
         h3 = block("m_b", h3)
-        g2 = block("d2", anp.concatenate([upsample(h3), h2], axis=3))  # (n, S/2, S/2, 2C)
-        g1 = block("d1", anp.concatenate([upsample(g2), h1], axis=3))  # (n, S, S, C)
+        g2 = block("d2", h3, skip=h2)  # [upsample(h3), h2] -> (n, S/2, S/2, 2C)
+        g1 = block("d1", g2, skip=h1)  # [upsample(g2), h1] -> (n, S, S, C)
         return anp.reshape(conv3x3(g1, params["out"]["K"], params["out"]["b"]), (n, S * S))
 
     @staticmethod

@@ -1,0 +1,245 @@
+r"""The 3×3 convolution as nine shifted matrix products: an autograd primitive with its own VJP.
+
+A 3×3 cross-correlation with zero padding 1 of ``h`` (n, H, W, C) by taps :math:`K_{ab}` (C, C_out),
+
+.. math:: \mathrm{out}[i, j] = b + \sum_{a,b=0}^{2} h_{pad}[s i+a,\; s j+b]\,K_{ab},
+
+is computed without an im2col copy (stride s = 1): the padded map is flattened to rows
+:math:`P` ((n(H+2)(W+2)), C); padded position r's neighbour (a, b) is row
+:math:`r + o_{ab}`, :math:`o_{ab} = (a-1)(W+2) + (b-1)`, so each tap is one matrix product of a
+**contiguous row slice** of :math:`P` (a view, no copy) accumulated in place into one buffer.
+Rows at the padding positions come out too and are dropped when the interior is read with the bias.
+
+The backward pass is the same shape of computation (the adjoint of a 'same' correlation is a
+'same' correlation with the taps mirrored and transposed, :math:`\bar h = \bar y \star
+\tilde K`, :math:`\tilde K_{ab} = K_{2-a,2-b}^\top`), and the kernel gradient is nine products
+:math:`\bar K_{ab} = P[\,\cdot + o_{ab}]^\top \bar Y_{pad}` of the same row slices with the
+zero-padded output gradient (whose padding rows are zero, so the wrapped rows contribute
+nothing). Stride > 1 takes the plainer route: one strided view per tap.
+
+Works on every backend through the array namespace (``xp.matmul(..., out=)``, in-place add).
+"""
+from __future__ import annotations
+
+from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
+
+from .. import backends
+
+__all__ = ["conv3x3", "pad1", "padded_input", "conv_output_side", "FEW_CHANNELS"]
+
+#: below this many input channels the taps are gathered side by side (9C columns, a small copy)
+#: and multiplied once: nine products with an inner dimension of 1-3 run far below BLAS speed
+FEW_CHANNELS = 3
+
+
+def conv_output_side(n, stride):
+    r"""Output side of a 3×3 correlation with padding 1: :math:`\lfloor (n + 2 - 3)/s \rfloor + 1`."""
+    return (n - 1) // stride + 1
+
+
+def pad1(h, xp):
+    r"""``h`` (n, H, W, C) inside a zero border of width one, (n, H+2, W+2, C):
+    :math:`h_{pad}[i+1, j+1] = h[i, j]`, zero on the border. Only the border is zeroed (the
+    interior is written once), so no fully zero-filled temporary is made."""
+    n, H, W, C = h.shape
+    P = xp.empty((n, H + 2, W + 2, C), dtype=h.dtype)
+    P[:, 0] = 0
+    P[:, H + 1] = 0
+    P[:, 1:H + 1, 0] = 0
+    P[:, 1:H + 1, W + 1] = 0
+    P[:, 1:H + 1, 1:W + 1] = h
+    return P
+
+
+def _shifted_products(P, K, xp):
+    r"""Rows :math:`r\in[s, e)` of :math:`\sum_{ab} P[r + o_{ab}]\,K_{ab}` for the padded map
+    ``P`` (n, H+2, W+2, C), as an (n, H+2, W+2, C_out) array whose interior holds the
+    correlation (its border rows are unspecified)."""
+    n, Hp, Wp, C = P.shape
+    Co = K.shape[1]
+    rows = n * Hp * Wp
+    Pf = P.reshape(rows, C)
+    s, e = Wp + 1, rows - Wp - 1
+    full = xp.empty((rows, Co), dtype=P.dtype)
+    if C < FEW_CHANNELS:  # a product over C < 4 channels is slow: gather the taps, one product
+        cols = xp.empty((e - s, 9 * C), dtype=P.dtype)
+        for k in range(9):
+            off = (k // 3 - 1) * Wp + (k % 3 - 1)
+            cols[:, k * C:(k + 1) * C] = Pf[s + off:e + off]
+        xp.matmul(cols, K, out=full[s:e])
+        return full.reshape(n, Hp, Wp, Co)
+    acc, tmp = full[s:e], xp.empty((e - s, Co), dtype=P.dtype)
+    for k in range(9):
+        off = (k // 3 - 1) * Wp + (k % 3 - 1)
+        xp.matmul(Pf[s + off:e + off], K[k * C:(k + 1) * C], out=acc if k == 0 else tmp)
+        if k:
+            acc += tmp
+    return full.reshape(n, Hp, Wp, Co)
+
+
+def _tap(P, k, Ho, Wo, stride):
+    """The strided view of padded ``P`` that tap k reads for every output pixel, (n, Ho, Wo, C)."""
+    a, b = divmod(k, 3)
+    return P[:, a:a + stride * (Ho - 1) + 1:stride, b:b + stride * (Wo - 1) + 1:stride]
+
+
+def padded_input(h, skip, up, xp):
+    r"""The zero-bordered map the taps read, (n, H+2, W+2, C_h + C_skip): the interior holds
+    :math:`[\,\mathrm{up}(h),\ \mathrm{skip}\,]` (channels side by side), with
+    :math:`\mathrm{up}(h)[i, j] = h[\lfloor i/2\rfloor, \lfloor j/2\rfloor]` when ``up`` (nearest
+    2× up-sampling) else :math:`h`; so a U-Net decoder's up-sampling and skip concatenation cost
+    no pass of their own: they are the padding copy."""
+    if not up and skip is None:
+        return pad1(h, xp)
+    n, Hh, Wh, Ch = h.shape
+    H, W = (2 * Hh, 2 * Wh) if up else (Hh, Wh)
+    C = Ch + (0 if skip is None else skip.shape[3])
+    P = xp.empty((n, H + 2, W + 2, C), dtype=h.dtype)
+    P[:, 0] = 0
+    P[:, H + 1] = 0
+    P[:, 1:H + 1, 0] = 0
+    P[:, 1:H + 1, W + 1] = 0
+    if up:
+        for di in (0, 1):
+            for dj in (0, 1):
+                P[:, 1 + di:H + 1:2, 1 + dj:W + 1:2, :Ch] = h
+    else:
+        P[:, 1:H + 1, 1:W + 1, :Ch] = h
+    if skip is not None:
+        P[:, 1:H + 1, 1:W + 1, Ch:] = skip
+    return P
+
+
+class _Saved:
+    """What one forward pass keeps for its VJPs: the padded input, and per output gradient the
+    padded gradient and the input gradient (each made once, shared by the VJPs that need it)."""
+
+    def __init__(self):
+        self.P, self.g, self.Gp, self.D = None, None, None, None
+
+    def padded_grad(self, g, xp):
+        if self.g is not g:
+            self.g, self.Gp, self.D = g, pad1(g, xp), None
+        return self.Gp
+
+    def input_grad(self, g, K, stride, xp):
+        r"""The gradient of the interior of the padded map, (n, H, W, C) (a view)."""
+        Gp = self.padded_grad(g, xp)
+        if self.D is None:
+            n, Hp, Wp, C = self.P.shape
+            if stride == 1:
+                full = _shifted_products(Gp, _mirrored(K, C), xp)
+            else:
+                full = xp.zeros(self.P.shape, dtype=g.dtype)
+                for k in range(9):
+                    view = _tap(full, k, g.shape[1], g.shape[2], stride)
+                    view += xp.matmul(g, K[k * C:(k + 1) * C].T)
+            self.D = full[:, 1:Hp - 1, 1:Wp - 1]
+        return self.D
+
+
+@primitive
+def _conv(h, K, b, skip, stride, up, saved):
+    xp = backends.of(h, K).xp
+    P = padded_input(h, skip, up, xp)
+    saved.P = P
+    n, Hp, Wp, C = P.shape
+    H, W = Hp - 2, Wp - 2
+    Ho, Wo = conv_output_side(H, stride), conv_output_side(W, stride)
+    if stride == 1:
+        inner = _shifted_products(P, K, xp)[:, 1:H + 1, 1:W + 1]
+        return xp.add(inner, b) if b is not None else inner.copy()
+    out = None
+    for k in range(9):
+        term = xp.matmul(_tap(P, k, Ho, Wo, stride), K[k * C:(k + 1) * C])
+        out = term if out is None else xp.add(out, term, out=out)
+    return out if b is None else xp.add(out, b, out=out)
+
+
+def _mirrored(K, C):
+    r""":math:`\tilde K_{ab} = K_{2-a,2-b}^\top`, stacked like ``K``: (9 C_out, C)."""
+    xp = backends.of(K).xp
+    return xp.concatenate([K[(8 - k) * C:(9 - k) * C].T for k in range(9)], axis=0)
+
+
+def _vjp_h(ans, h, K, b, skip, stride, up, saved):
+    xp = backends.of(h, K).xp
+    Ch = h.shape[3]
+
+    def vjp(g):
+        D = saved.input_grad(g, K, stride, xp)[..., :Ch]
+        if not up:
+            return D.copy()
+        out = D[:, 0::2, 0::2] + D[:, 0::2, 1::2]  # the adjoint of nearest up-sampling: the sum of
+        out += D[:, 1::2, 0::2]  # the four copies
+        out += D[:, 1::2, 1::2]
+        return out
+
+    return vjp
+
+
+def _vjp_skip(ans, h, K, b, skip, stride, up, saved):
+    xp = backends.of(h, K).xp
+    return lambda g: saved.input_grad(g, K, stride, xp)[..., h.shape[3]:].copy()
+
+
+def _vjp_K(ans, h, K, b, skip, stride, up, saved):
+    xp = backends.of(h, K).xp
+    P = saved.P
+    C, Co = P.shape[3], K.shape[1]
+
+    def vjp(g):
+        dK = xp.empty(K.shape, dtype=K.dtype)
+        if stride == 1:
+            n, Hp, Wp, _ = P.shape
+            rows = n * Hp * Wp
+            Pf, Gf = P.reshape(rows, C), saved.padded_grad(g, xp).reshape(rows, Co)
+            s, e = Wp + 1, rows - Wp - 1
+            for k in range(9):
+                off = (k // 3 - 1) * Wp + (k % 3 - 1)
+                xp.matmul(Pf[s + off:e + off].T, Gf[s:e], out=dK[k * C:(k + 1) * C])
+            return dK
+        g2 = g.reshape(-1, Co)
+        for k in range(9):
+            tap = _tap(P, k, g.shape[1], g.shape[2], stride).copy().reshape(-1, C)
+            xp.matmul(tap.T, g2, out=dK[k * C:(k + 1) * C])
+        return dK
+
+    return vjp
+
+
+def _vjp_b(ans, h, K, b, skip, stride, up, saved):
+    return lambda g: g.sum(axis=(0, 1, 2))
+
+
+defvjp(_conv, _vjp_h, _vjp_K, _vjp_b, _vjp_skip)
+
+
+def conv3x3(h, K, b=None, stride=1, skip=None, upsample=False):
+    r"""3×3 correlation with zero padding 1 and stride ``stride`` (1: 'same' size) of the map
+    :math:`x = [\,\mathrm{up}(h),\ \mathrm{skip}\,]`: ``h`` (n, H, W, C_h), nearest-up-sampled 2×
+    first when ``upsample``, with the optional ``skip`` (n, H', W', C_s) beside it along channels
+    (a U-Net decoder's input, without the two copies); ``K`` (9C, C_out), C = C_h + C_s, block
+    :math:`3a+b` the tap (a, b); ``b`` (C_out,) or None.
+
+    .. math:: \mathrm{out}[i, j] = b + \sum_{a,b=0}^{2} x_{pad}[s i+a,\; s j+b]\,K_{(3a+b)C:(3a+b+1)C}
+
+    (the module docstring: nine shifted matrix products, no im2col; cross-correlation, as every
+    deep-learning "convolution"). Returns (n, ⌊(H'-1)/s⌋+1, ⌊(W'-1)/s⌋+1, C_out); differentiable in
+    ``h``, ``K``, ``b`` and ``skip`` (reverse mode, first order).
+    """
+    hv, stride = getval(h), int(stride)
+    if stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride}")
+    side = (2 * hv.shape[1], 2 * hv.shape[2]) if upsample else tuple(hv.shape[1:3])
+    C = hv.shape[3]
+    if skip is not None:
+        sv = getval(skip)
+        if tuple(sv.shape[:3]) != (hv.shape[0], *side):
+            raise ValueError(f"skip must have shape ({hv.shape[0]}, {side[0]}, {side[1]}, C_s) to sit beside "
+                             f"{'up-sampled ' if upsample else ''}h, got {tuple(sv.shape)}")
+        C += sv.shape[3]
+    if tuple(getval(K).shape[:1]) != (9 * C,):
+        raise ValueError(f"K must have 9 * C = {9 * C} rows for an input of {C} channels, got shape {tuple(getval(K).shape)}")
+    return _conv(h, K, b, skip, stride, bool(upsample), _Saved())
