@@ -40,6 +40,8 @@ def t_marginal(c, f):
         a, s, _, _ = coeffs({**spec, "beta_min": spec["beta_min"] / 1000, "beta_max": spec["beta_max"] / 1000}, t)
     if f == "sub-VP std √(1−e^{−B})" and spec["kind"] == "subvp":
         s = np.sqrt(1 - a**2)
+    if f == "VP mean missing its ½" and spec["kind"] != "ve":
+        a = a**2
     return np.stack([a, s**2 if f == "variance as std" else s], 1)
 
 
@@ -51,15 +53,26 @@ def ab_of(betas, prev=False):
 def t_ddpm_marginal(c, f):
     b, t = c["betas"], c["t"]
     ab = {"ᾱ_{t−1} for ᾱ_t": ab_of(b, prev=True), "α_t for ᾱ_t": 1 - b}.get(f, ab_of(b))[t]
+    if f == "abar[t−1] wrapped at t = 0":
+        ab = ab_of(b)[t - 1]  # as the buggy code indexes it
+    if f == "ᾱ in float16":
+        alphas = np.array(1 - b, dtype=np.float16)  # torch: alphas.half(), then cumprod in half precision
+        ab = np.cumprod(alphas, dtype=np.float16).astype(float)[t]
     return col(np.sqrt(ab), c["x"]) * c["x"] + col((1 - ab) if f == "variance as std" else np.sqrt(1 - ab), c["x"]) * c["eps"]
 
 
 def t_posterior(c, f):
     b, t = c["betas"], c["t"]
     abt, prev = ab_of(b)[t], (ab_of(b) if f == "ᾱ_t for ᾱ_{t−1}" else ab_of(b, prev=True))[t]
+    if f == "abar[t−1] wrapped at t = 0":
+        prev = ab_of(b)[t - 1]
     c0 = (prev if f == "ᾱ_{t−1} for √ᾱ_{t−1}" else np.sqrt(prev)) * b[t] / (1 - abt)
     ct = np.sqrt(1 - b[t]) * (1 - prev) / (1 - abt)
-    return np.stack([c0, ct, b[t] if f == "β for β̃" else b[t] * (1 - prev) / (1 - abt)], 1)
+    var = b[t] if f == "β for β̃" else b[t] * (1 - prev) / (1 - abt)
+    if f == "β̃ ratio inverted":
+        with np.errstate(divide="ignore"):
+            var = b[t] * (1 - abt) / (1 - prev)
+    return np.stack([c0, ct, np.sqrt(var) if f == "std for variance" else var], 1)
 
 
 def t_log_variance(c, f):
@@ -77,7 +90,7 @@ def t_ancestral(c, f):
     b, t, x = c["betas"], c["t"], c["x"]
     ab = ab_of(b)[t]
     var = b[t] if (c["variance"] == "large" or f == "β for β̃") else (b * (1 - ab_of(b, prev=True)) / (1 - ab_of(b)))[t]
-    sigma = np.sqrt(var) * (1.0 if f == "noise at t = 0" else (t > 0))
+    sigma = (var if f == "exp(log σ²) for exp(½ log σ²)" else np.sqrt(var)) * (1.0 if f == "noise at t = 0" else (t > 0))
     k = b[t] / ((1 - ab) if f == "√(1−ᾱ_t) missing" else np.sqrt(1 - ab))
     return (x - col(k, x) * c["eps_pred"]) / col(np.sqrt(1 - b[t]), x) + col(sigma, x) * c["z"]
 
@@ -134,16 +147,19 @@ def t_precond(c, f):
     s, sd = c["sigma"], c["sigma_data"]
     n = s**2 + sd**2 if f == "variance for std in c_in, c_out" else np.sqrt(s**2 + sd**2)
     skip = (s**2 if f == "c_skip with σ² for σ_d²" else sd**2) / (s**2 + sd**2)
+    if f == "c_skip with σ for σ²":
+        skip = sd**2 / (s + sd**2)
     return np.stack([skip, s * sd / n, 1 / n, (1 if f == "c_noise without ¼" else 0.25) * np.log(s)], 1)
 
 
 def t_schedule(c, f):
-    lo, hi = c["sigma_min"] ** (1 / c["rho"]), c["sigma_max"] ** (1 / c["rho"])
+    rho = {"ρ and 1/ρ swapped": 1 / c["rho"], "ρ fixed to 7": 7.0}.get(f, c["rho"])
+    lo, hi = c["sigma_min"] ** (1 / rho), c["sigma_max"] ** (1 / rho)
     if f == "reversed":
         lo, hi = hi, lo
     ramp = c["i"] / (c["N"] if f == "i/N for i/(N−1)" else c["N"] - 1)
     root = hi + ramp * (lo - hi)
-    return root if f == "missing power ρ" else root ** c["rho"]
+    return root if f == "missing power ρ" else root**rho
 
 
 def t_ancestral_sigmas(c, f):
@@ -197,7 +213,10 @@ def t_bpd(c, f):
     D = c["x"][0].size
     nats = -c["log_p"] / D
     offset = {"missing offset": 0.0, "+8 for [−1, 1] data": 8.0}.get(f, 8 - np.log2(c["scale"]))
-    return (nats if f == "nats for bits" else nats / np.log(2)) + offset
+    bpd = (nats if f == "nats for bits" else nats / np.log(2)) + offset
+    if f == "entirely in nats":
+        return nats + offset * np.log(2)
+    return bpd * D if f == "bits per image" else bpd
 
 
 def t_loglik(c, f, rtol=1e-10):
@@ -252,8 +271,12 @@ def test_independent_numpy_implementation_passes(objective):
 def test_each_diffusion_fault_fails_and_is_named(objective, fault):
     report = verify(objective, lambda c: T_DIFF[objective](c, fault))
     assert not report.passed
-    assert fault in report.faults, str(report)
-    assert f"matches known fault: {fault} —" in str(report)
+    if next(f for f in FAULTS[objective] if f.name == fault).convention:
+        assert fault in report.conventions and not report.faults, str(report)
+        assert f"convention: {fault} (" in str(report)
+    else:
+        assert fault in report.faults, str(report)
+        assert f"matches known fault: {fault} —" in str(report)
 
 
 # ---- the library functions behind the references: mathematical facts -----------------------------

@@ -130,14 +130,18 @@ def load_callable(target):
 
 
 def _listing(records, verbose):
-    """The objectives one a line; verbose: with their cases, faults and per-example value, and totals."""
+    """The objectives one a line; verbose: with their cases, faults, conventions and per-example value,
+    and totals."""
     if not verbose:
         return "\n".join(records)
     width = max(len(name) for name in records)
-    lines = [f"{name:<{width}}  {len(o.cases):>2} cases  {len(o.faults):>2} faults  {o.text}"
-             for name, o in records.items()]
-    n_cases, n_faults = sum(len(o.cases) for o in records.values()), sum(len(o.faults) for o in records.values())
-    return "\n".join(lines + [f"{len(records)} objectives, {n_cases} cases, {n_faults} known faults"])
+    faults = {name: sum(not f.convention for f in o.faults) for name, o in records.items()}
+    conventions = {name: len(o.faults) - faults[name] for name, o in records.items()}
+    lines = [f"{name:<{width}}  {len(o.cases):>2} cases  {faults[name]:>2} faults  {conventions[name]:>2} conventions"
+             f"  {o.text}" for name, o in records.items()]
+    n_cases = sum(len(o.cases) for o in records.values())
+    return "\n".join(lines + [f"{len(records)} objectives, {n_cases} cases, {sum(faults.values())} known faults, "
+                              f"{sum(conventions.values())} conventions"])
 
 
 def _run(args):

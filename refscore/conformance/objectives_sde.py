@@ -67,6 +67,12 @@ def _ve_std_sigma_t(c):
     return onp.stack([a, sde["sigma_min"] * (sde["sigma_max"] / sde["sigma_min"]) ** _t(c)], 1)
 
 
+def _vp_mean_without_half(c):
+    if c["sde"]["kind"] == "ve":
+        return c["expected"]
+    return onp.stack([onp.exp(-_integrated_beta(c)), c["expected"][:, 1]], 1)
+
+
 def _discrete_beta(c):  # score_sde's discrete_betas = β(t)/N, N = 1000
     if c["sde"]["kind"] == "ve":
         return c["expected"]
@@ -91,8 +97,11 @@ SDE_MARGINAL = Objective(
                   "#6, here in marginal_prob)", _variance_as_std),
             Fault("discrete β as β(t)", "the discrete DDPM βᵢ = β(t)/N (score_sde sde_lib.py, VPSDE.discrete_betas, "
                   "N = 1000) used as the continuous β(t): B(t) shrinks by N", _discrete_beta),
-            Fault("VE std σ(t)", "VE std σ(t), score_sde's marginal_prob, where the noise added since t = 0 has std "
-                  "√(σ(t)² − σ_min²) (refscore's choice; docs/conformance.md)", _ve_std_sigma_t),
+            Fault("VE std σ(t)", "the total-σ VE convention: std σ(t) (score_sde sde_lib.py, VESDE.marginal_prob; "
+                  "Song et al. 2021, eq. 30), where refscore counts only the noise added since t = 0, "
+                  "√(σ(t)² − σ_min²)", _ve_std_sigma_t, convention=True),
+            Fault("VP mean missing its ½", "mean coefficient e^{−B(t)} where e^{−B(t)/2} belongs: the ½ of the drift "
+                  "−½β(t)x dropped when integrating it (Song et al. 2021, eq. 29 and App. B)", _vp_mean_without_half),
             Fault("sub-VP std √(1−e^{−B})", "the VP std for sub-VP, whose std is 1 − e^{−B(t)} (Song et al. 2021, "
                   "eq. 29; score_sde subVPSDE.marginal_prob)", _subvp_with_vp_std)))
 
