@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from scipy import integrate
 
+from conformance_atlas_impls import T_ATLAS
+
 from refscore import conformance, diffusion, sde as sdes
 from refscore.conformance import FAULTS, verify
 from refscore.conformance.cases import DIFFUSION_OBJECTIVES
@@ -251,7 +253,7 @@ T_DIFF = {"sde_marginal": t_marginal, "ddpm_marginal": t_ddpm_marginal, "ddpm_po
           "edm_loss_weight": t_edm_weight, "edm_precond": t_precond,
           "edm_schedule": t_schedule, "ancestral_sigmas": t_ancestral_sigmas, "reverse_sde_step": t_reverse_step,
           "pf_ode_drift": t_ode, "pc_corrector_step": t_corrector, "annealed_langevin_step": t_annealed,
-          "final_denoise": t_final, "bits_per_dim": t_bpd, "pf_ode_log_likelihood": t_loglik}
+          "final_denoise": t_final, "bits_per_dim": t_bpd, "pf_ode_log_likelihood": t_loglik, **T_ATLAS}
 DIFF_FAULTS = [(o, f.name) for o in DIFFUSION_OBJECTIVES for f in FAULTS[o]]
 
 
