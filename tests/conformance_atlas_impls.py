@@ -76,6 +76,8 @@ def t_ddim(c, f):
         sign = 1 if f == "x₀ from v with the wrong sign" else -1
         x0 = col(np.sqrt(a), x) * x + sign * col(np.sqrt(1 - a), x) * out
         eps = col(np.sqrt(a), x) * out + col(np.sqrt(1 - a), x) * x
+    if f == "clip_sample (x̂₀ clipped to [−1, 1])":
+        x0 = np.clip(x0, -1, 1)
     eta = c["eta"]
     var = (1 - ap) / (1 - a) * (1 - a / ap)
     sig2 = (eta if f == "η·var for η²·var" else eta**2) * var

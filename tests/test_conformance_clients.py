@@ -39,6 +39,7 @@ def test_float32_sigma_is_diagnosed_as_float32_precision():
     report = verify("ncsn", ncsn_f32_sigmas)
     assert not report.passed
     assert "agrees to float32 precision; something in the implementation computes in float32" in str(report)
+    assert report.conventions == ["float32 precision"] and "convention: float32 precision (" in str(report)
     assert "× reference on every example" not in str(report)
 
 

@@ -82,6 +82,8 @@ def t_log_variance(c, f):
     post = b * (1 - ab_of(b, prev=True)) / (1 - ab_of(b))            # β̃, with β̃_0 = 0
     small = np.log(np.append(post[1], post[1:]))[t]
     large = np.log(b if f == "fixed-large first entry unclipped" else np.append(post[1], b[1:]))[t]
+    if f == "diffusers: β̃₀ clamped to 1e-20, fixed_large_log log β":
+        small, large = np.log(np.clip(post, 1e-20, None))[t], np.log(b)[t]
     if f == "small and large swapped":
         small, large = large, small
     out = np.stack([small, large], 1)
@@ -93,8 +95,17 @@ def t_ancestral(c, f):
     ab = ab_of(b)[t]
     var = b[t] if (c["variance"] == "large" or f == "β for β̃") else (b * (1 - ab_of(b, prev=True)) / (1 - ab_of(b)))[t]
     sigma = (var if f == "exp(log σ²) for exp(½ log σ²)" else np.sqrt(var)) * (1.0 if f == "noise at t = 0" else (t > 0))
+    if f == "√(log β) as the std (fixed_large_log)":
+        with np.errstate(invalid="ignore"):
+            sigma = np.array([np.sqrt(np.log(b[s])) if s > 0 else 0.0 for s in t])
     k = b[t] / ((1 - ab) if f == "√(1−ᾱ_t) missing" else np.sqrt(1 - ab))
-    return (x - col(k, x) * c["eps_pred"]) / col(np.sqrt(1 - b[t]), x) + col(sigma, x) * c["z"]
+    mean = (x - col(k, x) * c["eps_pred"]) / col(np.sqrt(1 - b[t]), x)
+    if f == "clip_sample (x̂₀ clipped to [−1, 1])":
+        x0 = np.clip((x - col(np.sqrt(1 - ab), x) * c["eps_pred"]) / col(np.sqrt(ab), x), -1, 1)
+        prev = ab_of(b, prev=True)[t]
+        mean = col(np.sqrt(prev) * b[t] / (1 - ab), x) * x0 + col(np.sqrt(1 - b[t]) * (1 - prev) / (1 - ab), x) * x
+    out = mean + col(sigma, x) * c["z"]
+    return np.clip(out, -1, 1) if f == "x_{t−1} clipped for x̂₀" else out
 
 
 def t_score_from_eps(c, f):
@@ -167,6 +178,7 @@ def t_schedule(c, f):
 def t_ancestral_sigmas(c, f):
     fr, to, eta = c["sigma_from"], c["sigma_to"], c["eta"]
     var_up = to**2 * (fr**2 - to**2) / fr**2
+    eta = 1.0 if f == "η fixed to 1" else eta
     up = np.minimum(to, eta * (var_up if f == "σ_up without the square root" else np.sqrt(var_up)))
     down = np.sqrt(to**2 - up**2)
     return np.stack([up, down] if f == "down and up swapped" else [down, up], 1)
@@ -178,6 +190,10 @@ def t_reverse_step(c, f):
     w = {"½g² (the ODE drift)": g2 / 2, "g for g²": np.sqrt(g2)}.get(f, g2)
     drift = col(fc, x) * x - col(w, x) * c["score"]
     noise = col(np.sqrt(g2) * (1 if f == "noise without √dt" else np.sqrt(dt)), x) * c["z"]
+    if f == "reverse-diffusion predictor (VE)" and c["sde"]["kind"] == "ve":
+        lo, hi = c["sde"]["sigma_min"], c["sde"]["sigma_max"]
+        G2 = (lo * (hi / lo) ** c["t"]) ** 2 - (lo * (hi / lo) ** (c["t"] - dt)) ** 2
+        return x + col(G2, x) * c["score"] + col(np.sqrt(G2), x) * c["z"]
     return x + (1 if f == "forward-time sign" else -1) * drift * dt + noise
 
 
@@ -192,7 +208,8 @@ def t_corrector(c, f):
     x, s, z = c["x"], c["score"], c["z"]
     zn, sn = (np.linalg.norm(a.reshape(len(a), -1), axis=1) for a in (z, s))
     ratio = zn / sn if f == "per-example norms" else zn.mean() / sn.mean()
-    eps = (1 if f == "step without the 2" else 2) * c["alpha"] * (c["snr"] * ratio) ** 2
+    alpha = 1.0 if f == "corrector without αᵢ" else c["alpha"]
+    eps = (1 if f == "step without the 2" else 2) * alpha * (c["snr"] * ratio) ** 2
     return x + col(eps * np.ones(len(x)), x) * s + col(np.sqrt((1 if f == "noise √ε for √(2ε)" else 2) * eps) * np.ones(len(x)), x) * z
 
 
@@ -232,7 +249,8 @@ def t_loglik(c, f, rtol=1e-10):
         Cinv = np.linalg.inv(a * a * S + s * s * np.eye(d))
         x = y[: n * d].reshape(n, d)
         score = -(x - a * mu) @ Cinv
-        tr = -np.einsum("ni,ij,nj->n", V, Cinv, V) if f == "Hutchinson for the exact trace" else -np.trace(Cinv) * np.ones(n)
+        hutchinson = f in ("Hutchinson for the exact trace", "Hutchinson trace and the standard prior")
+        tr = -np.einsum("ni,ij,nj->n", V, Cinv, V) if hutchinson else -np.trace(Cinv) * np.ones(n)
         return np.concatenate([(fc * x - 0.5 * g2 * score).ravel(), fc * d - 0.5 * g2 * tr])
 
     t0 = 0.0 if f == "integral started at t = 0" else c["t_min"]
@@ -243,6 +261,9 @@ def t_loglik(c, f, rtol=1e-10):
     C1 = a * a * S + s * s * np.eye(d)                                 # the exact prior p_1
     r = x1 - a * mu
     prior = -0.5 * (np.einsum("ni,ij,nj->n", r, np.linalg.inv(C1), r) + np.linalg.slogdet(2 * np.pi * C1)[1])
+    if f in ("standard prior", "Hutchinson trace and the standard prior"):  # N(0, σ_max² I) or N(0, I)
+        v = spec["sigma_max"] ** 2 if spec["kind"] == "ve" else 1.0
+        prior = -0.5 * (np.sum(x1**2, 1) / v + d * np.log(2 * np.pi * v))
     return prior + delta
 
 

@@ -140,6 +140,12 @@ def _log_variance(c):
                       D.fixed_large_log_variance(c["betas"], c["t"])], axis=1)
 
 
+def _diffusers_log_variances(c):
+    b, t = onp.asarray(c["betas"], dtype=float), onp.asarray(c["t"])
+    small = onp.log(onp.maximum(D.posterior_coefficients(b, t)[2], 1e-20))
+    return onp.stack([small, onp.log(b[t])], 1)
+
+
 DDPM_LOG_VARIANCE = Objective(
     name="ddpm_log_variance", fields="`betas`, `t`",
     columns=("posterior log-variance (clipped)", "fixed-large log-variance"),
@@ -151,6 +157,9 @@ DDPM_LOG_VARIANCE = Objective(
                   "and log-variance disagree at t = 0 (zoubohao/DenoisingDiffusionProbabilityModel-ddpm- #18; "
                   "openai/improved-diffusion gaussian_diffusion.py, FIXED_LARGE)",
                   lambda c: onp.stack([c["expected"][:, 0], onp.log(onp.asarray(c["betas"], dtype=float)[c["t"]])], 1)),
+            Fault("diffusers: β̃₀ clamped to 1e-20, fixed_large_log log β", "log max(β̃ₜ, 1e-20) (so log 1e-20 at "
+                  "t = 0) and log βₜ at every t, β₀ included: diffusers DDPMScheduler._get_variance, "
+                  "variance_type='fixed_small_log' and 'fixed_large_log'", _diffusers_log_variances, convention=True),
             Fault("variance stored as log-variance", "the variance where its log belongs (tqch/ddpm-torch #9)",
                   lambda c: onp.exp(c["expected"])),
             Fault("small and large swapped", "log β̃ and log β exchanged: the other choice of σₜ² (Ho et al. 2020, "
@@ -158,7 +167,8 @@ DDPM_LOG_VARIANCE = Objective(
 
 
 # ---- ddpm_ancestral_step: a map objective -------------------------------------------------------------
-def _ancestral_as_code(c, large=None, noise_at_zero=False, no_sqrt=False, variance_as_std=False):
+def _ancestral_as_code(c, large=None, noise_at_zero=False, no_sqrt=False, variance_as_std=False, clip=None,
+                       log_large_std=False):
     r""":math:`(x_t - \beta_t/\sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\alpha_t} + \sigma_t z` with one
     thing changed (``large``: :math:`\sigma_t^2=\beta_t` whatever the case asks)."""
     b, t, x = onp.asarray(c["betas"], dtype=float), onp.asarray(c["t"]), c["x"]
@@ -167,9 +177,17 @@ def _ancestral_as_code(c, large=None, noise_at_zero=False, no_sqrt=False, varian
     var = b[t] if large else D.posterior_coefficients(b, t)[2]
     std = var if variance_as_std else onp.sqrt(var)
     std = std if noise_at_zero else onp.where(t == 0, 0.0, std)
+    if log_large_std:  # diffusers' step(): _get_variance(t) ** 0.5 on 'fixed_large_log', √(log βₜ)
+        with onp.errstate(invalid="ignore"):
+            std = onp.where(t == 0, 0.0, onp.sqrt(onp.log(b[t])))
     coef = b[t] / ((1 - ab) if no_sqrt else onp.sqrt(1 - ab))
     mean = (x - per_example(coef, x) * c["eps_pred"]) / per_example(onp.sqrt(1 - b[t]), x)
-    return mean + per_example(std, x) * c["z"]
+    if clip == "x0":  # x̂₀ clipped to [−1, 1], then the posterior mean (eq. 7)
+        x0 = onp.clip((x - per_example(onp.sqrt(1 - ab), x) * c["eps_pred"]) / per_example(onp.sqrt(ab), x), -1, 1)
+        c0, ct, _ = D.posterior_coefficients(b, t)
+        mean = per_example(c0, x) * x0 + per_example(ct, x) * x
+    out = mean + per_example(std, x) * c["z"]
+    return onp.clip(out, -1, 1) if clip == "x_prev" else out
 
 
 def _ancestral_inputs(o, n, shape, rng):
@@ -194,6 +212,16 @@ DDPM_ANCESTRAL_STEP = Objective(
                   lambda c: _ancestral_as_code(c, no_sqrt=True)),
             Fault("exp(log σ²) for exp(½ log σ²)", "z scaled by the variance σₜ² = exp(log σₜ²) where the std "
                   "exp(½ log σₜ²) belongs (openai/improved-diffusion p_sample: th.exp(0.5 * log_variance))",
-                  lambda c: _ancestral_as_code(c, variance_as_std=True))))
+                  lambda c: _ancestral_as_code(c, variance_as_std=True)),
+            Fault("x_{t−1} clipped for x̂₀", "the step's output clipped to [−1, 1] where clip_sample clips the "
+                  "predicted x̂₀ (Ho et al. 2020, §4 and their code's clip_denoised; diffusers DDPMScheduler.step)",
+                  lambda c: _ancestral_as_code(c, clip="x_prev")),
+            Fault("√(log β) as the std (fixed_large_log)", "z scaled by √(log βₜ), the square root of a "
+                  "log-variance, NaN for every t > 0 (diffusers 0.42.1 DDPMScheduler.step, "
+                  "variance_type='fixed_large_log': _get_variance(t) ** 0.5; found by the client trial of "
+                  "refscore issue 32)", lambda c: _ancestral_as_code(c, log_large_std=True)),
+            Fault("clip_sample (x̂₀ clipped to [−1, 1])", "x̂₀ = (x_t − √(1−ᾱₜ)ε̂)/√ᾱₜ clipped to [−1, 1], then the "
+                  "posterior mean of eq. 7: diffusers DDPMScheduler's default clip_sample=True (Ho et al. 2020's "
+                  "code, clip_denoised)", lambda c: _ancestral_as_code(c, clip="x0"), convention=True)))
 
 RECORDS = (DDPM_MARGINAL, DDPM_POSTERIOR, DDPM_LOG_VARIANCE, DDPM_ANCESTRAL_STEP)

@@ -164,6 +164,9 @@ ANCESTRAL_SIGMAS = Objective(
                   "sampling.py, get_ancestral_step returns sigma_down first)",
                   lambda c: _ancestral_sigmas_as_code(c, swapped=True)),
             Fault("σ_up without the square root", "σ_up = η σ_to²(σ_from² − σ_to²)/σ_from², a variance used as a std "
-                  "(k-diffusion get_ancestral_step)", lambda c: _ancestral_sigmas_as_code(c, up_without_root=True))))
+                  "(k-diffusion get_ancestral_step)", lambda c: _ancestral_sigmas_as_code(c, up_without_root=True)),
+            Fault("η fixed to 1", "the full ancestral step whatever η the case asks: samplers without η "
+                  "(diffusers EulerAncestralDiscreteScheduler; Karras et al. 2022 and k-diffusion's η = 1)",
+                  lambda c: _ancestral_sigmas_as_code({**c, "eta": 1.0}), convention=True)))
 
 RECORDS = (EDM_SCORE, EDM_TO_D, EDM_LOSS_WEIGHT, EDM_PRECOND, EDM_SCHEDULE, ANCESTRAL_SIGMAS)

@@ -172,7 +172,8 @@ DDPM_SCORE_FROM_EPS = Objective(
 
 
 # ---- ddim_step: a map objective --------------------------------------------------------------------
-def ddim_step(c, eta_power=2, final_alpha=1.0, eps_from_sample=True, v_sign=-1.0, direction_with_sigma=True):
+def ddim_step(c, eta_power=2, final_alpha=1.0, eps_from_sample=True, v_sign=-1.0, direction_with_sigma=True,
+              clip=False):
     r"""One DDIM step from ``t`` to ``t_prev`` (−1: the end, :math:`\bar\alpha_{-1}` = ``final_alpha``) with
     the case's prediction (``epsilon``, ``sample`` or ``v_prediction``); the knobs are the known faults.
 
@@ -195,6 +196,7 @@ def ddim_step(c, eta_power=2, final_alpha=1.0, eps_from_sample=True, v_sign=-1.0
     else:
         x0 = k(onp.sqrt(a_t)) * x + v_sign * k(onp.sqrt(1 - a_t)) * out
         eps = k(onp.sqrt(a_t)) * out + k(onp.sqrt(1 - a_t)) * x
+    x0 = onp.clip(x0, -1.0, 1.0) if clip else x0
     var = (1 - a_p) / (1 - a_t) * (1 - a_t / a_p)
     sigma2 = float(c["eta"]) ** eta_power * var
     direction = onp.sqrt(1 - a_p - (sigma2 if direction_with_sigma else 0.0))
@@ -233,7 +235,9 @@ DDIM_STEP = Objective(
             Fault("x₀ from v with the wrong sign", "x̂₀ = √ᾱ x_t + √(1−ᾱ) v where √ᾱ x_t − √(1−ᾱ) v belongs "
                   "(huggingface/diffusers PR #1421; Salimans & Ho 2022, §4)", lambda c: ddim_step(c, v_sign=1.0)),
             Fault("direction without −σ²", "√(1 − ᾱ') ε̂ where √(1 − ᾱ' − σ²) ε̂ belongs: the noise σz added on top "
-                  "(Song, Meng & Ermon 2021, eq. 12)", lambda c: ddim_step(c, direction_with_sigma=False))))
+                  "(Song, Meng & Ermon 2021, eq. 12)", lambda c: ddim_step(c, direction_with_sigma=False)),
+            Fault("clip_sample (x̂₀ clipped to [−1, 1])", "x̂₀ clipped to [−1, 1] with ε̂ kept: diffusers "
+                  "DDIMScheduler's default clip_sample=True", lambda c: ddim_step(c, clip=True), convention=True)))
 
 
 # ---- min_snr_weight ---------------------------------------------------------------------------------

@@ -176,6 +176,18 @@ def _reverse_as_code(c, weight=lambda g: g * g, forward=False, noise_dt=True):
     return (X + step + noise).reshape(c["x"].shape)
 
 
+def _reverse_diffusion_ve(c):
+    r"""score_sde's ``ReverseDiffusionPredictor`` on the VE SDE: the discretised SDE's own step,
+    :math:`G^2 = \sigma(t)^2-\sigma(t-\Delta t)^2`, :math:`x + G^2 s + G z` (other SDEs: the reference)."""
+    sde = c["sde"]
+    if sde["kind"] != "ve":
+        return c["expected_x"]
+    sig = lambda u: sde["sigma_min"] * (sde["sigma_max"] / sde["sigma_min"]) ** u  # noqa: E731
+    t = _t(c)
+    G2 = (sig(t) ** 2 - sig(t - float(c["dt"])) ** 2)[:, None]
+    return (flat(c["x"]) + G2 * flat(c["score"]) + onp.sqrt(G2) * flat(c["z"])).reshape(c["x"].shape)
+
+
 REVERSE_SDE_STEP = Objective(
     name="reverse_sde_step", fields="`sde`, `t`, `dt`, `x`, `score`, `z`", text="x − [f − g²s]dt + g√dt z",
     equation=r"$x-[f-g^2s]\Delta t+g\sqrt{\Delta t}z$", source="Song et al. 2021, eq. 6", is_map=True,
@@ -190,7 +202,11 @@ REVERSE_SDE_STEP = Objective(
             Fault("noise without √dt", "g z where g √Δt z belongs (Euler–Maruyama; Song et al. 2021, Appendix E)",
                   lambda c: _reverse_as_code(c, noise_dt=False)),
             Fault("forward-time sign", "x + [f − g²s]Δt: the reverse drift stepped forward in time (Song et al. "
-                  "2021, Alg. 2)", lambda c: _reverse_as_code(c, forward=True))))
+                  "2021, Alg. 2)", lambda c: _reverse_as_code(c, forward=True)),
+            Fault("reverse-diffusion predictor (VE)", "x + (σ(t)² − σ(t−Δt)²)s + √(σ(t)² − σ(t−Δt)²) z, the "
+                  "discretised VE SDE's own reverse step, not Euler–Maruyama's g²Δt (yang-song/score_sde sampling.py, "
+                  "ReverseDiffusionPredictor; diffusers ScoreSdeVeScheduler.step_pred; Song et al. 2021, eq. 47)",
+                  _reverse_diffusion_ve, convention=True)))
 
 
 def _ode_as_code(c, coef):

@@ -33,6 +33,7 @@ from .cases import cases as builtin_cases
 from .faults import faults_for
 from .registry import COLUMNS, MAP_OBJECTIVES, OBJECTIVE_TOLERANCES, OBJECTIVES
 
+FLOAT32 = "float32 precision"  # the convention named when the output agrees to float32 precision only
 CLOSER = 1e-3  # a fault matches an approximate implementation this much closer than the reference
 
 __all__ = ["verify", "Report", "Row", "TOLERANCES", "OBJECTIVE_TOLERANCES"]
@@ -223,8 +224,9 @@ def diagnose(case, got, quantity, ref, rtol, dtype="float64"):
     if not onp.all(onp.isfinite(got)):
         return "no known fault matches", names, conventions
     if dtype == "float64" and _errors(got, ref, *TOLERANCES["float32"])[2].all():
-        return ("agrees to float32 precision; something in the implementation computes in float32 "
-                "(a parameter, a constant such as σ, or a default dtype); no known fault matches"), names, ()
+        return ("convention: float32 precision (agrees to float32 precision; something in the implementation "
+                "computes in float32: a schedule stored in float32 as diffusers stores ᾱ, a parameter, a constant "
+                "such as σ, or a default dtype); no known fault matches"), names, (FLOAT32,)
     with onp.errstate(divide="ignore", invalid="ignore"):
         ratio = (got / ref).ravel()
     if onp.all(onp.isfinite(ratio)) and onp.ptp(ratio) <= 1e-8 * abs(ratio[0]):
