@@ -31,6 +31,7 @@ import numpy as onp
 
 from .cases import cases as builtin_cases
 from .faults import faults_for
+from .variants import with_variant
 from .registry import COLUMNS, MAP_OBJECTIVES, OBJECTIVE_TOLERANCES, OBJECTIVES
 
 FLOAT32 = "float32 precision"  # the convention named when the output agrees to float32 precision only
@@ -317,7 +318,7 @@ def _cast(obj):
     return obj
 
 
-def verify(objective, impl, cases=None, dtype="float64", rtol=None, atol=None, only=None):
+def verify(objective, impl, cases=None, dtype="float64", rtol=None, atol=None, only=None, variant=None):
     r"""Check ``impl(case) -> (n,)`` per-example values on every case of ``objective``.
 
     .. math:: \text{pass} \iff |g_i - r_i| \le \text{rtol}|r_i| + \text{atol}\max(1,\max_j|r_j|)\ \forall i
@@ -339,6 +340,9 @@ def verify(objective, impl, cases=None, dtype="float64", rtol=None, atol=None, o
         finite-difference trace or an ODE solver); the diagnosis then matches faults within
         ``max(100·rtol, 1e-8)``
     only : a glob (``fnmatch``) on case names, e.g. ``"*-img*"``: check only those cases
+    variant : the name of one of the objective's conventions (``docs/conformance.md``, conventions):
+        check against that legitimate variant instead of refscore's reference (a library that
+        follows it can pass); the report's title names it
 
     Returns
     -------
@@ -361,13 +365,15 @@ def verify(objective, impl, cases=None, dtype="float64", rtol=None, atol=None, o
         chosen = [c for c in chosen if fnmatch.fnmatchcase(c["name"], only)]
         if not chosen:
             raise ValueError(f"--only {only!r} selects none of the {objective} cases: {', '.join(names)}")
+    if variant is not None:
+        chosen = [with_variant(c, variant) for c in chosen]
     default = OBJECTIVE_TOLERANCES.get(objective, TOLERANCES)[dtype]
     rtol = default[0] if rtol is None else _tolerance(rtol, "rtol")
     atol = default[1] if atol is None else _tolerance(atol, "atol")
     rows = [_check_case(c, impl, dtype, rtol, atol) for c in chosen]
     everything = builtin_cases(objective) if cases is None else list(cases)
     rows = [_explain_coincidences(r, everything, rtol) for r in rows]
-    return Report(objective, rows, dtype, rtol, atol)
+    return Report(objective if variant is None else f"{objective}, variant '{variant}'", rows, dtype, rtol, atol)
 
 
 def _tolerance(value, name):
