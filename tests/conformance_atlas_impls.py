@@ -178,3 +178,35 @@ T_ATLAS = {"beta_schedule": t_beta_schedule, "timesteps": t_timesteps, "ddpm_sco
            "karras_sigma_list": t_sigma_list, "edm_vp_sigma": t_vp_sigma, "edm_training_sigma": t_training_sigma,
            "edm_churn": t_churn, "edm_euler_step": t_edm_step,
            "edm_heun_step": lambda c, f: t_edm_step(c, f, heun=True)}
+
+
+# ---- respaced sampling: Nichol & Dhariwal 2021, §4 and eq. 15 -------------------------------------------
+def respaced(c, f, unstrided):
+    ab = alphas_bar(c["betas"])
+    prev = [p if p >= 0 else None for p in ((c["t"] - 1) if unstrided else c["t_prev"])]
+    a = ab[c["t"]]
+    ap = np.array([1.0 if p is None else ab[p] for p in prev])
+    return a, ap, 1 - a / ap
+
+
+def t_strided_posterior(c, f):
+    a, ap, beta = respaced(c, f, f == "posterior at t − 1")
+    full = c["betas"][c["t"]]
+    if f == "unstrided β_t":
+        beta = full
+    alpha = 1 - full if f == "unstrided α_t in the x_t coefficient" else 1 - beta
+    return np.stack([np.sqrt(ap) * beta / (1 - a), np.sqrt(alpha) * (1 - ap) / (1 - a), (1 - ap) * beta / (1 - a)], 1)
+
+
+def t_learned_range(c, f):
+    a, ap, beta = respaced(c, f, f == "unstrided β")
+    if f == "unstrided β":
+        beta = c["betas"][c["t"]]
+    tilde = beta * (1 - ap) / (1 - a)
+    v = c["model_var_values"] if f == "output used as v unmapped" else (c["model_var_values"] + 1) / 2
+    if f == "variances interpolated":
+        return np.log(v * beta + (1 - v) * tilde)
+    return v * np.log(beta) + (1 - v) * np.log(tilde)
+
+
+T_ATLAS.update({"ddpm_strided_posterior": t_strided_posterior, "learned_range_variance": t_learned_range})
