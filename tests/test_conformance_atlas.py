@@ -104,3 +104,65 @@ def test_assert_case_skips_a_declined_case_and_hides_its_own_frames():
     with pytest.raises(pytest.skip.Exception, match="images are not supported"):
         testing.assert_case(_declines_images, case)
     assert "__tracebackhide__" in testing.assert_case.__code__.co_varnames
+
+
+# ---- the references written in the record modules: mathematical facts ------------------------------
+from refscore import diffusion  # noqa: E402
+from refscore.conformance import objectives_edm_sampling as es, objectives_respaced as rs  # noqa: E402
+from refscore.conformance import objectives_schedules as sch  # noqa: E402
+
+BETAS = np.linspace(0.02, 0.3, 8)
+
+
+def test_ddim_with_eta_one_over_one_step_is_the_ddpm_posterior():
+    """Song, Meng & Ermon 2021, §4.1: η = 1 between neighbouring steps gives DDPM's posterior (eq. 7)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(1, 8)
+    x, eps, z = rng.standard_normal((3, 7, 3))
+    c = {"betas": BETAS, "t": t, "t_prev": t - 1, "x": x, "model_output": eps, "z": z, "eta": 1.0,
+         "prediction_type": "epsilon"}
+    ab = np.cumprod(1 - BETAS)[t]
+    x0 = (x - np.sqrt(1 - ab)[:, None] * eps) / np.sqrt(ab)[:, None]
+    c0, ct, var = diffusion.posterior_coefficients(BETAS, t)
+    want = c0[:, None] * x0 + ct[:, None] * x + np.sqrt(var)[:, None] * z
+    assert np.allclose(sch.ddim_step(c), want, rtol=1e-12, atol=1e-12)
+    assert np.allclose(rs.strided_posterior(c), np.stack([c0, ct, var], 1), rtol=1e-12, atol=1e-14)
+
+
+def test_learned_range_ends_and_min_snr_weights_agree():
+    c = {"betas": BETAS, "t": np.array([3, 7]), "t_prev": np.array([1, 4])}
+    beta_p = 1 - np.cumprod(1 - BETAS)[[3, 7]] / np.cumprod(1 - BETAS)[[1, 4]]
+    top = rs.learned_range_log_variance({**c, "model_var_values": np.ones(2)})
+    assert np.allclose(top, np.log(beta_p), rtol=1e-12)
+    bottom = rs.learned_range_log_variance({**c, "model_var_values": -np.ones(2)})
+    assert np.all(bottom < top)  # β̃' < β'
+    s = {"betas": np.linspace(1e-4, 0.02, 1000), "t": np.array([0, 100, 500, 999]), "gamma": 5.0}
+    ab = np.cumprod(1 - s["betas"])[s["t"]]
+    snr = ab / (1 - ab)
+    x0 = sch.min_snr_weight({**s, "prediction_type": "sample"})
+    assert np.allclose(sch.min_snr_weight({**s, "prediction_type": "epsilon"}) * snr, x0, rtol=1e-12)
+    assert np.allclose(sch.min_snr_weight({**s, "prediction_type": "v_prediction"}) * (snr + 1), x0, rtol=1e-12)
+
+
+def test_karras_list_ends_and_the_churn_bound():
+    sig = es.sigma_list({"N": 8, "sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0, "i": np.arange(9)})
+    assert sig[0] == pytest.approx(80.0) and sig[7] == pytest.approx(0.002) and sig[8] == 0 and np.all(np.diff(sig) < 0)
+    c = {"sigma": np.geomspace(0.01, 100, 9), "S_churn": 80.0, "N": 10, "S_tmin": 0.05, "S_tmax": 50.0}
+    gamma, hat = es.edm_churn(c).T
+    assert np.all(gamma <= np.sqrt(2) - 1) and np.all(hat >= c["sigma"]) and gamma[0] == 0 and gamma[-1] == 0
+
+
+def test_heun_is_second_order_on_the_gaussian_flow():
+    """For N(μ, I) data dx/dσ = σ(x − μ)/(1 + σ²), so x − μ ∝ √(1 + σ²) (Karras et al. 2022, eq. 4):
+    halving one step divides Euler's local error by ~4 (O(h²)) and Heun's by ~8 (O(h³))."""
+    mu = np.array([0.5, -1.0])
+    model = {"kind": "gaussian_family", "mean": mu, "cov": np.eye(2), "parametrization": "ve"}
+    x = np.array([[2.0, 1.0]])
+
+    def error(h, heun):
+        c = {"x": x, "z": 0 * x, "sigma": np.array([2.0]), "sigma_next": np.array([2.0 - h]),
+             "gamma": np.zeros(1), "S_noise": 1.0, "model": model}
+        exact = mu + (x - mu) * np.sqrt((1 + (2 - h) ** 2) / 5)
+        return np.abs(es.edm_step(c, heun=heun) - exact).max()
+    euler, heun = error(0.2, False) / error(0.1, False), error(0.2, True) / error(0.1, True)
+    assert 3.5 < euler < 4.5 and 7 < heun < 9
