@@ -166,3 +166,23 @@ def test_heun_is_second_order_on_the_gaussian_flow():
         return np.abs(es.edm_step(c, heun=heun) - exact).max()
     euler, heun = error(0.2, False) / error(0.1, False), error(0.2, True) / error(0.1, True)
     assert 3.5 < euler < 4.5 and 7 < heun < 9
+
+
+PREDICTOR = """from test_conformance_diffusion import t_reverse_step
+
+
+def pred(case):
+    return t_reverse_step(case, "reverse-diffusion predictor (VE)")
+"""
+
+
+def test_cli_variant_passes_a_library_that_follows_the_convention(tmp_path, monkeypatch, capsys):
+    (tmp_path / "sde.py").write_text(PREDICTOR)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parent))
+    argv = ["conformance", "verify", "reverse_sde_step", str(tmp_path / "sde.py") + ":pred", "--only", "*ve*"]
+    assert cli_main(argv) == 1 and "convention: reverse-diffusion predictor (VE) (" in capsys.readouterr().out
+    assert cli_main(argv + ["--variant", "reverse-diffusion predictor (VE)"]) == 0
+    assert "variant 'reverse-diffusion predictor (VE)'" in capsys.readouterr().out
+    assert cli_main(argv + ["--variant", "Euler"]) == 2
+    assert "variant must be one of the conventions of 'reverse_sde_step'" in capsys.readouterr().err

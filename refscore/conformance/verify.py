@@ -202,9 +202,19 @@ def _invisible(fv, ref, tol):
 
 def diagnose(case, got, quantity, ref, rtol, dtype="float64"):
     r"""Name the known faults whose values match ``got`` on ``case`` (see :mod:`.faults`).
-    Returns ``(text, names)``: a line per matching fault, and their names. When none matches,
-    say whether ``got`` agrees with the reference to float32 precision (something computes in
-    float32) or is a constant multiple of it.
+    Returns ``(text, names)``: a line per matching fault or convention ("convention: NAME
+    (...)"), and the names of the matching faults (:func:`diagnose_all` also returns the
+    conventions'). When none matches, say whether ``got`` agrees with the reference to float32
+    precision (the "float32 precision" convention) or is a constant multiple of it.
+
+    .. math:: \text{match}(f) \iff \forall i:\ |g_i - f_i| \le \text{rtol}_m|f_i| + \text{rtol}_m\max(1,\max_j|f_j|)
+              \ \text{or}\ |g_i - f_i| \le 10^{-3}|f_i - r_i|
+    """
+    return diagnose_all(case, got, quantity, ref, rtol, dtype)[:2]
+
+
+def diagnose_all(case, got, quantity, ref, rtol, dtype="float64"):
+    r"""``(text, fault names, convention names)`` of :func:`diagnose`.
 
     .. math:: \text{match}(f) \iff \forall i:\ |g_i - f_i| \le \text{rtol}_m|f_i| + \text{rtol}_m\max(1,\max_j|f_j|)
               \ \text{or}\ |g_i - f_i| \le 10^{-3}|f_i - r_i|,\qquad
@@ -279,7 +289,7 @@ def _check_case(case, impl, dtype, rtol, atol):
     if not onp.all(onp.isfinite(got)):
         bad = int(onp.flatnonzero(~onp.isfinite(got).reshape(len(got), -1).all(1))[0])
         kind = "NaN" if onp.isnan(got.reshape(len(got), -1)[bad]).any() else "inf"
-        text, names, conventions = diagnose(case, got, quantity, ref, rtol, dtype)
+        text, names, conventions = diagnose_all(case, got, quantity, ref, rtol, dtype)
         return Row(case["name"], quantity, onp.inf, onp.inf, False,
                    f"case '{case['name']}': the implementation returned {kind} at example {bad}"
                    f"{_column(case, got, bad)} (its value for '{quantity}'; the reference is finite)",
@@ -292,7 +302,7 @@ def _check_case(case, impl, dtype, rtol, atol):
     where = f" column {i[1]} ({COLUMNS[case['objective']][i[1]]})" if _has_columns(case, quantity) else ""
     msg = (f"case '{case['name']}': {quantity} differs at example {i[0]}{where}: got {got[i]:.12g}, "
            f"reference {ref[i]:.12g} (abs err {err[i]:.3e}, rel err {rel[i]:.3e})")
-    text, names, conventions = diagnose(case, got, quantity, ref, rtol, dtype)
+    text, names, conventions = diagnose_all(case, got, quantity, ref, rtol, dtype)
     return row._replace(message=msg, diagnosis=text, faults=names, conventions=conventions)
 
 
