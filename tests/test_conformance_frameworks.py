@@ -62,3 +62,18 @@ def test_the_torch_adapter_matches_numpy_and_passes_a_dsm_case():
         assert np.allclose(got, frameworks.model_functions(model)[1](x, 0.5), rtol=1e-12)
         assert ct.tensors({"x": x, "t": np.arange(4)})["t"].dtype == torch.int64
     assert conformance.verify("dsm", dsm_from(ct.score_fn, lambda a: torch.as_tensor(a, dtype=torch.float64))).passed
+
+
+def test_the_jax_adapter_matches_numpy_and_passes_a_dsm_case():
+    jax = pytest.importorskip("jax", reason="JAX is not installed here (it is optional: pip install jax)")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    from refscore.conformance import jax as cj
+
+    for kind, param in KINDS:
+        model = models.random_model(kind, 3, np.random.default_rng(1), parametrization=param)
+        x = np.random.default_rng(2).standard_normal((4, 3))
+        got = np.asarray(cj.score_fn(model)(jnp.asarray(x), 0.5))
+        assert np.allclose(got, frameworks.model_functions(model)[1](x, 0.5), rtol=1e-12)
+    assert conformance.verify("dsm", dsm_from(cj.score_fn, jnp.asarray)).passed
