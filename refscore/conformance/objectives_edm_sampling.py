@@ -44,7 +44,8 @@ KARRAS_SIGMA_LIST = Objective(
     cases=(case("rho7", N=6, sigma_min=0.002, sigma_max=80.0, rho=7.0),
            case("rho3", N=5, sigma_min=0.01, sigma_max=10.0, rho=3.0)),
     faults=(Fault("last σ repeated", "σ_N = σ_{N−1} where σ_N = 0 belongs: the last step denoises nothing "
-                  "(huggingface/diffusers PR #6477, final_sigmas_type='zero')", lambda c: sigma_list(c, repeat_last=True)),
+                  "(huggingface/diffusers PR #6477: final_sigmas_type='sigma_min', the old default, against "
+                  "'zero' as in k-diffusion)", lambda c: sigma_list(c, repeat_last=True)),
             Fault("N + 1 σ's from eq. 5", "eq. 5 evaluated on N + 1 points, ending at σ_min where σ_N = 0 belongs "
                   "(Karras et al. 2022, eq. 5 and Alg. 1)", lambda c: sigma_list(c, n_plus_one=True))))
 
@@ -79,7 +80,7 @@ def _training_sigma(c, swapped=False, variance=False):
 EDM_TRAINING_SIGMA = Objective(
     name="edm_training_sigma", fields="`normal` (n,) standard normal draws, `P_mean`, `P_std`",
     text="σ = exp(P_mean + P_std·n): ln σ ~ N(P_mean, P_std²)", equation=r"$e^{P_\text{mean}+P_\text{std}n}$",
-    source="Karras et al. 2022, Table 1 and §5",
+    source="Karras et al. 2022, Table 1",
     inputs=lambda o, n, shape, rng: {"normal": rng.standard_normal(n), **o}, reference=_training_sigma,
     cases=(case("edm", P_mean=-1.2, P_std=1.2), case("other", P_mean=-0.4, P_std=1.4)),
     faults=(Fault("P_mean and P_std swapped", "exp(P_std + P_mean·n): the log-normal's mean and std exchanged "
@@ -116,7 +117,7 @@ EDM_CHURN = Objective(
                   "Karras et al. 2022, Alg. 2)", lambda c: edm_churn(c, use_max=True)),
             Fault("S_churn not divided by N", "γ = min(S_churn, √2 − 1): the churn per step not spread over the N "
                   "steps (Karras et al. 2022, Alg. 2)", lambda c: edm_churn(c, per_step=False)),
-            Fault("σ̂ = σ + γ", "σ̂ = σ + γ where σ̂ = σ + γσ belongs (Karras et al. 2022, Alg. 2, line 5)",
+            Fault("σ̂ = σ + γ", "σ̂ = σ + γ where σ̂ = σ + γσ belongs (Karras et al. 2022, Alg. 2)",
                   lambda c: edm_churn(c, additive=True)),
             Fault("S_tmin/S_tmax ignored", "γ applied at every σ, outside [S_tmin, S_tmax] too (Karras et al. 2022, "
                   "Alg. 2)", lambda c: edm_churn(c, window=False))))
@@ -180,9 +181,9 @@ EDM_EULER_STEP = Objective(
     source="Karras et al. 2022, Alg. 2 (Euler: lines 4–8)", is_map=True, inputs=_step_inputs, reference=edm_step,
     cases=_STEP_CASES,
     faults=(Fault("churn noise std σ̂ − σ", "x̂ = x + (σ̂ − σ) S_noise z where √(σ̂² − σ²) belongs: the std added, "
-                  "not the variance (Karras et al. 2022, Alg. 2, line 6)", lambda c: edm_step(c, churn_std=True)),
+                  "not the variance (Karras et al. 2022, Alg. 2)", lambda c: edm_step(c, churn_std=True)),
             Fault("step from σ, not σ̂", "x̂ + (σ_next − σ) d where (σ_next − σ̂) d belongs: the churned level "
-                  "forgotten in the step (Karras et al. 2022, Alg. 2, line 8)",
+                  "forgotten in the step (Karras et al. 2022, Alg. 2)",
                   lambda c: edm_step(c, step_from_sigma=True))))
 
 EDM_HEUN_STEP = Objective(
@@ -195,10 +196,10 @@ EDM_HEUN_STEP = Objective(
     faults=(Fault("second stage at σ̂", "d' = (x_E − D(x_E, σ̂))/σ̂: the correction evaluated at σ̂ where σ_next "
                   "belongs (huggingface/diffusers PR #1512)", lambda c: edm_step(c, heun=True, second_at_hat=True)),
             Fault("second slope alone", "x̂ + (σ_next − σ̂) d': the correction's slope used alone where the average "
-                  "½(d + d') belongs (Karras et al. 2022, Alg. 2, line 11)",
+                  "½(d + d') belongs (Karras et al. 2022, Alg. 2)",
                   lambda c: edm_step(c, heun=True, second_alone=True)),
             Fault("correction at σ_next = 0", "Heun's correction applied at the last step too: d' divides by "
-                  "σ_next = 0 (NaN), where Algorithm 2 takes the Euler step (Karras et al. 2022, Alg. 2, line 9)",
+                  "σ_next = 0 (NaN), where Algorithm 2 takes the Euler step (Karras et al. 2022, Alg. 2)",
                   lambda c: edm_step(c, heun=True, correct_at_zero=True))))
 
 RECORDS = (KARRAS_SIGMA_LIST, EDM_VP_SIGMA, EDM_TRAINING_SIGMA, EDM_CHURN, EDM_EULER_STEP, EDM_HEUN_STEP)

@@ -47,7 +47,7 @@ BITS_PER_DIM = Objective(
             Fault("nats for bits", "−log p/D: the log-density not divided by ln 2",
                   lambda c: _bpd_as_code(c, in_bits=False)),
             Fault("bits per image", "−log p/ln 2 + D(8 − log₂ a): the bits of the whole image, not divided by the D "
-                  "dimensions (Theis et al. 2016, §3.1; Papamakarios et al. 2017, §4 report per dimension)",
+                  "dimensions (Theis et al. 2016, §3.1: per dimension)",
                   lambda c: c["expected"] * c["x"][0].size),
             Fault("entirely in nats", "−log p/D + (8 − log₂ a) ln 2: every term in nats, the bits/dim times ln 2 "
                   "(Theis et al. 2016, §3.1: bits = nats/ln 2)", lambda c: c["expected"] * math.log(2.0))))

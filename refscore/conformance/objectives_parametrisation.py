@@ -101,7 +101,7 @@ def _x0_from_v_as_code(c, sign=-1.0, swapped=False, eps_formula=False):
 
 X0_FROM_V = Objective(
     name="x0_from_v", fields="`x` ($x_t$), `v`, `alpha`, `sigma`", text="α x_t − σ v",
-    equation=r"$\alpha x_t-\sigma v$", source="Salimans & Ho 2022, §4 and App. D", is_map=True,
+    equation=r"$\alpha x_t-\sigma v$", source="Salimans & Ho 2022, §4", is_map=True,
     inputs=_vp_inputs("v"), reference=_x0_from_v_as_code, cases=(case("flat", "flat"), case("img", "img")),
     faults=(Fault("wrong sign", "α x_t + σ v where α x_t − σ v belongs (huggingface/diffusers PR #1421; Salimans & "
                   "Ho 2022, §4)", lambda c: _x0_from_v_as_code(c, sign=1.0)),

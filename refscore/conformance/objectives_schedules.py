@@ -248,7 +248,7 @@ def min_snr_weight(c, snr_power=1.0, v_with_eps=False, v_plus_one=False, v_add_t
               w = \frac{\min(\mathrm{SNR},\gamma)}{\mathrm{SNR}}\ (\varepsilon),\
               \frac{\min(\mathrm{SNR},\gamma)}{\mathrm{SNR}+1}\ (v),\ \min(\mathrm{SNR},\gamma)\ (x_0)
 
-    (Hang et al. 2023, §3.4).
+    (Hang et al. 2023).
     """
     ab = _ab(c["betas"])[onp.asarray(c["t"])]
     snr = (ab / (1 - ab)) ** snr_power
@@ -271,13 +271,13 @@ MIN_SNR_WEIGHT = Objective(
     text="SNR = ᾱ/(1 − ᾱ); ε: min(SNR, γ)/SNR, v: min(SNR, γ)/(SNR + 1), x0: min(SNR, γ)",
     equation=r"$\mathrm{SNR}=\frac{\bar\alpha_t}{1-\bar\alpha_t}$; $\varepsilon$: $\frac{\min(\mathrm{SNR},\gamma)}"
              r"{\mathrm{SNR}}$, $v$: $\frac{\min(\mathrm{SNR},\gamma)}{\mathrm{SNR}+1}$, $x_0$: $\min(\mathrm{SNR},\gamma)$",
-    source="Hang et al. 2023, §3.4",
+    source="Hang et al. 2023",
     inputs=lambda o, n, shape, rng: {"betas": SCHEDULES["linear1000"].copy(), "t": boundary_steps(n, 1000, rng),
                                      "gamma": 5.0, "prediction_type": o["pred"]},
     reference=min_snr_weight,
     cases=(case("eps", pred="epsilon"), case("v", pred="v_prediction"), case("x0", pred="sample")),
     faults=(Fault("ε weight for v-prediction", "min(SNR, γ)/SNR on a v-prediction loss, where min(SNR, γ)/(SNR + 1) "
-                  "belongs (kohya-ss/sd-scripts #673; Hang et al. 2023, §3.4)", _v_only(v_with_eps=True)),
+                  "belongs (kohya-ss/sd-scripts #673; Hang et al. 2023)", _v_only(v_with_eps=True)),
             Fault("min(SNR + 1, γ)/(SNR + 1)", "1 added to the SNR inside the min too (huggingface/diffusers #5654, "
                   "fixed by PR #6307)", _v_only(v_plus_one=True)),
             Fault("1 added to the weight", "min(SNR, γ)/SNR + 1 for v-prediction: 1 added to the loss weight instead of "
@@ -286,6 +286,6 @@ MIN_SNR_WEIGHT = Objective(
             Fault("max for min", "max(SNR, γ) where min(SNR, γ) belongs (lucidrains/recurrent-interface-network-pytorch "
                   "#11)", lambda c: min_snr_weight(c, use_max=True)),
             Fault("SNR as √ᾱ/√(1 − ᾱ)", "the amplitude ratio α/σ taken as the SNR, which is α²/σ² (Kingma et al. "
-                  "2021, eq. 1; Hang et al. 2023)", lambda c: min_snr_weight(c, snr_power=0.5))))
+                  "2021, §2; Hang et al. 2023)", lambda c: min_snr_weight(c, snr_power=0.5))))
 
 RECORDS = (BETA_SCHEDULE, TIMESTEPS, DDPM_SCORE_FROM_EPS, DDIM_STEP, MIN_SNR_WEIGHT)

@@ -98,7 +98,7 @@ SDE_MARGINAL = Objective(
             Fault("discrete β as β(t)", "the discrete DDPM βᵢ = β(t)/N (score_sde sde_lib.py, VPSDE.discrete_betas, "
                   "N = 1000) used as the continuous β(t): B(t) shrinks by N", _discrete_beta),
             Fault("VE std σ(t)", "the total-σ VE convention: std σ(t) (score_sde sde_lib.py, VESDE.marginal_prob; "
-                  "Song et al. 2021, eq. 30), where refscore counts only the noise added since t = 0, "
+                  "Song et al. 2021, App. B), where refscore counts only the noise added since t = 0, "
                   "√(σ(t)² − σ_min²)", _ve_std_sigma_t, convention=True),
             Fault("VP mean missing its ½", "mean coefficient e^{−B(t)} where e^{−B(t)/2} belongs: the ½ of the drift "
                   "−½β(t)x dropped when integrating it (Song et al. 2021, eq. 29 and App. B)", _vp_mean_without_half),
@@ -205,7 +205,7 @@ REVERSE_SDE_STEP = Objective(
                   "2021, Alg. 2)", lambda c: _reverse_as_code(c, forward=True)),
             Fault("reverse-diffusion predictor (VE)", "x + (σ(t)² − σ(t−Δt)²)s + √(σ(t)² − σ(t−Δt)²) z, the "
                   "discretised VE SDE's own reverse step, not Euler–Maruyama's g²Δt (yang-song/score_sde sampling.py, "
-                  "ReverseDiffusionPredictor; diffusers ScoreSdeVeScheduler.step_pred; Song et al. 2021, eq. 47)",
+                  "ReverseDiffusionPredictor; diffusers ScoreSdeVeScheduler.step_pred; Song et al. 2021, App. E)",
                   _reverse_diffusion_ve, convention=True)))
 
 
