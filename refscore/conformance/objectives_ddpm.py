@@ -152,7 +152,7 @@ DDPM_LOG_VARIANCE = Objective(
     text="log β̃ with β̃_0 clipped to β̃_1; log of [β̃_1, β_1, β_2…]",
     equation=r'$\log\tilde\beta_{\max(t,1)}$; $\log[\tilde\beta_1,\beta_1,\beta_2,\dots]_t$ ("fixed large")',
     source="DDPM code; improved-diffusion `FIXED_LARGE`", inputs=_steps_only(0), reference=_log_variance,
-    cases=(case(""),),
+    cases=(case("", boundary=True),),
     faults=(Fault("fixed-large first entry unclipped", "log βₜ at t = 0 while the variance is [β̃₁, β₁, …]: variance "
                   "and log-variance disagree at t = 0 (zoubohao/DenoisingDiffusionProbabilityModel-ddpm- #18; "
                   "openai/improved-diffusion gaussian_diffusion.py, FIXED_LARGE)",
