@@ -158,20 +158,23 @@ def t_tweedie_vp(c, f):  # returns the squared norms (n,)
 def t_langevin(c, f):
     X, h = flat(c["x"]), c["h"]
     drift = {"NCSN α read as h": h / 2, "drift sign (+∇E)": -h}.get(f, h)
-    std = {"NCSN α read as h": np.sqrt(h), "noise √h": np.sqrt(h), "variance as std": 2 * h}.get(f, np.sqrt(2 * h))
+    std = {"NCSN α read as h": np.sqrt(h), "noise √h": np.sqrt(h), "variance as std": 2 * h,
+           "noise std h": h}.get(f, np.sqrt(2 * h))
     return X + drift * t_score(c["model"])(X) + std * flat(c["z"])
 
 
 def t_mala(c, f):
     X, Y, h = flat(c["x"]), flat(c["y"]), c["h"]
     s, E = t_score(c["model"]), t_energy(c["model"])
-    den = 2 * h if f == "proposal variance h" else 4 * h
-    log_q = lambda to, frm, s_frm: -t_reduce(c, (to - frm - h * s_frm) ** 2, f) / den  # noqa: E731
+    tau = 2 * h if f == "τ∇ drift with a 4τ denominator" else h  # BAT.jl: drift τ∇, denominator 4τ, τ = 2h
+    den = {"proposal variance h": 2 * h}.get(f, 4 * tau)
+    log_q = lambda to, frm, s_frm: -t_reduce(c, (to - frm - tau * s_frm) ** 2, f) / den  # noqa: E731
     back, fwd = log_q(X, Y, s(X) if f == "reverse density with s(x)" else s(Y)), log_q(Y, X, s(X))
-    target = (E(Y) - E(X)) if f == "energy for log-density" else (E(X) - E(Y))
+    target = {"energy for log-density": E(Y) - E(X), "logp_new − logp_new": 0.0 * E(Y)}.get(f, E(X) - E(Y))
     if f == "no MH correction":
         return target
-    return target + (fwd - back if f == "swapped proposal densities" else back - fwd)
+    ratio = target + (fwd - back if f == "swapped proposal densities" else back - fwd)
+    return -ratio if f == "ratio sign" else ratio
 
 
 T_IMPL = {"esm": t_esm, "ism": t_ism, "ssm": t_ssm, "dsm": t_dsm, "ncsn": t_ncsn, "vp_denoising": t_vp,

@@ -39,6 +39,7 @@ def test_float32_sigma_is_diagnosed_as_float32_precision():
     report = verify("ncsn", ncsn_f32_sigmas)
     assert not report.passed
     assert "agrees to float32 precision; something in the implementation computes in float32" in str(report)
+    assert report.conventions == ["float32 precision"] and "convention: float32 precision (" in str(report)
     assert "× reference on every example" not in str(report)
 
 
@@ -145,9 +146,11 @@ def test_cli_list_and_help(capsys):
     assert capsys.readouterr().out.split() == list(conformance.OBJECTIVES)
     assert cli_main(["conformance", "list", "--verbose"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    n_faults = sum(len(conformance.faults_for(o)) for o in conformance.OBJECTIVES)
+    known = [f for o in conformance.OBJECTIVES for f in conformance.faults_for(o)]
+    n_conv = sum(f.convention for f in known)
     assert [line.split()[0] for line in lines[:-1]] == list(conformance.OBJECTIVES)
-    assert lines[-1] == f"{len(conformance.OBJECTIVES)} objectives, {len(conformance.cases())} cases, {n_faults} known faults"
+    assert lines[-1] == (f"{len(conformance.OBJECTIVES)} objectives, {len(conformance.cases())} cases, "
+                         f"{len(known) - n_conv} known faults, {n_conv} conventions")
     with pytest.raises(SystemExit):
         cli_main(["conformance", "verify", "--help"])
     out = capsys.readouterr().out

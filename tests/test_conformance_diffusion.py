@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from scipy import integrate
 
+from conformance_atlas_impls import T_ATLAS
+
 from refscore import conformance, diffusion, sde as sdes
 from refscore.conformance import FAULTS, verify
 from refscore.conformance.cases import DIFFUSION_OBJECTIVES
@@ -40,6 +42,8 @@ def t_marginal(c, f):
         a, s, _, _ = coeffs({**spec, "beta_min": spec["beta_min"] / 1000, "beta_max": spec["beta_max"] / 1000}, t)
     if f == "sub-VP std √(1−e^{−B})" and spec["kind"] == "subvp":
         s = np.sqrt(1 - a**2)
+    if f == "VP mean missing its ½" and spec["kind"] != "ve":
+        a = a**2
     return np.stack([a, s**2 if f == "variance as std" else s], 1)
 
 
@@ -51,15 +55,26 @@ def ab_of(betas, prev=False):
 def t_ddpm_marginal(c, f):
     b, t = c["betas"], c["t"]
     ab = {"ᾱ_{t−1} for ᾱ_t": ab_of(b, prev=True), "α_t for ᾱ_t": 1 - b}.get(f, ab_of(b))[t]
+    if f == "abar[t−1] wrapped at t = 0":
+        ab = ab_of(b)[t - 1]  # as the buggy code indexes it
+    if f == "ᾱ in float16":
+        alphas = np.array(1 - b, dtype=np.float16)  # torch: alphas.half(), then cumprod in half precision
+        ab = np.cumprod(alphas, dtype=np.float16).astype(float)[t]
     return col(np.sqrt(ab), c["x"]) * c["x"] + col((1 - ab) if f == "variance as std" else np.sqrt(1 - ab), c["x"]) * c["eps"]
 
 
 def t_posterior(c, f):
     b, t = c["betas"], c["t"]
     abt, prev = ab_of(b)[t], (ab_of(b) if f == "ᾱ_t for ᾱ_{t−1}" else ab_of(b, prev=True))[t]
+    if f == "abar[t−1] wrapped at t = 0":
+        prev = ab_of(b)[t - 1]
     c0 = (prev if f == "ᾱ_{t−1} for √ᾱ_{t−1}" else np.sqrt(prev)) * b[t] / (1 - abt)
     ct = np.sqrt(1 - b[t]) * (1 - prev) / (1 - abt)
-    return np.stack([c0, ct, b[t] if f == "β for β̃" else b[t] * (1 - prev) / (1 - abt)], 1)
+    var = b[t] if f == "β for β̃" else b[t] * (1 - prev) / (1 - abt)
+    if f == "β̃ ratio inverted":
+        with np.errstate(divide="ignore"):
+            var = b[t] * (1 - abt) / (1 - prev)
+    return np.stack([c0, ct, np.sqrt(var) if f == "std for variance" else var], 1)
 
 
 def t_log_variance(c, f):
@@ -67,6 +82,8 @@ def t_log_variance(c, f):
     post = b * (1 - ab_of(b, prev=True)) / (1 - ab_of(b))            # β̃, with β̃_0 = 0
     small = np.log(np.append(post[1], post[1:]))[t]
     large = np.log(b if f == "fixed-large first entry unclipped" else np.append(post[1], b[1:]))[t]
+    if f == "diffusers: β̃₀ clamped to 1e-20, fixed_large_log log β":
+        small, large = np.log(np.clip(post, 1e-20, None))[t], np.log(b)[t]
     if f == "small and large swapped":
         small, large = large, small
     out = np.stack([small, large], 1)
@@ -77,9 +94,18 @@ def t_ancestral(c, f):
     b, t, x = c["betas"], c["t"], c["x"]
     ab = ab_of(b)[t]
     var = b[t] if (c["variance"] == "large" or f == "β for β̃") else (b * (1 - ab_of(b, prev=True)) / (1 - ab_of(b)))[t]
-    sigma = np.sqrt(var) * (1.0 if f == "noise at t = 0" else (t > 0))
+    sigma = (var if f == "exp(log σ²) for exp(½ log σ²)" else np.sqrt(var)) * (1.0 if f == "noise at t = 0" else (t > 0))
+    if f == "√(log β) as the std (fixed_large_log)":
+        with np.errstate(invalid="ignore"):
+            sigma = np.array([np.sqrt(np.log(b[s])) if s > 0 else 0.0 for s in t])
     k = b[t] / ((1 - ab) if f == "√(1−ᾱ_t) missing" else np.sqrt(1 - ab))
-    return (x - col(k, x) * c["eps_pred"]) / col(np.sqrt(1 - b[t]), x) + col(sigma, x) * c["z"]
+    mean = (x - col(k, x) * c["eps_pred"]) / col(np.sqrt(1 - b[t]), x)
+    if f == "clip_sample (x̂₀ clipped to [−1, 1])":
+        x0 = np.clip((x - col(np.sqrt(1 - ab), x) * c["eps_pred"]) / col(np.sqrt(ab), x), -1, 1)
+        prev = ab_of(b, prev=True)[t]
+        mean = col(np.sqrt(prev) * b[t] / (1 - ab), x) * x0 + col(np.sqrt(1 - b[t]) * (1 - prev) / (1 - ab), x) * x
+    out = mean + col(sigma, x) * c["z"]
+    return np.clip(out, -1, 1) if f == "x_{t−1} clipped for x̂₀" else out
 
 
 def t_score_from_eps(c, f):
@@ -134,21 +160,25 @@ def t_precond(c, f):
     s, sd = c["sigma"], c["sigma_data"]
     n = s**2 + sd**2 if f == "variance for std in c_in, c_out" else np.sqrt(s**2 + sd**2)
     skip = (s**2 if f == "c_skip with σ² for σ_d²" else sd**2) / (s**2 + sd**2)
+    if f == "c_skip with σ for σ²":
+        skip = sd**2 / (s + sd**2)
     return np.stack([skip, s * sd / n, 1 / n, (1 if f == "c_noise without ¼" else 0.25) * np.log(s)], 1)
 
 
 def t_schedule(c, f):
-    lo, hi = c["sigma_min"] ** (1 / c["rho"]), c["sigma_max"] ** (1 / c["rho"])
+    rho = {"ρ and 1/ρ swapped": 1 / c["rho"], "ρ fixed to 7": 7.0}.get(f, c["rho"])
+    lo, hi = c["sigma_min"] ** (1 / rho), c["sigma_max"] ** (1 / rho)
     if f == "reversed":
         lo, hi = hi, lo
     ramp = c["i"] / (c["N"] if f == "i/N for i/(N−1)" else c["N"] - 1)
     root = hi + ramp * (lo - hi)
-    return root if f == "missing power ρ" else root ** c["rho"]
+    return root if f == "missing power ρ" else root**rho
 
 
 def t_ancestral_sigmas(c, f):
     fr, to, eta = c["sigma_from"], c["sigma_to"], c["eta"]
     var_up = to**2 * (fr**2 - to**2) / fr**2
+    eta = 1.0 if f == "η fixed to 1" else eta
     up = np.minimum(to, eta * (var_up if f == "σ_up without the square root" else np.sqrt(var_up)))
     down = np.sqrt(to**2 - up**2)
     return np.stack([up, down] if f == "down and up swapped" else [down, up], 1)
@@ -160,6 +190,10 @@ def t_reverse_step(c, f):
     w = {"½g² (the ODE drift)": g2 / 2, "g for g²": np.sqrt(g2)}.get(f, g2)
     drift = col(fc, x) * x - col(w, x) * c["score"]
     noise = col(np.sqrt(g2) * (1 if f == "noise without √dt" else np.sqrt(dt)), x) * c["z"]
+    if f == "reverse-diffusion predictor (VE)" and c["sde"]["kind"] == "ve":
+        lo, hi = c["sde"]["sigma_min"], c["sde"]["sigma_max"]
+        G2 = (lo * (hi / lo) ** c["t"]) ** 2 - (lo * (hi / lo) ** (c["t"] - dt)) ** 2
+        return x + col(G2, x) * c["score"] + col(np.sqrt(G2), x) * c["z"]
     return x + (1 if f == "forward-time sign" else -1) * drift * dt + noise
 
 
@@ -174,7 +208,8 @@ def t_corrector(c, f):
     x, s, z = c["x"], c["score"], c["z"]
     zn, sn = (np.linalg.norm(a.reshape(len(a), -1), axis=1) for a in (z, s))
     ratio = zn / sn if f == "per-example norms" else zn.mean() / sn.mean()
-    eps = (1 if f == "step without the 2" else 2) * c["alpha"] * (c["snr"] * ratio) ** 2
+    alpha = 1.0 if f == "corrector without αᵢ" else c["alpha"]
+    eps = (1 if f == "step without the 2" else 2) * alpha * (c["snr"] * ratio) ** 2
     return x + col(eps * np.ones(len(x)), x) * s + col(np.sqrt((1 if f == "noise √ε for √(2ε)" else 2) * eps) * np.ones(len(x)), x) * z
 
 
@@ -197,7 +232,10 @@ def t_bpd(c, f):
     D = c["x"][0].size
     nats = -c["log_p"] / D
     offset = {"missing offset": 0.0, "+8 for [−1, 1] data": 8.0}.get(f, 8 - np.log2(c["scale"]))
-    return (nats if f == "nats for bits" else nats / np.log(2)) + offset
+    bpd = (nats if f == "nats for bits" else nats / np.log(2)) + offset
+    if f == "entirely in nats":
+        return nats + offset * np.log(2)
+    return bpd * D if f == "bits per image" else bpd
 
 
 def t_loglik(c, f, rtol=1e-10):
@@ -211,7 +249,8 @@ def t_loglik(c, f, rtol=1e-10):
         Cinv = np.linalg.inv(a * a * S + s * s * np.eye(d))
         x = y[: n * d].reshape(n, d)
         score = -(x - a * mu) @ Cinv
-        tr = -np.einsum("ni,ij,nj->n", V, Cinv, V) if f == "Hutchinson for the exact trace" else -np.trace(Cinv) * np.ones(n)
+        hutchinson = f in ("Hutchinson for the exact trace", "Hutchinson trace and the standard prior")
+        tr = -np.einsum("ni,ij,nj->n", V, Cinv, V) if hutchinson else -np.trace(Cinv) * np.ones(n)
         return np.concatenate([(fc * x - 0.5 * g2 * score).ravel(), fc * d - 0.5 * g2 * tr])
 
     t0 = 0.0 if f == "integral started at t = 0" else c["t_min"]
@@ -222,6 +261,9 @@ def t_loglik(c, f, rtol=1e-10):
     C1 = a * a * S + s * s * np.eye(d)                                 # the exact prior p_1
     r = x1 - a * mu
     prior = -0.5 * (np.einsum("ni,ij,nj->n", r, np.linalg.inv(C1), r) + np.linalg.slogdet(2 * np.pi * C1)[1])
+    if f in ("standard prior", "Hutchinson trace and the standard prior"):  # N(0, σ_max² I) or N(0, I)
+        v = spec["sigma_max"] ** 2 if spec["kind"] == "ve" else 1.0
+        prior = -0.5 * (np.sum(x1**2, 1) / v + d * np.log(2 * np.pi * v))
     return prior + delta
 
 
@@ -232,7 +274,7 @@ T_DIFF = {"sde_marginal": t_marginal, "ddpm_marginal": t_ddpm_marginal, "ddpm_po
           "edm_loss_weight": t_edm_weight, "edm_precond": t_precond,
           "edm_schedule": t_schedule, "ancestral_sigmas": t_ancestral_sigmas, "reverse_sde_step": t_reverse_step,
           "pf_ode_drift": t_ode, "pc_corrector_step": t_corrector, "annealed_langevin_step": t_annealed,
-          "final_denoise": t_final, "bits_per_dim": t_bpd, "pf_ode_log_likelihood": t_loglik}
+          "final_denoise": t_final, "bits_per_dim": t_bpd, "pf_ode_log_likelihood": t_loglik, **T_ATLAS}
 DIFF_FAULTS = [(o, f.name) for o in DIFFUSION_OBJECTIVES for f in FAULTS[o]]
 
 
@@ -252,8 +294,12 @@ def test_independent_numpy_implementation_passes(objective):
 def test_each_diffusion_fault_fails_and_is_named(objective, fault):
     report = verify(objective, lambda c: T_DIFF[objective](c, fault))
     assert not report.passed
-    assert fault in report.faults, str(report)
-    assert f"matches known fault: {fault} —" in str(report)
+    if next(f for f in FAULTS[objective] if f.name == fault).convention:
+        assert fault in report.conventions and not report.faults, str(report)
+        assert f"convention: {fault} (" in str(report)
+    else:
+        assert fault in report.faults, str(report)
+        assert f"matches known fault: {fault} —" in str(report)
 
 
 # ---- the library functions behind the references: mathematical facts -----------------------------

@@ -30,8 +30,9 @@ def test_the_docs_tables_have_a_row_per_objective_and_per_fault():
     tables = describe.docs_tables()
     rows = [line for name in ("score", "diffusion") for line in tables[name].splitlines()[2:]]
     assert [r.split(" | ")[0] for r in rows] == [f"| `{o}`" for o in conformance.OBJECTIVES]
-    n_faults = sum(len(conformance.faults_for(o)) for o in conformance.OBJECTIVES)
-    assert len(tables["faults"].splitlines()) == 2 + n_faults
+    known = [f for o in conformance.OBJECTIVES for f in conformance.faults_for(o)]
+    assert len(tables["faults"].splitlines()) == 2 + sum(not f.convention for f in known)
+    assert len(tables["conventions"].splitlines()) == 2 + sum(f.convention for f in known)
 
 
 def test_export_readme_describes_every_objective_from_its_record(tmp_path):

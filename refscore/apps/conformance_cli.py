@@ -56,6 +56,9 @@ def add_parser(subparsers):
     v.add_argument("--atol", type=float, default=None, help="absolute tolerance floor (default: the dtype's)")
     v.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     v.add_argument("--cases", default=None, help="a folder written by `export` (default: the built-in cases)")
+    v.add_argument("--variant", metavar="CONVENTION", default=None,
+                   help="check against a named convention of the objective instead of refscore's reference "
+                   "(docs/conformance.md, conventions), e.g. 'reverse-diffusion predictor (VE)'")
     s = sub.add_parser("sampler", help="statistical check of a step FUNC(x, h, rng) on N(0, I)")
     s.add_argument("sampler", choices=("mala", "ula"))
     s.add_argument("target", metavar="MODULE:FUNC")
@@ -98,7 +101,8 @@ class AdapterNotFound(LookupError):
 
 def load_callable(target):
     r"""``"pkg.module:func"`` or ``"path/to/file.py:func"`` -> the function :math:`g`. A file's
-    folder goes first on ``sys.path``, so an adapter can import the modules beside it.
+    folder goes first on ``sys.path``, then the current folder, so an adapter can import the modules
+    beside it and the user's own package from where the command runs.
 
     .. math:: g : \text{case} \mapsto (g_1, \dots, g_n)
     """
@@ -108,9 +112,9 @@ def load_callable(target):
     if module_name.endswith(".py") or os.path.sep in module_name:
         if not os.path.exists(module_name):
             raise AdapterNotFound(f"no file {module_name!r} (from {target!r})")
-        folder = os.path.dirname(os.path.abspath(module_name))
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+        for folder in (os.getcwd(), os.path.dirname(os.path.abspath(module_name))):
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
         spec = importlib.util.spec_from_file_location(os.path.basename(module_name)[:-3], module_name)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -130,14 +134,18 @@ def load_callable(target):
 
 
 def _listing(records, verbose):
-    """The objectives one a line; verbose: with their cases, faults and per-example value, and totals."""
+    """The objectives one a line; verbose: with their cases, faults, conventions and per-example value,
+    and totals."""
     if not verbose:
         return "\n".join(records)
     width = max(len(name) for name in records)
-    lines = [f"{name:<{width}}  {len(o.cases):>2} cases  {len(o.faults):>2} faults  {o.text}"
-             for name, o in records.items()]
-    n_cases, n_faults = sum(len(o.cases) for o in records.values()), sum(len(o.faults) for o in records.values())
-    return "\n".join(lines + [f"{len(records)} objectives, {n_cases} cases, {n_faults} known faults"])
+    faults = {name: sum(not f.convention for f in o.faults) for name, o in records.items()}
+    conventions = {name: len(o.faults) - faults[name] for name, o in records.items()}
+    lines = [f"{name:<{width}}  {len(o.cases):>2} cases  {faults[name]:>2} faults  {conventions[name]:>2} conventions"
+             f"  {o.text}" for name, o in records.items()]
+    n_cases = sum(len(o.cases) for o in records.values())
+    return "\n".join(lines + [f"{len(records)} objectives, {n_cases} cases, {sum(faults.values())} known faults, "
+                              f"{sum(conventions.values())} conventions"])
 
 
 def _run(args):
@@ -154,7 +162,7 @@ def _run(args):
     if args.conformance_command == "verify":
         chosen = None if args.cases is None else conformance.load(args.cases, objective=args.objective)
         report = conformance.verify(args.objective, impl, cases=chosen, dtype=args.dtype, rtol=args.rtol,
-                                    atol=args.atol, only=args.only)
+                                    atol=args.atol, only=args.only, variant=args.variant)
     else:
         report = conformance.check_sampler(impl, args.sampler, h=args.h, d=args.d, n_chains=args.chains,
                                            n_steps=args.steps, seed=args.seed)

@@ -16,9 +16,9 @@ from .faults import FAULTS, Fault, faults_for
 from .objective import Objective
 from .registry import COLUMNS, REGISTRY
 from .statistical import SamplerReport, check_sampler, mala_acceptance_gaussian
-from .testing import assert_case, pytest_params
+from .testing import assert_case, one_at_a_time, pytest_params
 from .verify import TOLERANCES, Report, Row, diagnose, verify
 
 __all__ = ["OBJECTIVES", "COLUMNS", "cases", "verify", "export", "load", "Report", "Row", "TOLERANCES",
            "diagnose", "Fault", "FAULTS", "faults_for", "Objective", "REGISTRY", "check_sampler", "SamplerReport",
-           "mala_acceptance_gaussian", "pytest_params", "assert_case"]
+           "mala_acceptance_gaussian", "pytest_params", "assert_case", "one_at_a_time"]

@@ -90,20 +90,24 @@ def _objectives_table(names):
     return "\n".join(rows) + "\n"
 
 
-def _faults_table():
-    rows = ["| objective | fault | what the code computes, and the source |", "|---|---|---|"]
-    rows += [f"| `{o}` | {_cell(f.name)} | {_cell(f.explanation)} |" for o in OBJECTIVES for f in FAULTS[o]]
+def _faults_table(conventions=False):
+    head = "| objective | convention | what the variant computes, and who uses it |" if conventions else \
+        "| objective | fault | what the code computes, and the source |"
+    rows = [head, "|---|---|---|"]
+    rows += [f"| `{o}` | {_cell(f.name)} | {_cell(f.explanation)} |" for o in OBJECTIVES for f in FAULTS[o]
+             if f.convention == conventions]
     return "\n".join(rows) + "\n"
 
 
 def docs_tables():
     r"""The generated tables of ``docs/conformance.md``, by block name: ``score`` and ``diffusion``
-    (objective, fields, per-example value, reference) and ``faults`` (objective, fault, explanation).
+    (objective, fields, per-example value, reference), ``faults`` (objective, fault, explanation)
+    and ``conventions`` (objective, legitimate variant, who uses it).
 
     .. math:: \text{one row per record (objectives) or per fault}
     """
     return {"score": _objectives_table(SCORE_OBJECTIVES), "diffusion": _objectives_table(DIFFUSION_OBJECTIVES),
-            "faults": _faults_table()}
+            "faults": _faults_table(), "conventions": _faults_table(conventions=True)}
 
 
 def sync_docs(text):

@@ -32,6 +32,8 @@ class Fault(NamedTuple):
     r"""A named faulty variant: ``value(case)`` is what that bug computes on the case, on the
     case's own inputs and randomness (per-example values, or the mapped points of a map
     objective). ``explanation`` says what the code does and where it was found.
+    ``convention=True`` marks a legitimate variant (a library's documented choice, not a bug):
+    the verifier reports it as "convention: <name> (<explanation>)".
 
     .. math:: \text{e.g. ``missing ½'':}\quad \|s - s^*\|^2 \ \text{instead of}\ \tfrac12\|s - s^*\|^2
     """
@@ -39,6 +41,7 @@ class Fault(NamedTuple):
     name: str
     explanation: str
     value: Callable
+    convention: bool = False
 
 
 class Case(NamedTuple):

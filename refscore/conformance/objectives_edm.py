@@ -76,12 +76,13 @@ EDM_LOSS_WEIGHT = Objective(
                   lambda c: _c_out(c) ** 2)))
 
 
-def _precond_as_code(c, variance_root=False, skip_of_sigma=False, noise_without_quarter=False):
+def _precond_as_code(c, variance_root=False, skip_of_sigma=False, noise_without_quarter=False, skip_sigma=False):
     r""":math:`(c_\text{skip}, c_\text{out}, c_\text{in}, c_\text{noise})` with one of them changed."""
     s, sd = onp.asarray(c["sigma"], dtype=float), float(c["sigma_data"])
     r = s * s + sd * sd
     root = r if variance_root else onp.sqrt(r)
     skip = s * s / r if skip_of_sigma else sd * sd / r
+    skip = sd * sd / (s + sd * sd) if skip_sigma else skip
     noise = onp.log(s) if noise_without_quarter else 0.25 * onp.log(s)
     return onp.stack([skip, s * sd / root, 1.0 / root, noise], 1)
 
@@ -97,13 +98,18 @@ EDM_PRECOND = Objective(
             Fault("c_skip with σ² for σ_d²", "c_skip = σ²/(σ²+σ_d²): the skip weight of the other end (Karras et al. "
                   "2022, Table 1)", lambda c: _precond_as_code(c, skip_of_sigma=True)),
             Fault("c_noise without ¼", "c_noise = ln σ where ¼ ln σ belongs (Karras et al. 2022, Table 1)",
-                  lambda c: _precond_as_code(c, noise_without_quarter=True))))
+                  lambda c: _precond_as_code(c, noise_without_quarter=True)),
+            Fault("c_skip with σ for σ²", "c_skip = σ_d²/(σ + σ_d²): σ where σ² belongs (Karras et al. 2022, Table 1)",
+                  lambda c: _precond_as_code(c, skip_sigma=True))))
 
 
 # ---- edm_schedule and ancestral_sigmas ------------------------------------------------------------------
-def _schedule_as_code(c, reversed_=False, ramp_over_n=False, no_power=False):
-    r"""Karras et al. eq. 5 with the ends exchanged, the ramp :math:`i/N`, or the power ρ dropped."""
-    i, n, rho = onp.asarray(c["i"], dtype=float), int(c["N"]), float(c["rho"])
+def _schedule_as_code(c, reversed_=False, ramp_over_n=False, no_power=False, inverse_rho=False, rho=None):
+    r"""Karras et al. eq. 5 with the ends exchanged, the ramp :math:`i/N`, the power ρ dropped, ρ and
+    1/ρ exchanged, or a fixed ``rho``."""
+    i, n, rho = onp.asarray(c["i"], dtype=float), int(c["N"]), float(c["rho"] if rho is None else rho)
+    if inverse_rho:
+        rho = 1.0 / rho
     lo, hi = c["sigma_min"] ** (1 / rho), c["sigma_max"] ** (1 / rho)
     if reversed_:
         lo, hi = hi, lo
@@ -125,7 +131,12 @@ EDM_SCHEDULE = Objective(
             Fault("reversed", "the schedule from σ_min up to σ_max (Karras et al. 2022, eq. 5 decreases)",
                   lambda c: _schedule_as_code(c, reversed_=True)),
             Fault("missing power ρ", "the ρ-th roots interpolated but not raised to the power ρ (Karras et al. 2022, "
-                  "eq. 5)", lambda c: _schedule_as_code(c, no_power=True))))
+                  "eq. 5)", lambda c: _schedule_as_code(c, no_power=True)),
+            Fault("ρ and 1/ρ swapped", "(σ_max^ρ + i/(N−1)(σ_min^ρ − σ_max^ρ))^{1/ρ}: the exponents exchanged (Karras "
+                  "et al. 2022, eq. 5)", lambda c: _schedule_as_code(c, inverse_rho=True)),
+            Fault("ρ fixed to 7", "ρ = 7 whatever the case asks: the schedule of Karras et al. 2022 (eq. 5, "
+                  "ρ = 7 in Table 1) hard-coded (diffusers EDMEulerScheduler and k-diffusion samplers' default)",
+                  lambda c: _schedule_as_code(c, rho=7.0), convention=True)))
 
 
 def _ancestral_sigmas_as_code(c, swapped=False, up_without_root=False):
@@ -153,6 +164,9 @@ ANCESTRAL_SIGMAS = Objective(
                   "sampling.py, get_ancestral_step returns sigma_down first)",
                   lambda c: _ancestral_sigmas_as_code(c, swapped=True)),
             Fault("σ_up without the square root", "σ_up = η σ_to²(σ_from² − σ_to²)/σ_from², a variance used as a std "
-                  "(k-diffusion get_ancestral_step)", lambda c: _ancestral_sigmas_as_code(c, up_without_root=True))))
+                  "(k-diffusion get_ancestral_step)", lambda c: _ancestral_sigmas_as_code(c, up_without_root=True)),
+            Fault("η fixed to 1", "the full ancestral step whatever η the case asks: samplers without η "
+                  "(diffusers EulerAncestralDiscreteScheduler; Karras et al. 2022 and k-diffusion's η = 1)",
+                  lambda c: _ancestral_sigmas_as_code({**c, "eta": 1.0}), convention=True)))
 
 RECORDS = (EDM_SCORE, EDM_TO_D, EDM_LOSS_WEIGHT, EDM_PRECOND, EDM_SCHEDULE, ANCESTRAL_SIGMAS)

@@ -51,7 +51,10 @@ LANGEVIN_STEP = Objective(
             Fault("variance as std", "x + h s + 2h z: the noise variance 2h used as its std",
                   lambda c: _step_as_code(c, noise_std=2.0 * float(c["h"]))),
             Fault("drift sign (+∇E)", "x − h s + √(2h) z: a step up the energy",
-                  lambda c: _step_as_code(c, drift=-1.0))))
+                  lambda c: _step_as_code(c, drift=-1.0)),
+            Fault("noise std h", "x + h s + h z: the noise std proportional to the step where √(2h) belongs "
+                  "(blei-lab/edward #722; google-research/ibc #6)",
+                  lambda c: _step_as_code(c, noise_std=float(c["h"])))))
 
 
 # ---- mala_log_ratio -------------------------------------------------------------------------------
@@ -69,14 +72,15 @@ def _mala(c):
             - samplers.langevin_log_q(to=y, given=x, score_given=s(x), h=h))
 
 
-def _mala_ratio(c, p_sign=1.0, q_sign=1.0, q_scale=1.0, reverse_score_at="y", denom=4.0):
+def _mala_ratio(c, p_sign=1.0, q_sign=1.0, q_scale=1.0, reverse_score_at="y", denom=4.0, drift=1.0, p_scale=1.0,
+                sign=1.0):
     r"""A MALA log ratio with one thing changed: the correct one is
     :math:`\log p(y)-\log p(x)+\log q(x|y)-\log q(y|x)`, :math:`\log q(a|b)=-\|a-b-hs(b)\|^2/(4h)`."""
     X, Y, h = flat(c["x"]), flat(c["y"]), float(c["h"])
     s, lp = score_fn(c["model"]), log_prob_fn(c["model"])
     s_rev = s(Y) if reverse_score_at == "y" else s(X)
-    log_q = lambda to, frm, s_frm: -sq(to - frm - h * s_frm) / (denom * h)  # noqa: E731
-    return p_sign * (lp(Y) - lp(X)) + q_sign * q_scale * (log_q(X, Y, s_rev) - log_q(Y, X, s(X)))
+    log_q = lambda to, frm, s_frm: -sq(to - frm - drift * h * s_frm) / (denom * h)  # noqa: E731
+    return sign * (p_sign * p_scale * (lp(Y) - lp(X)) + q_sign * q_scale * (log_q(X, Y, s_rev) - log_q(Y, X, s(X))))
 
 
 MALA_LOG_RATIO = Objective(
@@ -97,6 +101,13 @@ MALA_LOG_RATIO = Objective(
             Fault("energy for log-density", "E(y) − E(x) where log p(y) − log p(x) = −(E(y) − E(x))",
                   lambda c: _mala_ratio(c, p_sign=-1.0)),
             Fault("last-axis-only sum", "‖·‖² in log q summed over the last axis only (x.sum(-1)) on image-shaped "
-                  "input, the rest averaged", lambda c: _mala_ratio(c, q_scale=c["x"].shape[-1] / dim(c)))))
+                  "input, the rest averaged", lambda c: _mala_ratio(c, q_scale=c["x"].shape[-1] / dim(c))),
+            Fault("τ∇ drift with a 4τ denominator", "the correction of step τ = 2h, −‖a − b − 2h s(b)‖²/(8h), for a "
+                  "proposal of step h, x + h s + √(2h) z (bat/BAT.jl #532)",
+                  lambda c: _mala_ratio(c, drift=2.0, denom=8.0)),
+            Fault("logp_new − logp_new", "the target term log p(y) − log p(y) = 0: only the proposal densities "
+                  "remain (bob-carpenter/walnuts #27)", lambda c: _mala_ratio(c, p_scale=0.0)),
+            Fault("ratio sign", "−(log p(y) − log p(x) + log q(x|y) − log q(y|x)): the acceptance test's sign "
+                  "reversed, log u < −log α (lollcat/fab-jax PR #14)", lambda c: _mala_ratio(c, sign=-1.0))))
 
 RECORDS = (LANGEVIN_STEP, MALA_LOG_RATIO)

@@ -18,7 +18,7 @@ from .models import make_sde, spd
 from .objective import Fault, Objective, case
 from .objectives_sde import sde_spec
 
-__all__ = ["RECORDS", "hutchinson_log_likelihood"]
+__all__ = ["RECORDS", "hutchinson_log_likelihood", "standard_prior_log_likelihood"]
 
 
 # ---- bits per dimension ---------------------------------------------------------------------------
@@ -45,7 +45,12 @@ BITS_PER_DIM = Objective(
             Fault("+8 for [−1, 1] data", "+8 (data in [0, 1]) on data scaled to [−1, 1], where +7 belongs "
                   "(jhjacobsen/invertible-resnet #9 hard-codes + 8)", lambda c: _bpd_as_code(c, offset=8.0)),
             Fault("nats for bits", "−log p/D: the log-density not divided by ln 2",
-                  lambda c: _bpd_as_code(c, in_bits=False))))
+                  lambda c: _bpd_as_code(c, in_bits=False)),
+            Fault("bits per image", "−log p/ln 2 + D(8 − log₂ a): the bits of the whole image, not divided by the D "
+                  "dimensions (Theis et al. 2016, §3.1: per dimension)",
+                  lambda c: c["expected"] * c["x"][0].size),
+            Fault("entirely in nats", "−log p/D + (8 − log₂ a) ln 2: every term in nats, the bits/dim times ln 2 "
+                  "(Theis et al. 2016, §3.1: bits = nats/ln 2)", lambda c: c["expected"] * math.log(2.0))))
 
 
 # ---- pf_ode_log_likelihood --------------------------------------------------------------------------
@@ -67,6 +72,30 @@ def hutchinson_log_likelihood(c):
     extra = [integrate.quad(gap, c["t_min"], 1.0, args=(i,), epsabs=0, epsrel=1e-12, limit=200)[0]
              for i in range(len(V2))]
     return c["expected"] + onp.asarray(extra)
+
+
+def _gaussian_logpdf(r, var):
+    """log N(r; 0, diag(var)) per row of r (n, d)."""
+    return -0.5 * (onp.sum(r * r / var, axis=1) + onp.sum(onp.log(2 * onp.pi * var)))
+
+
+def standard_prior_log_likelihood(c, trace=None):
+    r"""The PF-ODE log-likelihood with the SDE's standard prior, :math:`\mathcal N(0,\sigma_\max^2 I)` (VE)
+    or :math:`\mathcal N(0, I)` (VP), where the exact :math:`p_1` belongs; on Gaussian data the ODE's end
+    point is exact: in the eigenbasis of S, :math:`x_1 - a_1\mu = (x - a_\varepsilon\mu)\sqrt{c_1/c_\varepsilon}`,
+    :math:`c_t = a_t^2\lambda + s_t^2`. ``trace``: the value to correct (default the exact one).
+
+    .. math:: \widehat{\log p} = \log p_\varepsilon(x) - \log p_1(x_1) + \log\pi(x_1)
+    """
+    sde, (lam, Q) = make_sde(c["sde"]), onp.linalg.eigh(onp.asarray(c["model"]["cov"], dtype=float))
+    mu = onp.asarray(c["model"]["mean"], dtype=float) @ Q
+    (a0, s0), (a1, s1) = sde.marginal_coeffs(float(c["t_min"])), sde.marginal_coeffs(1.0)
+    c0, c1 = a0 * a0 * lam + s0 * s0, a1 * a1 * lam + s1 * s1
+    y1 = (c["x"].reshape(len(c["x"]), -1) @ Q - a0 * mu) * onp.sqrt(c1 / c0)
+    x1 = y1 + a1 * mu
+    prior = c["sde"]["sigma_max"] ** 2 if c["sde"]["kind"] == "ve" else 1.0
+    base = c["expected"] if trace is None else trace
+    return base - _gaussian_logpdf(y1, c1) + _gaussian_logpdf(x1, prior * onp.ones_like(lam))
 
 
 def _loglik_inputs(o, n, shape, rng):
@@ -95,6 +124,13 @@ PF_ODE_LOG_LIKELIHOOD = Objective(
                   "(FFJORD's estimator, Grathwohl et al. 2019; score_sde likelihood.py uses it by default)",
                   hutchinson_log_likelihood),
             Fault("integral started at t = 0", "the ODE integrated from 0 instead of ε: log p₀(x), the data density, "
-                  "not log p_ε(x) (Song et al. 2021, Appendix D.2)", lambda c: _loglik(c, t_min=0.0))))
+                  "not log p_ε(x) (Song et al. 2021, Appendix D.2)", lambda c: _loglik(c, t_min=0.0)),
+            Fault("standard prior", "the ODE's end point scored by the SDE's prior N(0, σ_max²I) (VE) or N(0, I) "
+                  "(VP), not the exact p₁ (yang-song/score_sde likelihood.py, sde.prior_logp; Song et al. 2021, "
+                  "App. D.2)", standard_prior_log_likelihood, convention=True),
+            Fault("Hutchinson trace and the standard prior", "Hutchinson's trace with probes v and the prior N(0, "
+                  "σ_max²I) or N(0, I): score_sde's likelihood.py as shipped (Grathwohl et al. 2019; Song et al. "
+                  "2021, App. D.2)", lambda c: standard_prior_log_likelihood(c, hutchinson_log_likelihood(c)),
+                  convention=True)))
 
 RECORDS = (BITS_PER_DIM, PF_ODE_LOG_LIKELIHOOD)

@@ -91,4 +91,23 @@ V_TARGET = Objective(
             Fault("α and σ swapped", "σε − αx₀: the two coefficients exchanged (Salimans & Ho 2022, §4)",
                   lambda c: _v_as_code(c, swapped=True))))
 
-RECORDS = (SCORE_FROM_EPS, X0_FROM_SCORE, V_TARGET)
+def _x0_from_v_as_code(c, sign=-1.0, swapped=False, eps_formula=False):
+    r""":math:`\alpha x + \text{sign}\cdot\sigma v` (right: sign −1), with α and σ exchanged, or the
+    ε̂ formula :math:`\sigma x + \alpha v`."""
+    a, s = (c["sigma"], c["alpha"]) if (swapped or eps_formula) else (c["alpha"], c["sigma"])
+    sign = 1.0 if eps_formula else sign
+    return per_example(a, c["x"]) * c["x"] + sign * per_example(s, c["x"]) * c["v"]
+
+
+X0_FROM_V = Objective(
+    name="x0_from_v", fields="`x` ($x_t$), `v`, `alpha`, `sigma`", text="α x_t − σ v",
+    equation=r"$\alpha x_t-\sigma v$", source="Salimans & Ho 2022, §4", is_map=True,
+    inputs=_vp_inputs("v"), reference=_x0_from_v_as_code, cases=(case("flat", "flat"), case("img", "img")),
+    faults=(Fault("wrong sign", "α x_t + σ v where α x_t − σ v belongs (huggingface/diffusers PR #1421; Salimans & "
+                  "Ho 2022, §4)", lambda c: _x0_from_v_as_code(c, sign=1.0)),
+            Fault("α and σ swapped", "σ x_t − α v: the two coefficients exchanged (Salimans & Ho 2022, §4)",
+                  lambda c: _x0_from_v_as_code(c, swapped=True)),
+            Fault("ε̂ for x̂₀", "σ x_t + α v, the noise ε̂ recovered from v, returned as x̂₀ (Salimans & Ho 2022, §4)",
+                  lambda c: _x0_from_v_as_code(c, eps_formula=True))))
+
+RECORDS = (SCORE_FROM_EPS, X0_FROM_SCORE, V_TARGET, X0_FROM_V)

@@ -54,7 +54,10 @@ PC_CORRECTOR_STEP = Objective(
                   "(score_sde sampling.py, LangevinCorrector)",
                   lambda c: _corrector_as_code(c, per_example_norms=True)),
             Fault("noise √ε for √(2ε)", "x + εs + √ε z: the noise std of the paper's ε/2 convention (Song et al. "
-                  "2021, Alg. 4)", lambda c: _corrector_as_code(c, noise_factor=1.0))))
+                  "2021, Alg. 4)", lambda c: _corrector_as_code(c, noise_factor=1.0)),
+            Fault("corrector without αᵢ", "ε = 2(r‖z‖/‖s‖)²: no αᵢ factor (αᵢ = 1, exact for VE; diffusers "
+                  "ScoreSdeVeScheduler.step_correct; Song et al. 2021, Alg. 4)",
+                  lambda c: _corrector_as_code({**c, "alpha": 1.0}), convention=True)))
 
 
 # ---- annealed_langevin_step ---------------------------------------------------------------------------

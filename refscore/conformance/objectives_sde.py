@@ -67,6 +67,12 @@ def _ve_std_sigma_t(c):
     return onp.stack([a, sde["sigma_min"] * (sde["sigma_max"] / sde["sigma_min"]) ** _t(c)], 1)
 
 
+def _vp_mean_without_half(c):
+    if c["sde"]["kind"] == "ve":
+        return c["expected"]
+    return onp.stack([onp.exp(-_integrated_beta(c)), c["expected"][:, 1]], 1)
+
+
 def _discrete_beta(c):  # score_sde's discrete_betas = β(t)/N, N = 1000
     if c["sde"]["kind"] == "ve":
         return c["expected"]
@@ -91,8 +97,11 @@ SDE_MARGINAL = Objective(
                   "#6, here in marginal_prob)", _variance_as_std),
             Fault("discrete β as β(t)", "the discrete DDPM βᵢ = β(t)/N (score_sde sde_lib.py, VPSDE.discrete_betas, "
                   "N = 1000) used as the continuous β(t): B(t) shrinks by N", _discrete_beta),
-            Fault("VE std σ(t)", "VE std σ(t), score_sde's marginal_prob, where the noise added since t = 0 has std "
-                  "√(σ(t)² − σ_min²) (refscore's choice; docs/conformance.md)", _ve_std_sigma_t),
+            Fault("VE std σ(t)", "the total-σ VE convention: std σ(t) (score_sde sde_lib.py, VESDE.marginal_prob; "
+                  "Song et al. 2021, App. B), where refscore counts only the noise added since t = 0, "
+                  "√(σ(t)² − σ_min²)", _ve_std_sigma_t, convention=True),
+            Fault("VP mean missing its ½", "mean coefficient e^{−B(t)} where e^{−B(t)/2} belongs: the ½ of the drift "
+                  "−½β(t)x dropped when integrating it (Song et al. 2021, eq. 29 and App. B)", _vp_mean_without_half),
             Fault("sub-VP std √(1−e^{−B})", "the VP std for sub-VP, whose std is 1 − e^{−B(t)} (Song et al. 2021, "
                   "eq. 29; score_sde subVPSDE.marginal_prob)", _subvp_with_vp_std)))
 
@@ -167,6 +176,18 @@ def _reverse_as_code(c, weight=lambda g: g * g, forward=False, noise_dt=True):
     return (X + step + noise).reshape(c["x"].shape)
 
 
+def _reverse_diffusion_ve(c):
+    r"""score_sde's ``ReverseDiffusionPredictor`` on the VE SDE: the discretised SDE's own step,
+    :math:`G^2 = \sigma(t)^2-\sigma(t-\Delta t)^2`, :math:`x + G^2 s + G z` (other SDEs: the reference)."""
+    sde = c["sde"]
+    if sde["kind"] != "ve":
+        return c["expected_x"]
+    sig = lambda u: sde["sigma_min"] * (sde["sigma_max"] / sde["sigma_min"]) ** u  # noqa: E731
+    t = _t(c)
+    G2 = (sig(t) ** 2 - sig(t - float(c["dt"])) ** 2)[:, None]
+    return (flat(c["x"]) + G2 * flat(c["score"]) + onp.sqrt(G2) * flat(c["z"])).reshape(c["x"].shape)
+
+
 REVERSE_SDE_STEP = Objective(
     name="reverse_sde_step", fields="`sde`, `t`, `dt`, `x`, `score`, `z`", text="x − [f − g²s]dt + g√dt z",
     equation=r"$x-[f-g^2s]\Delta t+g\sqrt{\Delta t}z$", source="Song et al. 2021, eq. 6", is_map=True,
@@ -181,7 +202,11 @@ REVERSE_SDE_STEP = Objective(
             Fault("noise without √dt", "g z where g √Δt z belongs (Euler–Maruyama; Song et al. 2021, Appendix E)",
                   lambda c: _reverse_as_code(c, noise_dt=False)),
             Fault("forward-time sign", "x + [f − g²s]Δt: the reverse drift stepped forward in time (Song et al. "
-                  "2021, Alg. 2)", lambda c: _reverse_as_code(c, forward=True))))
+                  "2021, Alg. 2)", lambda c: _reverse_as_code(c, forward=True)),
+            Fault("reverse-diffusion predictor (VE)", "x + (σ(t)² − σ(t−Δt)²)s + √(σ(t)² − σ(t−Δt)²) z, the "
+                  "discretised VE SDE's own reverse step, not Euler–Maruyama's g²Δt (yang-song/score_sde sampling.py, "
+                  "ReverseDiffusionPredictor; diffusers ScoreSdeVeScheduler.step_pred; Song et al. 2021, App. E)",
+                  _reverse_diffusion_ve, convention=True)))
 
 
 def _ode_as_code(c, coef):

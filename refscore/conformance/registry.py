@@ -9,23 +9,28 @@ the record of the objective it breaks. The families, in the order ``list`` print
 * score side: :mod:`.objectives_score` (ESM, ISM, SSM), :mod:`.objectives_denoising` (DSM, NCSN,
   VP denoising, Tweedie), :mod:`.objectives_langevin` (Langevin step, MALA ratio);
 * diffusion side: :mod:`.objectives_sde` (marginals, weighting, reverse step, ODE drift),
-  :mod:`.objectives_ddpm`, :mod:`.objectives_parametrisation`, :mod:`.objectives_edm` (and
-  k-diffusion), :mod:`.objectives_samplers` (corrector, annealed Langevin, final denoise),
+  :mod:`.objectives_ddpm`, :mod:`.objectives_schedules` (β schedules, spacings, DDIM, Min-SNR),
+  :mod:`.objectives_respaced` (strided posterior, learned range),
+  :mod:`.objectives_parametrisation`, :mod:`.objectives_edm` (and k-diffusion),
+  :mod:`.objectives_edm_sampling` (σ list, churn, Euler/Heun steps), :mod:`.objectives_samplers`
+  (corrector, annealed Langevin, final denoise),
   :mod:`.objectives_likelihood` (bits/dim, PF-ODE log-likelihood).
 
 .. math:: \texttt{OBJECTIVES} = (o.\text{name} : o \in \text{RECORDS of each family, in order})
 """
 from __future__ import annotations
 
-from . import (objectives_ddpm, objectives_denoising, objectives_edm, objectives_langevin, objectives_likelihood,
-               objectives_parametrisation, objectives_samplers, objectives_score, objectives_sde)
+from . import (objectives_ddpm, objectives_denoising, objectives_edm, objectives_edm_sampling, objectives_langevin,
+               objectives_likelihood, objectives_parametrisation, objectives_respaced, objectives_samplers,
+               objectives_schedules, objectives_score, objectives_sde)
 
 __all__ = ["REGISTRY", "OBJECTIVES", "SCORE_OBJECTIVES", "DIFFUSION_OBJECTIVES", "FAULTS", "COLUMNS",
            "MAP_OBJECTIVES", "OBJECTIVE_TOLERANCES", "get", "reference_values", "collect"]
 
 SCORE_FAMILIES = (objectives_score, objectives_denoising, objectives_langevin)
-DIFFUSION_FAMILIES = (objectives_sde, objectives_ddpm, objectives_parametrisation, objectives_edm,
-                      objectives_samplers, objectives_likelihood)
+DIFFUSION_FAMILIES = (objectives_sde, objectives_ddpm, objectives_schedules, objectives_respaced,
+                      objectives_parametrisation, objectives_edm, objectives_edm_sampling, objectives_samplers,
+                      objectives_likelihood)
 
 
 def collect(families):

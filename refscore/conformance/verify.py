@@ -31,8 +31,10 @@ import numpy as onp
 
 from .cases import cases as builtin_cases
 from .faults import faults_for
-from .registry import MAP_OBJECTIVES, OBJECTIVE_TOLERANCES, OBJECTIVES
+from .variants import with_variant
+from .registry import COLUMNS, MAP_OBJECTIVES, OBJECTIVE_TOLERANCES, OBJECTIVES
 
+FLOAT32 = "float32 precision"  # the convention named when the output agrees to float32 precision only
 CLOSER = 1e-3  # a fault matches an approximate implementation this much closer than the reference
 
 __all__ = ["verify", "Report", "Row", "TOLERANCES", "OBJECTIVE_TOLERANCES"]
@@ -58,6 +60,8 @@ class Row(NamedTuple):
     message: str
     diagnosis: str
     faults: tuple = ()  # names of the known faults that match this (failing) case
+    conventions: tuple = ()  # names of the known conventions (legitimate variants) that match it
+    skipped: bool = False  # the implementation declined the case (NotImplementedError)
 
 
 class Report:
@@ -75,8 +79,15 @@ class Report:
 
     @property
     def passed(self):
-        """True when every case passed (and there was at least one)."""
-        return bool(self.rows) and all(r.passed for r in self.rows)
+        """True when every case the implementation ran passed, and it ran at least one (cases it
+        declines with ``NotImplementedError`` are skipped)."""
+        ran = [r for r in self.rows if not r.skipped]
+        return bool(ran) and all(r.passed for r in ran)
+
+    @property
+    def skipped(self):
+        """The cases the implementation declined (``NotImplementedError``)."""
+        return [r for r in self.rows if r.skipped]
 
     @property
     def failures(self):
@@ -85,10 +96,19 @@ class Report:
     @property
     def faults(self):
         """Names of the known faults that match every failing case (empty when none do)."""
+        return self._common("faults")
+
+    @property
+    def conventions(self):
+        """Names of the known conventions (legitimate variants) that match every failing case."""
+        return self._common("conventions")
+
+    def _common(self, field):
         if not self.failures:
             return []
-        common = set(self.failures[0].faults).intersection(*(r.faults for r in self.failures))
-        return [name for name in self.failures[0].faults if name in common]
+        first = getattr(self.failures[0], field)
+        common = set(first).intersection(*(getattr(r, field) for r in self.failures))
+        return [name for name in first if name in common]
 
     def __str__(self):
         rtol, atol = self.rtol, self.atol
@@ -98,13 +118,20 @@ class Report:
                  "-" * len(head)]
         for r in self.rows:
             lines.append(f"{r.case:<{width}}  {r.quantity:<10}  {r.max_abs_err:>11.3e}  "
-                         f"{r.max_rel_err:>11.3e}  {'pass' if r.passed else 'FAIL'}")
+                         f"{r.max_rel_err:>11.3e}  {'skipped' if r.skipped else 'pass' if r.passed else 'FAIL'}")
         for r in self.failures:
             lines += ["", r.message, "  " + r.diagnosis]
-        n_ok = len(self.rows) - len(self.failures)
-        lines += ["", f"{n_ok}/{len(self.rows)} cases pass" + ("" if self.passed else " — NOT conformant")]
+        lines += [r.message for r in self.skipped]
+        ran = len(self.rows) - len(self.skipped)
+        n_ok = ran - len(self.failures)
+        skipped = f" ({len(self.skipped)} skipped)" if self.skipped else ""
+        verdict = "" if self.passed else (" — no case ran" if not ran else " — NOT conformant")
+        lines += ["", f"{n_ok}/{ran} cases pass{skipped}{verdict}"]
         if self.faults:
             lines.append(f"every failing case matches known fault: {' / '.join(self.faults)}")
+        if self.conventions:
+            lines.append(f"every failing case follows convention: {' / '.join(self.conventions)} "
+                         "(a legitimate variant, not a bug; see docs/conformance.md, conventions)")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -152,16 +179,42 @@ def _fault_values(fault, case, quantity):
 
 
 def _matches(got, fv, ref, tol):
-    """Agreement with a fault's values: within tol, or CLOSER times nearer than the fault is to ref."""
-    near = _errors(got, fv, tol, tol)[2]
-    return bool(onp.all(near | (onp.abs(got - fv) <= CLOSER * onp.abs(fv - ref))))
+    """Agreement with a fault's values: within tol, or CLOSER times nearer than the fault is to ref;
+    where the fault's value is NaN or ±inf, the implementation's must be the same."""
+    finite = onp.isfinite(fv)
+    same = (onp.isnan(fv) & onp.isnan(got)) | (onp.isinf(fv) & (fv == got))
+    if not onp.all(finite | same) or not finite.any():
+        return bool(onp.all(same)) and bool(same.any())
+    g, f, r = got[finite], fv[finite], ref[finite]
+    with onp.errstate(invalid="ignore", over="ignore"):
+        near = _errors(g, f, tol, tol)[2]
+        return bool(onp.all(near | (onp.abs(g - f) <= CLOSER * onp.abs(f - r))))
+
+
+def _invisible(fv, ref, tol):
+    """A fault whose values equal the reference's on this case cannot be named here."""
+    if fv.shape != ref.shape:
+        return True
+    if not onp.all(onp.isfinite(fv)):
+        return False
+    return bool(_errors(fv, ref, tol, tol)[2].all())
 
 
 def diagnose(case, got, quantity, ref, rtol, dtype="float64"):
     r"""Name the known faults whose values match ``got`` on ``case`` (see :mod:`.faults`).
-    Returns ``(text, names)``: a line per matching fault, and their names. When none matches,
-    say whether ``got`` agrees with the reference to float32 precision (something computes in
-    float32) or is a constant multiple of it.
+    Returns ``(text, names)``: a line per matching fault or convention ("convention: NAME
+    (...)"), and the names of the matching faults (:func:`diagnose_all` also returns the
+    conventions'). When none matches, say whether ``got`` agrees with the reference to float32
+    precision (the "float32 precision" convention) or is a constant multiple of it.
+
+    .. math:: \text{match}(f) \iff \forall i:\ |g_i - f_i| \le \text{rtol}_m|f_i| + \text{rtol}_m\max(1,\max_j|f_j|)
+              \ \text{or}\ |g_i - f_i| \le 10^{-3}|f_i - r_i|
+    """
+    return diagnose_all(case, got, quantity, ref, rtol, dtype)[:2]
+
+
+def diagnose_all(case, got, quantity, ref, rtol, dtype="float64"):
+    r"""``(text, fault names, convention names)`` of :func:`diagnose`.
 
     .. math:: \text{match}(f) \iff \forall i:\ |g_i - f_i| \le \text{rtol}_m|f_i| + \text{rtol}_m\max(1,\max_j|f_j|)
               \ \text{or}\ |g_i - f_i| \le 10^{-3}|f_i - r_i|,\qquad
@@ -170,22 +223,26 @@ def diagnose(case, got, quantity, ref, rtol, dtype="float64"):
     tol = max(100 * rtol, 1e-8)
     hits = []
     for fault in faults_for(case["objective"]):
-        fv = _fault_values(fault, case, quantity)
-        if fv.shape != ref.shape or _errors(fv, ref, tol, tol)[2].all():
-            continue  # this fault is invisible on this case
-        if _matches(got, fv, ref, tol):
+        with onp.errstate(all="ignore"):  # a fault may divide by zero where the bug does (NaN, inf)
+            fv = _fault_values(fault, case, quantity)
+        if not _invisible(fv, ref, tol) and _matches(got, fv, ref, tol):
             hits.append(fault)
-    names = tuple(f.name for f in hits)
+    names = tuple(f.name for f in hits if not f.convention)
+    conventions = tuple(f.name for f in hits if f.convention)
     if hits:
-        return "; also ".join(f"matches known fault: {f.name} — {f.explanation}" for f in hits), names
+        return "; also ".join(f"convention: {f.name} ({f.explanation})" if f.convention else
+                              f"matches known fault: {f.name} — {f.explanation}" for f in hits), names, conventions
+    if not onp.all(onp.isfinite(got)):
+        return "no known fault matches", names, conventions
     if dtype == "float64" and _errors(got, ref, *TOLERANCES["float32"])[2].all():
-        return ("agrees to float32 precision; something in the implementation computes in float32 "
-                "(a parameter, a constant such as σ, or a default dtype); no known fault matches"), names
+        return ("convention: float32 precision (agrees to float32 precision; something in the implementation "
+                "computes in float32: a schedule stored in float32 as diffusers stores ᾱ, a parameter, a constant "
+                "such as σ, or a default dtype); no known fault matches"), names, (FLOAT32,)
     with onp.errstate(divide="ignore", invalid="ignore"):
         ratio = (got / ref).ravel()
     if onp.all(onp.isfinite(ratio)) and onp.ptp(ratio) <= 1e-8 * abs(ratio[0]):
-        return f"no known fault matches; got = {ratio[0]:.6g} × reference on every example", names
-    return "no known fault matches; compare term by term with docs/conformance.md", names
+        return f"no known fault matches; got = {ratio[0]:.6g} × reference on every example", names, ()
+    return "no known fault matches; compare term by term with docs/conformance.md", names, ()
 
 
 def _separating_cases(a, b, chosen, tol):
@@ -221,6 +278,9 @@ def _check_case(case, impl, dtype, rtol, atol):
         given = _cast(given)
     try:
         got = _to_numpy(impl(given))
+    except NotImplementedError as e:
+        return Row(case["name"], "-", 0.0, 0.0, True, f"case '{case['name']}': skipped, the implementation "
+                   f"declines it (NotImplementedError: {e})", "", skipped=True)
     except Exception as e:
         e.add_note(f"(raised by the implementation on conformance case '{case['name']}')")
         raise
@@ -229,18 +289,33 @@ def _check_case(case, impl, dtype, rtol, atol):
     if not onp.all(onp.isfinite(got)):
         bad = int(onp.flatnonzero(~onp.isfinite(got).reshape(len(got), -1).all(1))[0])
         kind = "NaN" if onp.isnan(got.reshape(len(got), -1)[bad]).any() else "inf"
+        text, names, conventions = diagnose_all(case, got, quantity, ref, rtol, dtype)
         return Row(case["name"], quantity, onp.inf, onp.inf, False,
-                   f"case '{case['name']}': the implementation returned {kind} at example {bad} "
-                   f"(its value for '{quantity}'; the reference is finite)", "")
+                   f"case '{case['name']}': the implementation returned {kind} at example {bad}"
+                   f"{_column(case, got, bad)} (its value for '{quantity}'; the reference is finite)",
+                   text, names, conventions)
     err, rel, ok = _errors(got, ref, rtol, atol)
     row = Row(case["name"], quantity, float(err.max()), float(rel.max()), bool(ok.all()), "", "")
     if row.passed:
         return row
     i = onp.unravel_index(int(onp.argmax(err)), err.shape)
-    msg = (f"case '{case['name']}': {quantity} differs at example {i[0]}: got {got[i]:.12g}, "
+    where = f" column {i[1]} ({COLUMNS[case['objective']][i[1]]})" if _has_columns(case, quantity) else ""
+    msg = (f"case '{case['name']}': {quantity} differs at example {i[0]}{where}: got {got[i]:.12g}, "
            f"reference {ref[i]:.12g} (abs err {err[i]:.3e}, rel err {rel[i]:.3e})")
-    text, names = diagnose(case, got, quantity, ref, rtol, dtype)
-    return row._replace(message=msg, diagnosis=text, faults=names)
+    text, names, conventions = diagnose_all(case, got, quantity, ref, rtol, dtype)
+    return row._replace(message=msg, diagnosis=text, faults=names, conventions=conventions)
+
+
+def _has_columns(case, quantity):
+    return quantity == "expected" and case["objective"] in COLUMNS and case["expected"].ndim == 2
+
+
+def _column(case, got, example):
+    """' column j (name)' for the first non-finite entry of a multi-output example, else ''."""
+    if got.ndim != 2 or case["objective"] not in COLUMNS:
+        return ""
+    j = int(onp.flatnonzero(~onp.isfinite(got[example]))[0])
+    return f" column {j} ({COLUMNS[case['objective']][j]})"
 
 
 def _cast(obj):
@@ -253,7 +328,7 @@ def _cast(obj):
     return obj
 
 
-def verify(objective, impl, cases=None, dtype="float64", rtol=None, atol=None, only=None):
+def verify(objective, impl, cases=None, dtype="float64", rtol=None, atol=None, only=None, variant=None):
     r"""Check ``impl(case) -> (n,)`` per-example values on every case of ``objective``.
 
     .. math:: \text{pass} \iff |g_i - r_i| \le \text{rtol}|r_i| + \text{atol}\max(1,\max_j|r_j|)\ \forall i
@@ -275,6 +350,9 @@ def verify(objective, impl, cases=None, dtype="float64", rtol=None, atol=None, o
         finite-difference trace or an ODE solver); the diagnosis then matches faults within
         ``max(100·rtol, 1e-8)``
     only : a glob (``fnmatch``) on case names, e.g. ``"*-img*"``: check only those cases
+    variant : the name of one of the objective's conventions (``docs/conformance.md``, conventions):
+        check against that legitimate variant instead of refscore's reference (a library that
+        follows it can pass); the report's title names it
 
     Returns
     -------
@@ -297,13 +375,15 @@ def verify(objective, impl, cases=None, dtype="float64", rtol=None, atol=None, o
         chosen = [c for c in chosen if fnmatch.fnmatchcase(c["name"], only)]
         if not chosen:
             raise ValueError(f"--only {only!r} selects none of the {objective} cases: {', '.join(names)}")
+    if variant is not None:
+        chosen = [with_variant(c, variant) for c in chosen]
     default = OBJECTIVE_TOLERANCES.get(objective, TOLERANCES)[dtype]
     rtol = default[0] if rtol is None else _tolerance(rtol, "rtol")
     atol = default[1] if atol is None else _tolerance(atol, "atol")
     rows = [_check_case(c, impl, dtype, rtol, atol) for c in chosen]
     everything = builtin_cases(objective) if cases is None else list(cases)
     rows = [_explain_coincidences(r, everything, rtol) for r in rows]
-    return Report(objective, rows, dtype, rtol, atol)
+    return Report(objective if variant is None else f"{objective}, variant '{variant}'", rows, dtype, rtol, atol)
 
 
 def _tolerance(value, name):
