@@ -12,12 +12,17 @@ from autograd.test_util import check_grads
 from refscore import backends, datasets
 from refscore.apps.cli import main
 from refscore.apps.image_quality import Judge, class_means, kid
+from refscore.apps.images_cli import ImagesSettings, run_images
 from refscore.models import ConvScoreNet
 from refscore.models.unet import col2im3x3, conv3x3, downsample, im2col3x3, upsample
+
+NEEDS_SKLEARN = ('needs scikit-learn (the 8x8 digits ship with it; the judge is its classifier), which the [test] '
+                 'extra does not install: pip install -e ".[data]"')
 
 
 def _sharp_digits():
     """scikit-learn's 8×8 digits with the contrast raised (few mid-gray pixels, as in MNIST)."""
+    pytest.importorskip("sklearn", reason=NEEDS_SKLEARN)
     x, y = datasets.digits("all", return_labels=True)
     return np.clip(3 * (x - 0.5) + 0.5, 0, 1), np.asarray(y)
 
@@ -176,7 +181,10 @@ def test_images_mnist_command_smoke(tmp_path):
     assert os.path.exists(out / "mnist_grid.png") and os.path.exists(out / "checkpoint" / "checkpoint.npz")
     before = os.path.getmtime(out / "mnist_model.npz")
     assert r["settings"]["sampler"] == "reverse-diffusion" and r["settings"]["score_evaluations"] == 3
-    assert main(argv + ["--sampler", "annealed"]) in (0, 1)  # a second run reuses the trained model
+    # a second run reuses the trained model; the typed settings the command line builds can be given directly
+    again = ImagesSettings(out=str(out), data=str(tmp_path), steps=3, levels=3, steps_each=1, progress=False, bpd=2,
+                           sampler="annealed")
+    assert run_images(again) in (0, 1)
     assert os.path.getmtime(out / "mnist_model.npz") == before
     r = json.loads((out / "results.json").read_text())
     assert r["settings"]["sampler"] == "annealed" and r["settings"]["score_evaluations"] == 3 * 1 + 1
@@ -191,6 +199,22 @@ def test_images_mnist_command_smoke(tmp_path):
     assert b["sde"] == "VPSDE" and 0 < b["t_min"] < b["t_max"] == 1.0 and np.isfinite(b["mean"])
     s = np.load(out / "mnist_samples.npy")
     assert s.shape == (256, 28, 28) and s.min() >= 0 and s.max() <= 1 and s.std() > 0
+
+
+def test_images_settings_are_built_once_from_the_command_line_with_its_defaults():
+    import dataclasses
+
+    from refscore.apps.cli import build_parser
+
+    parse = lambda *a: ImagesSettings.from_args(build_parser().parse_args(["images", "mnist", "--out", "o", *a]))
+    assert parse() == ImagesSettings(out="o")  # the parser's defaults are the settings' defaults
+    given = parse("--seed", "3", "--backend", "numpy", "--data", "d", "--steps", "5", "--sampler", "annealed",
+                  "--sde", "vp", "--levels", "4", "--steps-each", "2", "--bpd", "0", "--bpd-exact", "1", "--no-progress")
+    assert given == ImagesSettings(out="o", seed=3, backend="numpy", data="d", steps=5, sampler="annealed", sde="vp",
+                                   levels=4, steps_each=2, bpd=0, bpd_exact=1, progress=False)
+    assert {f.name for f in dataclasses.fields(ImagesSettings)} == set(dataclasses.asdict(given))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        given.steps = 6  # built once: the work cannot change them
 
 
 def test_bits_per_dim_exact_and_hutchinson_agree_on_a_small_net():

@@ -224,7 +224,8 @@ def test_fit_extras_input_errors():
 # digits
 # ---------------------------------------------------------------------------------------
 def test_digits_split_and_units():
-    sk = pytest.importorskip("sklearn.datasets")
+    sk = pytest.importorskip("sklearn.datasets", reason='the digits ship with scikit-learn, which the [test] extra '
+                             'does not install: pip install -e ".[data]"')
     raw = sk.load_digits()
     xtr, ytr = datasets.digits("train", return_labels=True)
     xte, yte = datasets.digits("test", return_labels=True)

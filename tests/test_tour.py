@@ -14,6 +14,9 @@ from refscore.apps.tour.context import TourContext  # noqa: E402
 from refscore.apps.tour.images import nn_distance, digit_quality  # noqa: E402
 from refscore.energies import Gaussian  # noqa: E402
 
+NEEDS_SKLEARN = ('needs scikit-learn (the 8x8 digits ship with it; the judge is its classifier), which the [test] '
+                 'extra does not install: pip install -e ".[data]"')
+
 
 @pytest.fixture
 def ax():
@@ -98,8 +101,29 @@ def test_context_rng_does_not_depend_on_order(tmp_path):
     assert calls == [1]
 
 
+@pytest.mark.parametrize("module, name", [("refscore.apps.tour.artefacts", "ema_decay"),
+                                          ("refscore.apps.tour.context", "one_blas_thread")])
+def test_moved_tour_helpers_warn_naming_their_home_and_are_the_same_object(module, name):
+    import importlib
+
+    from refscore.apps import digits_common
+
+    with pytest.warns(DeprecationWarning, match=f"refscore.apps.digits_common.{name}"):
+        old = getattr(importlib.import_module(module), name)
+    assert old is getattr(digits_common, name)
+
+
+def test_ema_decay_averages_over_a_tenth_of_the_run_at_most_a_thousand_steps():
+    from refscore.apps.digits_common import ema_decay
+
+    # an EMA of decay b weighs step t-k by (1-b) b^k: its mean window 1/(1-b) is n/10 steps, capped at 1000
+    for n in (200, 1000, 7000, 10000, 50000):
+        assert 1.0 / (1.0 - ema_decay(n)) == pytest.approx(min(n / 10, 1000), rel=1e-9)
+    assert 0 < ema_decay(1) == ema_decay(20) < 1  # short runs: a window of two steps, still a decay in (0, 1)
+
+
 def test_digit_quality_flags_copies_and_scores_real_digits():
-    pytest.importorskip("sklearn")
+    pytest.importorskip("sklearn", reason=NEEDS_SKLEARN)
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -121,7 +145,7 @@ def test_digits_confidence_over_ten_sampling_seeds():
     """Issue 24: the classifier's mean confidence over 10 sampling seeds (one trained net, the
     full tour's sizes) reaches 0.85, by more than 2 standard errors of the mean over the seeds
     (so a mean that only touches the line by sampling luck fails)."""
-    pytest.importorskip("sklearn")
+    pytest.importorskip("sklearn", reason=NEEDS_SKLEARN)
     from refscore.apps.tour.images import TARGETS, digits_over_seeds
 
     r = digits_over_seeds(n_seeds=10, seed=0)

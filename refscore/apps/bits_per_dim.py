@@ -56,28 +56,25 @@ def measure_bits_per_dim(score_fn, k, levels, sigma_min, sigma_max, rng, dtype="
 
 
 def train_digits_net(seed=0, steps=6000):
-    r"""The tour's digits net (section 9, :mod:`refscore.apps.tour.images`) with its full settings:
-    a :class:`refscore.models.nn.NoiseConditionalScoreNet` (64 → 384 → 384, swish) on
+    r"""The tour's digits net (section 9, :mod:`refscore.apps.tour.images`) with its full settings
+    (:func:`refscore.apps.digits_common.fit_digits_net`): a
+    :class:`refscore.models.nn.NoiseConditionalScoreNet` (64 → 384 → 384, swish) on
     scikit-learn's training digits (:math:`k/16`), NCSNv2 levels from the largest pairwise distance
     to σ_L = 0.02, one level per example (``ncsn(levels="sample")``), Adam 3e-3 with a cosine decay
-    and warm-up, EMA of the parameters (:func:`refscore.apps.tour.artefacts.ema_decay`). Returns the
-    net, its schedule and the seconds it took."""
-    from .. import backends, datasets, losses
+    and warm-up, EMA of the parameters (:func:`refscore.apps.digits_common.ema_decay`). Returns the
+    net, its schedule and the seconds it took.
+
+    .. math:: \sigma_1 = \max_{i,j}\|x_i-x_j\|,\qquad \sigma_L = 0.02
+    """
+    from .. import backends, datasets
     from ..models import nn
-    from ..training import fit_extras, train
-    from .tour.artefacts import ema_decay
-    from .tour.images import BATCH, HIDDEN, LR, WARMUP
+    from .digits_common import DIGITS_SIGMA_MIN, fit_digits_net
 
     bk = backends.get("numpy")
     xtr = datasets.digits("train")
-    schedule = nn.ncsnv2_schedule(xtr, sigma_min=0.02)
-    net = nn.NoiseConditionalScoreNet(64, HIDDEN, rng=bk.rng(seed), activation="swish", data=xtr)
-    loss = lambda p, b, r: losses.ncsn(net.score_fn(p), b, schedule.sigmas, r, levels="sample")  # noqa: E731
+    schedule = nn.ncsnv2_schedule(xtr, sigma_min=DIGITS_SIGMA_MIN)
     t0 = time.time()
-    params, hist = train.fit(loss, net.params, xtr, bk.rng(seed + 1), n_steps=steps, batch_size=BATCH, desc="digits",
-                             optimizer=train.adam(LR), ema=ema_decay(steps), progress_bar=False,
-                             lr_schedule=fit_extras.cosine_schedule(LR, steps, warmup=min(WARMUP, steps // 10)))
-    net.params = hist.get("ema_params", params)
+    net, _ = fit_digits_net(xtr, schedule, bk.rng(seed), bk.rng(seed + 1), steps, progress_bar=False)
     return net, schedule, time.time() - t0
 
 

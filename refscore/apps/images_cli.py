@@ -13,14 +13,20 @@ trained net through the VP SDE (:meth:`refscore.sde.VPSDE.for_levels`) instead o
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import time
+from typing import Optional
 
 import numpy as onp
 
+from .digits_common import ema_decay, one_blas_thread
+
 N_SAMPLES, SIDE = 256, 28
+#: test digits whose bits/dim ``--bpd`` measures by default (Hutchinson's trace)
+BPD_DIGITS = 32
 DEFAULTS = {"channels": 16, "steps": 7000, "batch": 64, "lr": 2e-3, "levels": 100, "steps_each": 3,
             "step_boost": 1.0, "global_width": 128, "p_median": 2.0, "p_std": 1.2,
             "shards": 4, "threads": 2, "film": True}
@@ -46,6 +52,44 @@ DEFAULTS = {"channels": 16, "steps": 7000, "batch": 64, "lr": 2e-3, "levels": 10
 #   too): 0.82 / 1.13, KID −0.11 — the defaults.
 
 
+@dataclasses.dataclass(frozen=True)
+class ImagesSettings:
+    r"""The settings of one ``refscore images mnist`` run, typed, built once from the command line
+    (:meth:`from_args`) and passed to training, sampling and bits/dim; the defaults are the
+    command's. ``out``: the output folder; ``backend``: a backend name (None: the default);
+    ``data``: a folder of MNIST IDX files (None: ``make data``'s cache); ``steps``: training steps;
+    ``sampler``: ``"reverse-diffusion"`` or ``"annealed"``; ``sde``: ``"ve"`` or ``"vp"``;
+    ``levels``, ``steps_each``: the sampler's levels and Langevin steps per level; ``bpd``,
+    ``bpd_exact``: test digits measured by Hutchinson's and the exact trace (0: skip);
+    ``progress``: progress bars and log lines. The numbers are checked by
+    :func:`refscore.apps.images_state.check_arguments` before any work.
+
+    .. math:: \text{run} = f(\text{settings}) \quad\text{(the same settings and seed give the same files)}
+    """
+    out: str
+    seed: int = 0
+    backend: Optional[str] = None
+    data: Optional[str] = None
+    steps: int = DEFAULTS["steps"]
+    sampler: str = "reverse-diffusion"
+    sde: str = "ve"
+    levels: int = DEFAULTS["levels"]
+    steps_each: int = DEFAULTS["steps_each"]
+    bpd: int = BPD_DIGITS
+    bpd_exact: int = 0
+    progress: bool = True
+
+    @classmethod
+    def from_args(cls, args):
+        r"""The settings from the parsed ``refscore images`` command line (:func:`add_parser`).
+
+        .. math:: \text{progress} = \neg\,\texttt{--no-progress}
+        """
+        return cls(out=os.fspath(args.out), seed=args.seed, backend=args.backend, data=args.data, steps=args.steps,
+                   sampler=args.sampler, sde=args.sde, levels=args.levels, steps_each=args.steps_each,
+                   bpd=args.bpd, bpd_exact=args.bpd_exact, progress=not args.no_progress)
+
+
 def add_parser(sub, common):
     """The ``images`` sub-command and its ``mnist`` target; ``common`` adds --backend/--seed/--out."""
     p = sub.add_parser("images", help="real images: train, sample and judge a score model on 28x28 MNIST")
@@ -61,7 +105,7 @@ def add_parser(sub, common):
                         "the same trained net read as a scaled VE model (refscore.sde.VPSDE.for_levels)")
     p.add_argument("--levels", type=int, default=DEFAULTS["levels"], help=f"sampler noise levels (default {DEFAULTS['levels']})")
     p.add_argument("--steps-each", type=int, default=DEFAULTS["steps_each"], help="Langevin steps per level (annealed)")
-    p.add_argument("--bpd", type=int, default=32, help="bits/dim of this many test digits by the PF-ODE, "
+    p.add_argument("--bpd", type=int, default=BPD_DIGITS, help="bits/dim of this many test digits by the PF-ODE, "
                    "Hutchinson's trace, one probe (default 32: 116 ODE steps, 35-50 s on 2 cores; 0: skip)")
     p.add_argument("--bpd-exact", type=int, default=0, help="bits/dim of this many test digits with the exact "
                    "trace (784 passes per ODE step: about 15 minutes a digit on 2 cores; default 0)")
@@ -69,59 +113,60 @@ def add_parser(sub, common):
     return p
 
 
-def _load(args, bk):
+def _load(s):
     """Host rows of the train/test splits, float32, flattened to (n, 784), with their labels."""
     from .. import datasets
 
-    load = lambda split: datasets.mnist(split, path=args.data, return_labels=True, backend="numpy", dtype="float32")
+    load = lambda split: datasets.mnist(split, path=s.data, return_labels=True, backend="numpy", dtype="float32")
     (xtr, ytr), (xte, yte) = load("train"), load("test")
     host = lambda a: onp.asarray(a).reshape(len(a), -1)
     return host(xtr), onp.asarray(ytr), host(xte), onp.asarray(yte)
 
 
-def _train(args, bk, xtr, log, state):
+def _train(s, bk, xtr, log, state):
     r"""NCSN training of the U-Net: per-example levels of the NCSNv2 schedule
     (``ncsn(levels="sample")``), EDM's λ(σ), Adam with cosine decay, EMA; checkpoints in
     ``out/checkpoint``. A finished model in ``out/mnist_model.npz`` for the same steps is reused;
-    a larger ``--steps`` extends the run from its checkpoint (``state``: :mod:`.images_state`)."""
+    a larger ``--steps`` extends the run from its checkpoint (``state``: :mod:`.images_state`).
+    ``xtr``: the training rows already on the device (moved there once)."""
     from ..losses import ncsn
     from ..models import ConvScoreNet, lognormal_level_index, ncsnv2_schedule
     from ..training import checkpoint, fit_extras, train
 
-    schedule = ncsnv2_schedule(bk.asarray(xtr), sigma_min=0.01)  # σ₁ by brute force, on the device
+    schedule = ncsnv2_schedule(xtr, sigma_min=0.01)  # σ₁ by brute force, on the device
     saved, done = state.model_path, state.done_path
-    if state.finished_steps() == args.steps:
+    if state.finished_steps() == s.steps:
         log(f"reusing the trained model {saved}")
-        return state.load_model(args.backend), schedule, 0.0
+        return state.load_model(s.backend), schedule, 0.0
     state.start()
-    net = ConvScoreNet(SIDE, DEFAULTS["channels"], rng=bk.rng(args.seed), data=bk.asarray(xtr),
+    net = ConvScoreNet(SIDE, DEFAULTS["channels"], rng=bk.rng(s.seed), data=xtr,
                        global_width=DEFAULTS["global_width"], film=DEFAULTS["film"])
     p_mean = math.log(DEFAULTS["p_median"] * net.sigma_data)
     loss = lambda p, b, r: ncsn(net.score_fn(p), b, schedule.sigmas, r, levels="sample", weighting=net.loss_weight,
                                 level_index=lognormal_level_index(schedule.sigmas, len(b), r, p_mean, DEFAULTS["p_std"]))
-    log(f"training: {args.steps} steps, batch {DEFAULTS['batch']}, {len(schedule.sigmas)} levels "
+    log(f"training: {s.steps} steps, batch {DEFAULTS['batch']}, {len(schedule.sigmas)} levels "
         f"from sigma_1 = {schedule.sigmas[0]:.2f} to {schedule.sigmas[-1]:.2f}")
     t0 = time.time()
     lr = DEFAULTS["lr"]
     host = bk.name != "cupy"  # a GPU takes the whole batch at once; host cores share it in shards
     shards, threads = (DEFAULTS["shards"], min(DEFAULTS["threads"], os.cpu_count() or 1)) if host else (1, 1)
     try:
-        params, hist = train.fit(loss, net.params, bk.asarray(xtr), bk.rng(args.seed + 1), optimizer=train.adam(lr),
-                                 n_steps=args.steps, batch_size=DEFAULTS["batch"], desc="mnist",
+        params, hist = train.fit(loss, net.params, xtr, bk.rng(s.seed + 1), optimizer=train.adam(lr),
+                                 n_steps=s.steps, batch_size=DEFAULTS["batch"], desc="mnist",
                                  checkpoint_dir=state.checkpoint_dir, checkpoint_every=100,
-                                 progress_bar=not args.no_progress,
-                                 ema=state.ema(min(0.999, 1.0 - 10.0 / max(args.steps, 20))),
-                                 lr_schedule=fit_extras.cosine_schedule(lr, args.steps, warmup=min(100, args.steps // 10)),
+                                 progress_bar=s.progress, ema=state.ema(ema_decay(s.steps)),
+                                 lr_schedule=fit_extras.cosine_schedule(lr, s.steps, warmup=min(100, s.steps // 10)),
                                  shards=shards, threads=threads)
     except checkpoint.CheckpointError as e:
         raise state.refused(e) from None
     net.params = hist.get("ema_params", params)
     net.save(saved)
-    json.dump({"steps": args.steps}, open(done, "w"))
+    with open(done, "w") as f:
+        json.dump({"steps": s.steps}, f)
     return net, schedule, time.time() - t0
 
 
-def _sample(args, bk, net, schedule, xtr):
+def _sample(s, bk, net, schedule, xtr):
     r"""256 digits, then Tweedie's :math:`x+\sigma_N^2 s_\theta(x,\sigma_N)` clipped to [0, 1]:
 
     * ``--sampler reverse-diffusion`` (default): the VE reverse-diffusion chain (Song et al. 2021,
@@ -137,39 +182,38 @@ def _sample(args, bk, net, schedule, xtr):
     from ..samplers import annealed_langevin, reverse_diffusion
 
     lo, hi = float(schedule.sigmas[-1]), float(schedule.sigmas[0])
-    rng, shape = bk.rng(args.seed + 2), (N_SAMPLES, SIDE * SIDE)
+    rng, shape = bk.rng(s.seed + 2), (N_SAMPLES, SIDE * SIDE)
     t0 = time.time()
     sde = None
-    if args.sampler == "annealed":
-        if args.sde != "ve":
-            raise ValueError(f"--sde {args.sde} needs --sampler reverse-diffusion (annealed Langevin runs on levels)")
-        plan = ncsnv2_schedule(xtr[:2], sigma_min=lo, L=args.levels, T=args.steps_each, sigma_max=hi)
+    if s.sampler == "annealed":
+        if s.sde != "ve":
+            raise ValueError(f"--sde {s.sde} needs --sampler reverse-diffusion (annealed Langevin runs on levels)")
+        plan = ncsnv2_schedule(xtr[:2], sigma_min=lo, L=s.levels, T=s.steps_each, sigma_max=hi)
         x0 = bk.uniform(rng, shape).astype(net.dtype)
         h = DEFAULTS["step_boost"] * plan.step_size
         x, info = annealed_langevin(net.score_fn(), x0, plan.sigmas, h, plan.n_steps_each, rng,
-                                    final_denoise=True, progress=not args.no_progress)
+                                    final_denoise=True, progress=s.progress)
         settings = {"levels": len(plan.sigmas), "steps_each": plan.n_steps_each, "sampler_step_size": float(h)}
     else:
-        sig = karras_sigmas(onp.arange(args.levels), args.levels, lo, hi, rho=7.0)
+        sig = karras_sigmas(onp.arange(s.levels), s.levels, lo, hi, rho=7.0)
         x0 = (net.mean + hi * bk.normal(rng, shape, net.dtype)).astype(net.dtype)
-        sde = _sde(args, schedule)
+        sde = _sde(s, schedule)
         if sde is None:  # VE on the ladder itself (its discretisation, f = 0, G² = σ_i² − σ_{i+1}²)
-            x, info = reverse_diffusion(net.score_fn(), x0, sig, rng, final_denoise=True,
-                                        progress=not args.no_progress)
+            x, info = reverse_diffusion(net.score_fn(), x0, sig, rng, final_denoise=True, progress=s.progress)
         else:  # the same chain on the SDE's discretisation, at the times of the same levels
             ts = onp.minimum(sde.time_of_level(sig), 1.0)
             a0 = sde.marginal_coeffs(float(ts[0]))[0]
             x, info = reverse_diffusion(noise_conditional_score(net.score_fn(), sde), (a0 * x0).astype(net.dtype),
-                                        rng=rng, sde=sde, times=ts, final_denoise=True, progress=not args.no_progress)
+                                        rng=rng, sde=sde, times=ts, final_denoise=True, progress=s.progress)
         settings = {"levels": len(sig), "rho": 7.0}
     diverged = int(onp.asarray(bk.to_numpy(info["diverged"])).sum())
-    settings = {"sampler": args.sampler, **settings, "score_evaluations": int(info["n_steps"]) + 1}
+    settings = {"sampler": s.sampler, **settings, "score_evaluations": int(info["n_steps"]) + 1}
     if sde is not None:
-        settings.update(sde=args.sde, beta_min=sde.beta_min, beta_max=sde.beta_max)
+        settings.update(sde=s.sde, beta_min=sde.beta_min, beta_max=sde.beta_max)
     return onp.clip(bk.to_numpy(x), 0.0, 1.0).astype(onp.float64), settings, diverged, time.time() - t0
 
 
-def _sde(args, schedule):
+def _sde(s, schedule):
     r"""None for ``--sde ve`` (the σ-ladder), else the VP SDE whose level :math:`s(t)/a(t)` runs over
     the training schedule's range, reaching σ₁ at t = 1 (:meth:`refscore.sde.VPSDE.for_levels`):
     the trained σ-conditioned net is its score through :math:`x_t = a(t)(x_0+\sigma(t)z)` (Karras et
@@ -177,7 +221,7 @@ def _sde(args, schedule):
 
     .. math:: s(x,t) = s_\theta\big(x/a(t),\ \sigma(t)\big)/a(t)
     """
-    if getattr(args, "sde", "ve") == "ve":
+    if s.sde == "ve":
         return None
     from ..sde import VPSDE
 
@@ -202,7 +246,7 @@ def score_scale(net, x, sigmas, rng, bk):
     return out
 
 
-def _bits_per_dim(args, bk, net, schedule, xte):
+def _bits_per_dim(s, bk, net, schedule, xte):
     r"""Bits/dim of the first ``--bpd`` test digits (Hutchinson, one probe) and of the first
     ``--bpd-exact`` (exact trace) by the probability-flow ODE of ``--sde`` (VE, or VP between the
     times of the same levels) from σ_L to σ₁ of the training schedule, 256 levels (:math:`x = (k+u)/256`, offset 8): the likelihood of the data perturbed by
@@ -212,30 +256,31 @@ def _bits_per_dim(args, bk, net, schedule, xte):
     k = onp.rint(255 * xte).astype(int)  # the bytes: the test rows are k/255
     sig = (float(schedule.sigmas[-1]), float(schedule.sigmas[0]))
     out = {}
-    for key, n, exact in (("hutchinson", args.bpd, False), ("exact", args.bpd_exact, True)):
+    for key, n, exact in (("hutchinson", s.bpd, False), ("exact", s.bpd_exact, True)):
         if n > 0:
-            out[key] = measure_bits_per_dim(net.score_fn(), k[:n], 256, *sig, bk.rng(args.seed + 4),
+            out[key] = measure_bits_per_dim(net.score_fn(), k[:n], 256, *sig, bk.rng(s.seed + 4),
                                             dtype=net.dtype, exact=exact, trace_chunk=784 if exact else None,
-                                            sde=_sde(args, schedule))
+                                            sde=_sde(s, schedule))
     return out
 
 
-def _write(args, samples, xte, results):
+def _write(s, samples, xte, results):
     """The samples, the grid of 100 of them beside 100 real test digits, and ``results.json``."""
     from . import plots
 
-    onp.save(os.path.join(args.out, "mnist_samples.npy"), samples.reshape(-1, SIDE, SIDE))
-    real = xte[onp.random.default_rng(args.seed).choice(len(xte), min(100, len(xte)), replace=False)]
+    onp.save(os.path.join(s.out, "mnist_samples.npy"), samples.reshape(-1, SIDE, SIDE))
+    real = xte[onp.random.default_rng(s.seed).choice(len(xte), min(100, len(xte)), replace=False)]
     fig = plots.samples_beside_real(samples[:100], real, SIDE, (f"100 samples ({results['settings']['sampler']})",
                                                                        "100 real test digits"))
-    fig.savefig(os.path.join(args.out, "mnist_grid.png"), dpi=110)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
+    fig.savefig(os.path.join(s.out, "mnist_grid.png"), dpi=110)
+    with open(os.path.join(s.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
 
 
 def run_images(args):
     r"""Train (or resume), sample and judge; returns the exit status (0: every target met,
-    1: some missed). The pipeline (Song & Ermon 2019, 2020; Karras et al. 2022 preconditioning):
+    1: some missed). ``args``: the parsed command line, or an :class:`ImagesSettings`; the
+    settings are built from it once, here, and only they reach the work. The pipeline (Song & Ermon 2019, 2020; Karras et al. 2022 preconditioning):
 
     .. math:: \theta^\star = \arg\min_\theta \mathbb E_{i,x,z}\,\lambda(\sigma_i)\tfrac12
               \Big\|s_\theta(x+\sigma_i z,\sigma_i)+\frac{z}{\sigma_i}\Big\|^2,\qquad
@@ -244,50 +289,50 @@ def run_images(args):
     """
     from .. import backends
     from .images_state import check_arguments
-    from .tour.context import one_blas_thread
 
-    check_arguments(args)  # bad numbers and a missing scikit-learn: before any work
-    bk = backends.get(args.backend)
-    os.makedirs(args.out, exist_ok=True)
+    s = args if isinstance(args, ImagesSettings) else ImagesSettings.from_args(args)
+    check_arguments(s)  # bad numbers and a missing scikit-learn: before any work
+    bk = backends.get(s.backend)
+    os.makedirs(s.out, exist_ok=True)
     with one_blas_thread():  # small matrices: one BLAS thread is faster than two spinning for work
-        return _run(args, bk)
+        return _run(s, bk)
 
 
-def _run(args, bk):
+def _run(s, bk):
     """:func:`run_images` on backend ``bk``."""
     from .image_quality import Judge
     from .images_state import TrainingState, check_splits, run_settings
 
-    log = (lambda *a: None) if args.no_progress else (lambda m: print(m, flush=True))
+    log = (lambda m: print(m, flush=True)) if s.progress else (lambda *a: None)
     t_all = time.time()
-    state = TrainingState(args.out, run_settings(args, bk.name, DEFAULTS), args.steps)
+    state = TrainingState(s.out, run_settings(s, bk.name, DEFAULTS), s.steps)
     state.check()  # another run's --out, or fewer steps than it holds: refused before loading anything
-    xtr, ytr, xte, yte = _load(args, bk)
-    check_splits(xte, ytr, args.data or "make data's MNIST cache")
-    net, schedule, t_train = _train(args, bk, xtr, log, state)
-    samples, sampler, diverged, t_sample = _sample(args, bk, net, schedule, xtr)
+    xtr, ytr, xte, yte = _load(s)
+    check_splits(xte, ytr, s.data or "make data's MNIST cache")
+    net, schedule, t_train = _train(s, bk, bk.asarray(xtr), log, state)  # the training rows: to the device once
+    samples, sampler, diverged, t_sample = _sample(s, bk, net, schedule, xtr)
     t0 = time.time()
     sig = schedule.sigmas
-    scale = score_scale(net, bk.asarray(xte[:256]), sig[:: max(1, len(sig) // 6)], bk.rng(args.seed + 3), bk)
-    metrics = Judge(xtr, ytr, xte, seed=args.seed).measure(samples)
+    scale = score_scale(net, bk.asarray(xte[:256]), sig[:: max(1, len(sig) // 6)], bk.rng(s.seed + 3), bk)
+    metrics = Judge(xtr, ytr, xte, seed=s.seed).measure(samples)
     metrics["verdicts"]["no diverged chain"] = diverged == 0
     metrics["passed"] = all(metrics["verdicts"].values())
     t_bpd = time.time()
-    bpd = _bits_per_dim(args, bk, net, schedule, xte)
+    bpd = _bits_per_dim(s, bk, net, schedule, xte)
     t_bpd = time.time() - t_bpd
     results = {"metrics": metrics, "diverged_chains": diverged, "score_norm_over_sqrt_d_per_sigma": scale,
                "bits_per_dim": bpd, "seconds": {"train": t_train, "sample": t_sample,
                                                 "judge": time.time() - t0 - t_bpd, "bits_per_dim": t_bpd,
                                                 "total": time.time() - t_all},
-        "settings": {**DEFAULTS, "steps": args.steps, **sampler, "train_levels": len(schedule.sigmas), "sigma_max": float(schedule.sigmas[0]),
-                     "sigma_min": float(schedule.sigmas[-1]), "seed": args.seed, "backend": bk.name,
+        "settings": {**DEFAULTS, "steps": s.steps, **sampler, "train_levels": len(schedule.sigmas), "sigma_max": float(schedule.sigmas[0]),
+                     "sigma_min": float(schedule.sigmas[-1]), "seed": s.seed, "backend": bk.name,
                      "n_train": len(xtr), "n_test": len(xte), "cpu_count": os.cpu_count()}}
-    _write(args, samples, xte, results)
+    _write(s, samples, xte, results)
     for name, ok in metrics["verdicts"].items():
         log(f"  {'met   ' if ok else 'MISSED'} {name}")
     for key, r in bpd.items():
         se = "" if r["se"] is None else f" ± {r['se']:.3f}"
         log(f"bits/dim ({key}, {r['n']} test digits): {r['mean']:.3f}{se} ({r['nfev']} ODE evaluations)")
     log(f"KID {metrics['kid']:.4g} (real vs real {metrics['kid_real_vs_real']:.3g}, class means "
-        f"{metrics['kid_class_means']:.4g}); total {results['seconds']['total']:.0f} s; wrote {args.out}")
+        f"{metrics['kid_class_means']:.4g}); total {results['seconds']['total']:.0f} s; wrote {s.out}")
     return 0 if metrics["passed"] else 1

@@ -30,8 +30,8 @@ SETTINGS_FILE = "mnist_run.json"
 MIN_TEST = 4
 
 
-def _count(args, attr, flag, minimum):
-    value = getattr(args, attr, None)
+def _count(settings, attr, flag, minimum):
+    value = getattr(settings, attr, None)
     if value is None:
         return
     if minimum == 0:  # --bpd 0 is documented as "skip"; a negative count is a mistake, not a skip
@@ -43,8 +43,9 @@ def _count(args, attr, flag, minimum):
         check_positive_int(value, flag, minimum=minimum)
 
 
-def check_arguments(args):
-    r"""Refuse bad numbers before any work, each named with its value and rule: ``--steps`` >= 1,
+def check_arguments(settings):
+    r"""Refuse bad numbers of ``settings`` (an :class:`~refscore.apps.images_cli.ImagesSettings`, or
+    anything with its attributes) before any work, each named with its value and rule: ``--steps`` >= 1,
     ``--levels`` >= 2, ``--steps-each`` >= 1, ``--bpd`` and ``--bpd-exact`` >= 0 (0: skip); and
     a missing scikit-learn (the judge's classifier), which is needed only after training.
 
@@ -52,7 +53,7 @@ def check_arguments(args):
     """
     for attr, flag, minimum in (("steps", "--steps", 1), ("levels", "--levels", 2), ("steps_each", "--steps-each", 1),
                                 ("bpd", "--bpd", 0), ("bpd_exact", "--bpd-exact", 0)):
-        _count(args, attr, flag, minimum)
+        _count(settings, attr, flag, minimum)
     if importlib.util.find_spec("sklearn") is None:
         raise ImportError('refscore images judges its samples with a scikit-learn classifier, and scikit-learn is '
                           'not installed: pip install "refscore[data]" (checked before training)')
@@ -77,15 +78,16 @@ def check_splits(xte, ytr, source):
 TRAINING_KEYS = ("channels", "batch", "lr", "global_width", "p_median", "p_std", "shards", "film")
 
 
-def run_settings(args, backend, defaults):
+def run_settings(settings, backend, defaults):
     r"""The settings that determine the trained network (not the sampler's, not ``--steps``,
-    which may grow): seed, data folder (absolute; None for ``make data``'s cache), backend and
-    the training constants :data:`TRAINING_KEYS` of ``defaults``.
+    which may grow): of ``settings`` (an :class:`~refscore.apps.images_cli.ImagesSettings`) the
+    seed and data folder (absolute; None for ``make data``'s cache), the backend's name and the
+    training constants :data:`TRAINING_KEYS` of ``defaults``.
 
     .. math:: \text{settings} = (\text{seed}, \text{data}, \text{backend}, \text{training constants})
     """
-    data = None if args.data is None else os.path.abspath(os.fspath(args.data))
-    return {"seed": args.seed, "data": data, "backend": backend, **{k: defaults[k] for k in TRAINING_KEYS}}
+    data = None if settings.data is None else os.path.abspath(os.fspath(settings.data))
+    return {"seed": settings.seed, "data": data, "backend": backend, **{k: defaults[k] for k in TRAINING_KEYS}}
 
 
 class TrainingState:

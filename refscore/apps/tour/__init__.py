@@ -19,7 +19,8 @@ import time
 from ... import backends
 from ..report import Report
 from .basics import ebm_section, noise_scales_section, objectives_section, score_section
-from .context import TourContext, one_blas_thread
+from ..digits_common import one_blas_thread
+from .context import TourContext
 from .diffusion import diffusion_section, questions_section
 from .images import images_section
 from .sampling import sampling_section, tweedie_section

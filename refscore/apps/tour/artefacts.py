@@ -7,8 +7,10 @@ from ... import datasets, losses
 from ...models import nn
 from ...training import train
 from ...energies import MLPEnergy
+from ..._deprecation import moved
+from .. import digits_common
 
-__all__ = ["ring", "ring_data", "energy_model", "ncsn_model", "ema_decay"]
+__all__ = ["ring", "ring_data", "energy_model", "ncsn_model"]
 
 HIDDEN, NCSN_HIDDEN = (64, 64), (128, 128)
 # the noise-conditional net's activation. With softplus, only 75% of the annealed-Langevin samples
@@ -77,18 +79,9 @@ def _train_ncsn(ctx):
     steps = ctx.size("ncsn_steps")
     ctx.log(f"  training the noise-conditional net ({len(sigmas)} levels, {steps} steps)")
     params, hist = train.fit(loss, net.params, data, ctx.rng("train NCSN"), n_steps=steps, batch_size=256,
-                             desc="NCSN", optimizer=train.adam(3e-3), ema=ema_decay(steps))
+                             desc="NCSN", optimizer=train.adam(3e-3), ema=digits_common.ema_decay(steps))
     net.params = hist.get("ema_params", params)
     return net, schedule, hist["loss"]
-
-
-def ema_decay(n_steps):
-    r"""EMA decay for a run of ``n_steps``: averages over about the last tenth of the run, at most
-    1000 steps (Song & Ermon 2020 use 0.999):
-
-    .. math:: \beta = \min(0.999,\ 1 - 10/n)
-    """
-    return min(0.999, 1.0 - 10.0 / max(n_steps, 20))
 
 
 def ncsn_model(ctx):
@@ -101,3 +94,6 @@ def ncsn_model(ctx):
               \quad\text{(Song \& Ermon 2019, eq. 6)}
     """
     return ctx.once("NCSN", _train_ncsn)
+
+
+__getattr__ = moved(__name__, {"ema_decay": ("refscore.apps.digits_common.ema_decay", digits_common.ema_decay)})

@@ -4,14 +4,16 @@ use, from its own random generator — so a section's numbers do not depend on w
 first, and a section's figures land under its own heading whatever was computed before it."""
 from __future__ import annotations
 
-import contextlib
 import time
 import zlib
 
 import numpy as onp
 
+from ..._deprecation import moved
+from .. import digits_common
 
-__all__ = ["TourContext", "SIZES", "one_blas_thread"]
+
+__all__ = ["TourContext", "SIZES"]
 
 # (full, quick) sizes; quick keeps the whole tour under a minute. ncsn_steps: the ring's swish
 # noise-conditional net, annealed-Langevin samples within 3 std of a mode (seed 0): 2000 steps
@@ -68,15 +70,5 @@ class TourContext:
         return self._cache[name]
 
 
-@contextlib.contextmanager
-def one_blas_thread():
-    """The tour's matrices are small (batches of 128-256 rows, widths <= 384): one BLAS thread
-    does them faster than several threads spinning for work, and halves the CPU time on 2 cores.
-    Uses threadpoolctl where installed (scikit-learn brings it), else changes nothing."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
+__getattr__ = moved(__name__, {"one_blas_thread": ("refscore.apps.digits_common.one_blas_thread",
+                                                     digits_common.one_blas_thread)})

@@ -7,25 +7,17 @@ import os
 
 import numpy as onp
 
-from ... import datasets, losses, samplers
+from ... import datasets, samplers
 from ...models import nn
-from ...training import fit_extras, train
 from .. import plots
-from .artefacts import ema_decay
+from ..digits_common import DIGITS_BATCH, DIGITS_LR, DIGITS_SIGMA_MIN, fit_digits_net
 from ..report import Table
 
 __all__ = ["images_section", "digit_quality", "nn_distance", "digits_over_seeds"]
 
-N_SAMPLES, SIDE, HIDDEN = 64, 8, (384, 384)
-# Adam's peak rate under a cosine decay with a short linear warm-up: the decay to zero lets the
-# last thousand steps settle, which raised the classifier's confidence of the samples from 0.83
-# (a constant 2e-3) to 0.87 at the same cost, with the sampler below, over several sampling seeds
-LR, WARMUP = 3e-3, 200
-# examples per step: 256 instead of 128 halves the variance of the one-level-per-example gradient;
-# over 10 sampling seeds of one trained net, the classifier's confidence went from mean 0.851 (min 0.818)
-# to 0.863 (min 0.848) at the same 6000 steps (10000 steps at 128 gave 0.864, min 0.821; 4000 at 256
-# with the 4x step below 0.856, min 0.832). It costs CPU: the section took 63 s instead of 38 s
-BATCH = 256
+N_SAMPLES, SIDE = 64, 8
+# the net's recipe (width, Adam's rate and warm-up, batch) is shared with the bits/dim tables:
+# refscore.apps.digits_common
 # the sampler's step is this multiple of technique 4's ε for T steps per level: technique 4 sets
 # the chain's variance right for a perfect Gaussian score; with the learned score, steps three
 # times larger mix better within T = 20 (confidence 0.83 -> 0.87, NN ratio 1.04 -> 1.00 on five
@@ -49,17 +41,14 @@ def _digits(ctx):
 
 def _train(ctx):
     r"""The noise-conditional net trained on the digits at technique 2's levels (12 in quick),
-    one level per example, Adam with a cosine-decayed rate, EMA of the parameters."""
+    one level per example, Adam with a cosine-decayed rate, EMA of the parameters
+    (:func:`refscore.apps.digits_common.fit_digits_net`)."""
     xtr = _digits(ctx)[0]
-    schedule = nn.ncsnv2_schedule(xtr, sigma_min=0.02, L=None if not ctx.quick else ctx.size("digits_levels"))
-    net = nn.NoiseConditionalScoreNet(64, HIDDEN, rng=ctx.rng("init digits net"), activation="swish", data=xtr)
-    loss = lambda p, b, r: losses.ncsn(net.score_fn(p), b, schedule.sigmas, r, levels="sample")
+    schedule = nn.ncsnv2_schedule(xtr, sigma_min=DIGITS_SIGMA_MIN, L=None if not ctx.quick else ctx.size("digits_levels"))
     steps = ctx.size("digits_steps")
     ctx.log(f"  training the digits net ({len(schedule.sigmas)} levels, {steps} steps)")
-    params, hist = train.fit(loss, net.params, ctx.dev(xtr), ctx.rng("train digits"), n_steps=steps,
-                             batch_size=BATCH, desc="digits", optimizer=train.adam(LR), ema=ema_decay(steps),
-                             lr_schedule=fit_extras.cosine_schedule(LR, steps, warmup=min(WARMUP, steps // 10)))
-    net.params = hist.get("ema_params", params)
+    net, hist = fit_digits_net(xtr, schedule, ctx.rng("init digits net"), ctx.rng("train digits"), steps,
+                               data=ctx.dev(xtr))
     return net, schedule, hist["loss"]
 
 
@@ -162,7 +151,7 @@ def images_section(ctx):
     cpu = time.process_time() - cpu0
     R.table(_quality_table(q))
     R.text(f"A noise-conditional net (two swish hidden layers of 384) is trained on {len(xtr)} digits for "
-           f"{len(curve)} steps of {BATCH} examples (Adam, rate {LR} with cosine decay), one noise level per "
+           f"{len(curve)} steps of {DIGITS_BATCH} examples (Adam, rate {DIGITS_LR} with cosine decay), one noise level per "
            f"example over "
            f"{len(schedule.sigmas)} levels from σ₁ = {float(schedule.sigmas[0]):.2f} to "
            f"σ_L = {float(schedule.sigmas[-1]):.3f}; 64 digits are drawn by annealed Langevin over "
@@ -187,7 +176,8 @@ def digits_over_seeds(n_seeds=10, seed=0, backend=None, quick=False):
     tour's own sample). Returns a dict of host floats and the list ``confidences``.
     """
     from ... import backends
-    from .context import TourContext, one_blas_thread
+    from ..digits_common import one_blas_thread
+    from .context import TourContext
 
     ctx = TourContext(backends.get(backend), seed, quick, None, ".")
     xtr, ytr, xte, _ = _digits(ctx)
