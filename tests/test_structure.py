@@ -30,7 +30,9 @@ _COMPAT = [("refscore.nn", n, f"refscore.models.nn.{n}")
     for n in ("tree_map", "tree_leaves")] + [
     ("refscore.training.shards", "UniqueTraceStack", "refscore.backends.autograd_patches.UniqueTraceStack"),
     ("refscore.training.shards", "thread_safe_traces", "refscore.backends.autograd_patches.install"),
-    ("refscore.diffusion", "flow_bits_per_dim", "refscore.sde.flow_bits_per_dim")]
+    ("refscore.diffusion", "flow_bits_per_dim", "refscore.sde.flow_bits_per_dim"),
+    ("refscore.apps.tour.artefacts", "ema_decay", "refscore.apps.digits_common.ema_decay"),
+    ("refscore.apps.tour.context", "one_blas_thread", "refscore.apps.digits_common.one_blas_thread")]
 
 
 @pytest.mark.parametrize("module, name, new", _COMPAT, ids=lambda v: str(v))

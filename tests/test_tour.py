@@ -101,18 +101,6 @@ def test_context_rng_does_not_depend_on_order(tmp_path):
     assert calls == [1]
 
 
-@pytest.mark.parametrize("module, name", [("refscore.apps.tour.artefacts", "ema_decay"),
-                                          ("refscore.apps.tour.context", "one_blas_thread")])
-def test_moved_tour_helpers_warn_naming_their_home_and_are_the_same_object(module, name):
-    import importlib
-
-    from refscore.apps import digits_common
-
-    with pytest.warns(DeprecationWarning, match=f"refscore.apps.digits_common.{name}"):
-        old = getattr(importlib.import_module(module), name)
-    assert old is getattr(digits_common, name)
-
-
 def test_ema_decay_averages_over_a_tenth_of_the_run_at_most_a_thousand_steps():
     from refscore.apps.digits_common import ema_decay
 
