@@ -120,11 +120,19 @@ def _accept(fault, log_u, log_r):
     return log_u < log_r
 
 
+def _noise(rng, shape, memory=None):
+    """Fresh noise, or (``memory`` given: the reused-noise fault) the noise drawn at the first call."""
+    if memory is None:
+        return rng.standard_normal(shape)
+    if shape not in memory:
+        memory[shape] = rng.standard_normal(shape)
+    return memory[shape]
+
+
 def _ula(fault, memory):
     def step(x, h, rng, target):
         x = onp.asarray(x, dtype=float)
-        z = memory.setdefault("z", rng.standard_normal(x.shape)) if fault == "reused noise" else \
-            rng.standard_normal(x.shape)
+        z = _noise(rng, x.shape, memory if fault == "reused noise" else None)
         noise = {"noise ∝ h": 2.0 * h, "noise variance h": math.sqrt(h)}.get(fault, math.sqrt(2.0 * h))
         return x + (-h if fault == "drift sign" else h) * target.score(x) + noise * z
     return step
@@ -152,8 +160,7 @@ def reference_sampler(mode, fault=None, propose=None, log_q=None):
         if mode == "mh":
             y, drift = onp.asarray(propose(x, h, rng, target), dtype=float), x
         else:
-            z = rng.standard_normal(x.shape)
-            z = memory.setdefault("z", z) if fault == "reused noise" else z
+            z = _noise(rng, x.shape, memory if fault == "reused noise" else None)
             drift = x + h * s_x if mode == "mala" else x
             y = drift + (2.0 * h if fault == "noise ∝ h" else math.sqrt(2.0 * h) if mode == "mala" else h) * z
         lp_y = target.log_prob(y)

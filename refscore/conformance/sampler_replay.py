@@ -209,6 +209,14 @@ def _first_difference(got, ref, rtol, atol):
             f" ({len(onp.unique(bad[:, 1]))}/{ref.shape[1]} chains differ)")
 
 
+def _moved_without_noise(case, got, rng):
+    r"""A step that moved chains without drawing any noise from ``rng`` that step (its noise was kept
+    from an earlier step or an earlier call: the "reused noise" fault)."""
+    before = onp.concatenate([case["x0"][None], got[:-1]])
+    moved = onp.any(got != before, axis=(1, 2))
+    return any(m and draws[0] == 0 for m, draws in zip(moved, rng.draws))
+
+
 def check_sampler_step(step, mode, rtol=1e-7, atol=1e-10, min_share=1.0, gauss_only=False):
     r"""Run ``step`` on every exact step case of ``mode`` and compare it with the reference step and
     with each known fault fed the same :math:`z, u`. ``min_share``: the share of chains that must
@@ -225,20 +233,26 @@ def check_sampler_step(step, mode, rtol=1e-7, atol=1e-10, min_share=1.0, gauss_o
     if mode == "mh" and (propose is None or log_q is None):
         raise ValueError("mode 'mh' replays the user's own proposal: give the step function the attributes "
                          "step.propose(x, h, rng, target) and step.log_q(to, given, h, target)")
-    rows, notes = [], set()
+    rows, notes, runs = [], set(), []
     for case in step_cases(mode, gauss_only):
         got, rng = run_step_on_case(step, case)
-        ref = step_reference(case, None, propose, log_q)
-        ok = bool(_chains_matching(got, ref, rtol, atol).all())
-        faults = [] if ok else [f for f in faults_of_mode(mode) if
-                                _chains_matching(got, step_reference(case, f, propose, log_q), rtol, atol).mean()
-                                >= min_share]
-        rows.append((case["name"], ok, faults, "" if ok else _first_difference(got, ref, rtol, atol)))
+        runs.append((case, got, rng))
         if rng.unscripted:
             notes.add(f"the step called rng.{', rng.'.join(sorted(rng.unscripted))}: only standard_normal, normal, "
                       "uniform and random are scripted, so its draws could not be replayed")
         if rng.overdrawn:
             notes.add("the step drew more numbers than one step's z and u: the extra came from a generator")
+    drew = any(t[0] > 0 for _, _, rng in runs for t in rng.draws)  # it draws its noise from rng, at least once
+    for case, got, rng in runs:
+        ref = step_reference(case, None, propose, log_q)
+        ok = bool(_chains_matching(got, ref, rtol, atol).all())
+        faults = [] if ok else [f for f in faults_of_mode(mode) if
+                                _chains_matching(got, step_reference(case, f, propose, log_q), rtol, atol).mean()
+                                >= min_share]
+        if not ok and drew and "reused noise" in faults_of_mode(mode) and "reused noise" not in faults and \
+                _moved_without_noise(case, got, rng):
+            faults.append("reused noise")
+        rows.append((case["name"], ok, faults, "" if ok else _first_difference(got, ref, rtol, atol)))
     title = f"exact {mode.upper()} step: {len(rows)} cases x {N_STEPS} steps x {N_CHAINS} chains (fixed z, u)"
     return StepReport(title, rows, sorted(notes))
 

@@ -218,7 +218,11 @@ class ExactnessReport:
         for target, test, p, worst, ok in self.rows:
             lines.append(f"{target:<9} {test:<22} {p:>9.2e} {self.level:>8.1e}  {worst[:32]:<32} "
                          + ("pass" if ok else "FAIL"))
-        if self.replay is not None:
+        if self.replay is not None and (self.replay.passed or not self.replay.named):
+            lines.append("exact replay (fixed z, u): " + ("matches the reference step on every case" if
+                                                         self.replay.passed else "differs from the reference step"))
+            lines += [f"note: {n}" for n in self.replay.notes]
+        elif self.replay is not None:
             lines += ["", str(self.replay)]
         lines += [f"note: {n}" for n in self.notes]
         verdict = "all pass" if self.passed else "NOT exact"
