@@ -35,18 +35,20 @@ STEP_CASES = {
 N_CHAINS, N_STEPS = 12, 6
 
 
-class ScriptedRng:
-    r"""A stand-in for ``numpy.random.Generator`` that serves fixed numbers: per step ``t`` (after
+class ScriptedRng(onp.random.Generator):
+    r"""A ``numpy.random.Generator`` that serves fixed numbers: per step ``t`` (after
     :meth:`next_step`), ``standard_normal``/``normal`` read :math:`z_t` and ``uniform``/``random``
-    read :math:`u_t`, from a cursor, in the shapes asked for. Other methods fall through to a
-    real generator and are recorded in ``unscripted`` (the replay is then inconclusive).
+    read :math:`u_t`, from a cursor, in the shapes asked for. Other draws (``integers``,
+    ``exponential``, …) come from its own bit generator and are recorded in ``unscripted`` (the
+    replay is then inconclusive).
 
     .. math:: \texttt{normal}(\mu, \sigma, \text{size}) = \mu + \sigma\,z_t[\text{cursor} : \text{cursor}+|\text{size}|]
     """
 
     def __init__(self, z, u, seed=0):
+        super().__init__(onp.random.PCG64(seed))
         self._z, self._u = onp.asarray(z, dtype=float), onp.asarray(u, dtype=float)
-        self._backing = onp.random.default_rng(seed)
+        self._backing = onp.random.default_rng(seed + 1)
         self.t, self.unscripted, self.overdrawn = -1, set(), False
         self.draws = []  # per step: [normal values used, uniform values used]
 
@@ -71,7 +73,8 @@ class ScriptedRng:
 
     def standard_normal(self, size=None, dtype=None, out=None):
         """:math:`z_t` values in the shape ``size``."""
-        return self._serve("normal", size)
+        v = self._serve("normal", size)
+        return v if dtype is None or onp.isscalar(v) else v.astype(dtype)
 
     def normal(self, loc=0.0, scale=1.0, size=None):
         """:math:`\\text{loc} + \\text{scale}\\cdot z_t`."""
@@ -83,13 +86,23 @@ class ScriptedRng:
 
     def random(self, size=None, dtype=None, out=None):
         """:math:`u_t` values in the shape ``size``."""
-        return self._serve("uniform", size)
+        v = self._serve("uniform", size)
+        return v if dtype is None or onp.isscalar(v) else v.astype(dtype)
 
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
+
+
+def _recorded(name):
+    def draw(self, *args, **kwargs):
         self.unscripted.add(name)
-        return getattr(self._backing, name)
+        return getattr(self._backing, name)(*args, **kwargs)
+    draw.__doc__ = f"``{name}`` from a real generator, recorded as unscripted."
+    return draw
+
+
+for _name in ("integers", "exponential", "standard_exponential", "choice", "permutation", "shuffle", "bytes",
+              "spawn", "gamma", "standard_gamma", "binomial", "multivariate_normal", "laplace", "logistic",
+              "standard_t", "standard_cauchy"):
+    setattr(ScriptedRng, _name, _recorded(_name))
 
 
 def position_of(state):
