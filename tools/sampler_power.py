@@ -7,7 +7,8 @@ is deterministic and run once per fault), and prints a markdown table: the share
 each test rejects at its Bonferroni level, and the share on which the whole run fails
 (family-wise alpha = 0.01). CPU seconds per run are measured too.
 
-    .venv/bin/python tools/sampler_power.py --faulty 100 --correct 200 --jobs 2 --out power.json
+    .venv/bin/python tools/sampler_power.py --faulty 100 --correct 200 --jobs 2 --jsonl power.jsonl
+    .venv/bin/python tools/sampler_power.py --summarize --jsonl power.jsonl     # the table again
 """
 from __future__ import annotations
 
@@ -68,41 +69,50 @@ def replay_names(mode, fault):
     return report.passed if fault is None else (fault in report.named)
 
 
+def summarize(records):
+    """The markdown table from the per-run records (dicts written one a line by ``--jsonl``)."""
+    summary = {}
+    for rec in records:
+        row = summary.setdefault((rec["mode"], rec["fault"]), {"n": 0, "fail": 0, "cpu": [],
+                                                              **{t: 0 for t in rec["failed"]}})
+        row["n"] += 1
+        row["fail"] += rec["any"]
+        row["cpu"].append(rec["cpu"])
+        for t, f in rec["failed"].items():
+            row[t] += f
+    cols = TESTS + ("finite positions",)
+    head = "| mode | step | seeds | " + " | ".join(cols) + " | any test | replay | CPU s/run |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for (mode, fault), row in summary.items():
+        rep = replay_names(mode, fault)
+        cells = [f"{row[t] / row['n']:.2f}" for t in cols]
+        label = "correct (false alarms)" if fault is None else fault
+        rep_text = ("matches reference" if rep else "MISMATCH") if fault is None else ("named" if rep else "not named")
+        lines.append(f"| {mode} | {label} | {row['n']} | " + " | ".join(cells) +
+                     f" | {row['fail'] / row['n']:.2f} | {rep_text} | {np.mean(row['cpu']):.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--faulty", type=int, default=100, help="seeds per fault")
     ap.add_argument("--correct", type=int, default=200, help="seeds per correct sampler")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--modes", default="mala,ula,rwmh,mh")
-    ap.add_argument("--out", default=None, help="write the raw counts as JSON")
+    ap.add_argument("--jsonl", default="sampler_power.jsonl", help="one record a run, appended as each finishes")
+    ap.add_argument("--summarize", action="store_true", help="only print the table from --jsonl")
     args = ap.parse_args(argv)
-    modes = args.modes.split(",")
-    table = faults_by_mode()
-    jobs = [(m, f, s) for m in modes for f in table[m] for s in range(args.correct if f is None else args.faulty)]
-    with multiprocessing.Pool(args.jobs) as pool:
-        results = pool.map(one_run, jobs, chunksize=4)
-    summary = {}
-    for mode, fault, seed, failed, any_fail, cpu in results:
-        row = summary.setdefault((mode, fault), {"n": 0, "fail": 0, "cpu": [], **{t: 0 for t in failed}})
-        row["n"] += 1
-        row["fail"] += any_fail
-        row["cpu"].append(cpu)
-        for t, f in failed.items():
-            row[t] += f
-    cols = TESTS + ("finite positions",)
-    head = "| mode | step | seeds | " + " | ".join(cols) + " | any test | replay | CPU s/run |"
-    print(head + "\n|" + "---|" * (head.count("|") - 1))
-    for (mode, fault), row in summary.items():
-        rep = replay_names(mode, fault)
-        cells = [f"{row[t] / row['n']:.2f}" for t in cols]
-        label = "correct (false alarms)" if fault is None else fault
-        rep_text = ("matches reference" if rep else "MISMATCH") if fault is None else ("named" if rep else "not named")
-        print(f"| {mode} | {label} | {row['n']} | " + " | ".join(cells) +
-              f" | {row['fail'] / row['n']:.2f} | {rep_text} | {np.mean(row['cpu']):.2f} |")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump([{"mode": m, "fault": fa, **{k: v for k, v in r.items() if k != "cpu"},
-                        "cpu_mean": float(np.mean(r["cpu"]))} for (m, fa), r in summary.items()], f, indent=1)
+    if not args.summarize:
+        table = faults_by_mode()
+        jobs = [(m, f, s) for m in args.modes.split(",") for f in table[m]
+                for s in range(args.correct if f is None else args.faulty)]
+        with multiprocessing.Pool(args.jobs) as pool, open(args.jsonl, "a") as out:
+            for mode, fault, seed, failed, any_fail, cpu in pool.imap(one_run, jobs, chunksize=2):
+                out.write(json.dumps({"mode": mode, "fault": fault, "seed": seed, "failed": failed,
+                                      "any": any_fail, "cpu": cpu}) + "\n")
+                out.flush()
+    with open(args.jsonl) as f:
+        print(summarize(json.loads(line) for line in f))
     return 0
 
 
