@@ -282,3 +282,13 @@ def test_cli_passes_a_correct_rwmh_and_names_a_fault(adapter, capsys):
     assert cli_main(["conformance", "sampler", "mala-step", f"{adapter}:swapped"]) == 1
     assert "every failing case matches known fault: swapped proposal densities" in capsys.readouterr().out
     assert cli_main(["conformance", "sampler", "mh-step", f"{adapter}:mh_ok"]) == 0
+
+
+def test_the_docs_example_runs():
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "conformance.md").read_text()
+    section = text[text.index("## Sampler exactness"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "conformance.md[sampler exactness]", "exec"), {})

@@ -51,9 +51,9 @@ SAMPLER_FAULTS = {f.name: f for f in (
                  "log α = log π(y) − log π(x) for a proposal with q(y|x) ≠ q(x|y)", "Hastings (1970)"),
     SamplerFault("density variance h", ("mala",),
                  "log q = −‖y − x − h s‖²/(2h): variance h in the density while the move adds √(2h) z",
-                 "refscore langevin_step / mala_log_ratio faults"),
+                 ""),
     SamplerFault("reverse density at the current gradient", ("mala",),
-                 "q(x|y) built with s(x) instead of s(y)", "refscore mala_log_ratio faults"),
+                 "q(x|y) built with s(x) instead of s(y)", ""),
     SamplerFault("τ∇ drift, 4τ denominator", ("mala",),
                  "the move is x + (τ/2)∇log π + √τ z (τ = 2h) but the density uses drift τ∇log π and "
                  "denominator 4τ", "bat/BAT.jl #532"),
@@ -80,7 +80,8 @@ SAMPLER_FAULTS = {f.name: f for f in (
                  "x += h·s(x) in place before the noise is added: a rejected chain returns x + h s(x), not x", ""),
     SamplerFault("one uniform for all chains", _MH, "one u shared by every chain: exact per chain, chains correlated",
                  ""),
-    SamplerFault("reused noise", ("mala", "ula", "rwmh"), "the same z at every step (noise drawn once, or a key never split)", ""),
+    SamplerFault("reused noise", ("mala", "ula", "rwmh"),
+                 "the same z at every step (noise drawn once, or a key never split)", ""),
 )}
 
 

@@ -24,7 +24,8 @@ from scipy import integrate
 
 from .._validation import check_positive, check_positive_int
 
-__all__ = ["check_sampler", "check_sampler_exactness", "ExactnessReport", "takes_target", "DEFAULT_H", "mala_acceptance_gaussian", "ula_stationary_variance", "SamplerReport"]
+__all__ = ["check_sampler", "check_sampler_exactness", "ExactnessReport", "takes_target", "DEFAULT_H",
+           "mala_acceptance_gaussian", "ula_stationary_variance", "SamplerReport"]
 
 
 def ula_stationary_variance(h):
