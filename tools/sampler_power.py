@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import sys
 import time
 
@@ -103,9 +104,12 @@ def main(argv=None):
     ap.add_argument("--summarize", action="store_true", help="only print the table from --jsonl")
     args = ap.parse_args(argv)
     if not args.summarize:
-        table = faults_by_mode()
+        table, done = faults_by_mode(), set()
+        if os.path.exists(args.jsonl):  # resume: the runs already recorded are not run again
+            with open(args.jsonl) as f:
+                done = {(r["mode"], r["fault"], r["seed"]) for r in map(json.loads, f)}
         jobs = [(m, f, s) for m in args.modes.split(",") for f in table[m]
-                for s in range(args.correct if f is None else args.faulty)]
+                for s in range(args.correct if f is None else args.faulty) if (m, f, s) not in done]
         with multiprocessing.Pool(args.jobs) as pool, open(args.jsonl, "a") as out:
             for mode, fault, seed, failed, any_fail, cpu in pool.imap(one_run, jobs, chunksize=2):
                 out.write(json.dumps({"mode": mode, "fault": fault, "seed": seed, "failed": failed,

@@ -103,34 +103,30 @@ def _rank_among(value, others, rng):
     return below + onp.floor(rng.uniform(size=below.shape) * (ties + 1)).astype(int)
 
 
-def _moments_test(paths, law, groups):
-    f = law.moments(paths[:, 1:].reshape(-1, paths.shape[-1])).reshape(paths[:, 1:].shape[:-1] + (-1,))
-    return _batch_t(_group_means(f, groups), law.moment_names, law.expected)
+def _moments_test(f, law, groups):
+    return _batch_t(_group_means(f[:, 1:], groups), law.moment_names, law.expected)
 
 
-def _sbc_test(paths, law, n_exact, rng):
-    n = paths.shape[2]
-    fx = law.moments(paths[0, -1])
+def _sbc_test(f, law, n_exact, rng):
+    n = f.shape[2]
     fy = law.moments(law.draw(rng, n * n_exact)).reshape(n, n_exact, -1)
-    return _chi2_ranks(_rank_among(fx, fy, rng), n_exact + 1, law.moment_names)
+    return _chi2_ranks(_rank_among(f[0, -1], fy, rng), n_exact + 1, law.moment_names)
 
 
-def _gandy_scott_test(paths, law, rng):
-    steps, n = paths.shape[1] - 1, paths.shape[2]
-    f = law.moments(paths.reshape(-1, paths.shape[-1])).reshape(paths.shape[:-1] + (-1,))  # (2, T+1, n, m)
+def _gandy_scott_test(f, law, rng):
+    steps, n = f.shape[1] - 1, f.shape[2]
     seq = onp.concatenate([f[1, ::-1], f[0, 1:]], axis=0)  # (2T+1, n, m): x^b_T..x^b_1, x0, x^f_1..x^f_T
     j = rng.integers(0, steps + 1, size=n)
     idx = (steps - j)[None, :] + onp.arange(steps + 1)[:, None]  # window of T+1 states holding x0 at J
-    window = onp.take_along_axis(seq, idx[:, :, None], axis=0)  # (T+1, n, m)
-    full = onp.moveaxis(window, 0, 1)  # (n, T+1, m); x0 sits at position J
+    full = onp.moveaxis(onp.take_along_axis(seq, idx[:, :, None], axis=0), 0, 1)  # (n, T+1, m); x0 at J
     keep = onp.arange(steps + 1)[None, :] != j[:, None]
     others = full[keep].reshape(n, steps, -1)
     return _chi2_ranks(_rank_among(f[0, 0], others, rng), steps + 1, law.moment_names)
 
 
-def _pair_statistics(x, y, law):
+def _pair_statistics(x, y, df, law):
     d = x.shape[-1]
-    cols = [law.moments(y) - law.moments(x)]
+    cols = [df]
     names = [f"E[{m}(x') − {m}(x)]" for m in law.moment_names]
     for j in range(d):
         cols.append((x[:, j] * y[:, j] ** 2 - y[:, j] * x[:, j] ** 2)[:, None])
@@ -141,10 +137,10 @@ def _pair_statistics(x, y, law):
     return onp.concatenate(cols, 1), names
 
 
-def _detailed_balance_test(paths, law, groups):
+def _detailed_balance_test(paths, f, law, groups):
     two, t1, n, d = paths.shape
     x, y = paths[:, :-1].reshape(-1, d), paths[:, 1:].reshape(-1, d)
-    a, names = _pair_statistics(x, y, law)
+    a, names = _pair_statistics(x, y, (f[:, 1:] - f[:, :-1]).reshape(len(x), -1), law)
     return _batch_t(_group_means(a.reshape(two * (t1 - 1), n, -1), groups), names)
 
 
@@ -179,8 +175,9 @@ def exactness_tests(paths, law, groups, rng, n_exact=9):
 
 
 def _all_tests(paths, law, groups, rng, n_exact):
-    return {"moments": _moments_test(paths, law, groups),
-            "ranks vs exact draws": _sbc_test(paths, law, n_exact, rng),
-            "Gandy–Scott ranks": _gandy_scott_test(paths, law, rng),
-            "detailed balance": _detailed_balance_test(paths, law, groups),
+    f = law.moments(paths.reshape(-1, paths.shape[-1])).reshape(paths.shape[:-1] + (-1,))  # (2, T+1, n, m)
+    return {"moments": _moments_test(f, law, groups),
+            "ranks vs exact draws": _sbc_test(f, law, n_exact, rng),
+            "Gandy–Scott ranks": _gandy_scott_test(f, law, rng),
+            "detailed balance": _detailed_balance_test(paths, f, law, groups),
             "independent chains": _independence_test(paths, groups)}
