@@ -292,3 +292,21 @@ def test_the_docs_example_runs():
     section = text[text.index("## Sampler exactness"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     exec(compile(code, "conformance.md[sampler exactness]", "exec"), {})
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=8), st.floats(-3, 3), st.floats(0.1, 4))
+def test_scripted_rng_serves_the_same_numbers_however_a_step_asks_for_them(sizes, loc, scale):
+    """Draws in any sizes read z_t in order; normal(loc, scale) is loc + scale·z (the replay's premise)."""
+    from refscore.conformance.sampler_replay import ScriptedRng
+
+    z, u = np.arange(2 * 40, dtype=float).reshape(2, 40) / 7.0, np.linspace(0.01, 0.99, 2 * 40).reshape(2, 40)
+    rng = ScriptedRng(z, u)
+    rng.next_step()
+    rng.next_step()  # the second step's block
+    got = np.concatenate([np.ravel(rng.normal(loc, scale, size=k)) for k in sizes])
+    assert np.allclose(got, loc + scale * z[1, :sum(sizes)], rtol=1e-12, atol=1e-12)
+    assert rng.uniform() == u[1, 0] and np.array_equal(rng.random(3), u[1, 1:4])
+    assert isinstance(rng, np.random.Generator) and not rng.unscripted
