@@ -72,8 +72,11 @@ def replay_names(mode, fault):
 
 def summarize(records):
     """The markdown table from the per-run records (dicts written one a line by ``--jsonl``)."""
-    summary = {}
+    summary, seen = {}, set()
     for rec in records:
+        if (rec["mode"], rec["fault"], rec["seed"]) in seen:  # a run recorded twice (an interrupted resume)
+            continue
+        seen.add((rec["mode"], rec["fault"], rec["seed"]))
         row = summary.setdefault((rec["mode"], rec["fault"]), {"n": 0, "fail": 0, "cpu": [],
                                                               **{t: 0 for t in rec["failed"]}})
         row["n"] += 1
