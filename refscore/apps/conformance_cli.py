@@ -7,7 +7,9 @@ a sampler step.
     refscore conformance export DIR
     refscore conformance verify OBJECTIVE MODULE:FUNC|FILE.py:FUNC [--only GLOB] [--rtol R --atol A]
                                 [--dtype float32] [--cases DIR]
-    refscore conformance sampler {mala,ula} MODULE:FUNC [--h 0.5] [--d 1] [--chains N] [--steps T]
+    refscore conformance sampler {mala,ula,rwmh,mh} MODULE:FUNC [--h H] [--d 3] [--chains N] [--steps T]
+                                 [--groups G] [--targets gauss,aniso,banana,mixture] [--alpha 0.01]
+    refscore conformance sampler {mala,ula,rwmh,mh}-step MODULE:FUNC [--rtol R --atol A]
 
 ``MODULE`` is an importable module name (the current folder is on the path) or a ``.py`` file,
 whose folder is put on the path so that it can import its siblings. Exit status (API.md): 0 every
@@ -59,16 +61,49 @@ def add_parser(subparsers):
     v.add_argument("--variant", metavar="CONVENTION", default=None,
                    help="check against a named convention of the objective instead of refscore's reference "
                    "(docs/conformance.md, conventions), e.g. 'reverse-diffusion predictor (VE)'")
-    s = sub.add_parser("sampler", help="statistical check of a step FUNC(x, h, rng) on N(0, I)")
-    s.add_argument("sampler", choices=("mala", "ula"))
-    s.add_argument("target", metavar="MODULE:FUNC")
-    s.add_argument("--h", type=_positive_float, default=0.5, help="step size h > 0 (default 0.5)")
-    s.add_argument("--d", type=_int_at_least(1), default=1, help="dimension d >= 1 (default 1)")
-    s.add_argument("--chains", type=_int_at_least(2), default=20_000,
-                   help="independent chains, >= 2 for a standard error (default 20000)")
-    s.add_argument("--steps", type=_int_at_least(1), default=20, help="steps per chain >= 1 (default 20)")
-    s.add_argument("--seed", type=_int_at_least(0), default=0)
+    _add_sampler_parser(sub)
     return p
+
+
+SAMPLER_MODES = ("mala", "ula", "rwmh", "mh", "mala-step", "ula-step", "rwmh-step", "mh-step")
+
+
+def _add_sampler_parser(sub):
+    """The ``sampler`` sub-command: statistical exactness (MODE) or the exact step replay (MODE-step)."""
+    s = sub.add_parser("sampler", help="check a sampler step FUNC(state, h, rng, target): exactness on four "
+                       "targets (MODE) or the exact replay with fixed z, u (MODE-step)",
+                       description="MODE mala|ula|rwmh|mh: statistical exactness tests on several targets, plus a "
+                       "replay that names known faults; MODE-step: the step fed fixed z and u for several steps, "
+                       "compared exactly with the reference (docs/conformance.md, 'Sampler exactness').")
+    s.add_argument("sampler", metavar="MODE", choices=SAMPLER_MODES, help=", ".join(SAMPLER_MODES))
+    s.add_argument("target", metavar="MODULE:FUNC")
+    s.add_argument("--h", type=_positive_float, default=None,
+                   help="step size h > 0 (default: mala 0.3, ula 0.15, rwmh/mh 0.9; never 1/2)")
+    s.add_argument("--d", type=_int_at_least(1), default=3, help="dimension d >= 1 (default 3)")
+    s.add_argument("--chains", type=_int_at_least(2), default=4000,
+                   help="chains, split into --groups independent calls (default 4000)")
+    s.add_argument("--steps", type=_int_at_least(1), default=10, help="steps per run >= 1 (default 10)")
+    s.add_argument("--groups", type=_int_at_least(2), default=40, help="independent groups of chains (default 40)")
+    s.add_argument("--targets", default=None, help="comma-separated, among gauss,aniso,banana,mixture "
+                   "(default all; ULA: gauss,aniso)")
+    s.add_argument("--alpha", type=_positive_float, default=0.01, help="family-wise false-alarm rate (default 0.01)")
+    s.add_argument("--rtol", type=float, default=1e-7, help="MODE-step: relative tolerance (float32: 1e-4)")
+    s.add_argument("--atol", type=float, default=1e-10, help="MODE-step: absolute tolerance")
+    s.add_argument("--seed", type=_int_at_least(0), default=0)
+
+
+def _run_sampler(impl, args):
+    from ..conformance.sampler_replay import check_sampler_step
+    from ..conformance.statistical import check_sampler_exactness, takes_target
+
+    if args.sampler.endswith("-step"):
+        if not takes_target(impl):
+            raise ValueError("the exact step replay needs FUNC(state, h, rng, target); a three-argument "
+                             "FUNC(x, h, rng) is checked by the statistical modes only")
+        return check_sampler_step(impl, args.sampler[:-len("-step")], rtol=args.rtol, atol=args.atol)
+    targets = None if args.targets is None else tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    return check_sampler_exactness(impl, args.sampler, h=args.h, d=args.d, targets=targets, n_chains=args.chains,
+                                   n_steps=args.steps, groups=args.groups, seed=args.seed, alpha=args.alpha)
 
 
 def _positive_float(text):
@@ -164,8 +199,7 @@ def _run(args):
         report = conformance.verify(args.objective, impl, cases=chosen, dtype=args.dtype, rtol=args.rtol,
                                     atol=args.atol, only=args.only, variant=args.variant)
     else:
-        report = conformance.check_sampler(impl, args.sampler, h=args.h, d=args.d, n_chains=args.chains,
-                                           n_steps=args.steps, seed=args.seed)
+        report = _run_sampler(impl, args)
     print(report)
     return 0 if report.passed else NOT_CONFORMANT
 

@@ -15,10 +15,13 @@ from .export import export, load
 from .faults import FAULTS, Fault, faults_for
 from .objective import Objective
 from .registry import COLUMNS, REGISTRY
-from .statistical import SamplerReport, check_sampler, mala_acceptance_gaussian
+from .sampler_faults import SAMPLER_FAULTS
+from .sampler_replay import check_sampler_step
+from .statistical import ExactnessReport, SamplerReport, check_sampler, check_sampler_exactness, mala_acceptance_gaussian
 from .testing import assert_case, one_at_a_time, pytest_params
 from .verify import TOLERANCES, Report, Row, diagnose, verify
 
 __all__ = ["OBJECTIVES", "COLUMNS", "cases", "verify", "export", "load", "Report", "Row", "TOLERANCES",
            "diagnose", "Fault", "FAULTS", "faults_for", "Objective", "REGISTRY", "check_sampler", "SamplerReport",
+           "check_sampler_exactness", "ExactnessReport", "check_sampler_step", "SAMPLER_FAULTS",
            "mala_acceptance_gaussian", "pytest_params", "assert_case", "one_at_a_time"]
