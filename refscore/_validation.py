@@ -271,12 +271,13 @@ def check_whole_number(value, name, minimum=None, maximum=None):
     v = getval(value)
     if isinstance(v, (bool, str, bytes)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name} must be an integer, got {v!r}")
-    lo, hi = ("-inf" if minimum is None else minimum), ("inf" if maximum is None else maximum)
+    rule = ("an integer" if minimum is None else f"an integer >= {minimum}") if maximum is None else \
+        f"an integer in [{'-inf' if minimum is None else minimum}, {maximum}]"
     shown = v.item() if hasattr(v, "item") else v
     if not (math.isfinite(v) and float(v).is_integer()):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {shown!r} (not a whole number)")
+        raise ValueError(f"{name} must be {rule}, got {shown!r} (not a whole number)")
     if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {shown!r}")
+        raise ValueError(f"{name} must be {rule}, got {shown!r}")
     return int(v)
 
 

@@ -42,7 +42,10 @@ def langevin_move(x, score_x, h, z, noise_var=None, reuse_noise=False):
 
     .. math:: x' = x + h\,s(x) + \sqrt{2h}\,z \qquad\text{(seed 001\_…, Langevin sampling)}
 
-    ``h`` may be a number or a 0-d array (the corrector's step). With ``reuse_noise=True`` the
+    ``h`` (and ``noise_var``) may be a number, a 0-d array (the corrector's step) or one per example
+    ((n,) or a column, :func:`per_example`); ``score_x`` and ``z`` must have ``x``'s shape (a (1, d)
+    noise is refused, never broadcast); a numeric ``h`` must be positive (an array ``h`` is a driver's
+    own step and is not read: a NaN there is reported by the driver as divergence). With ``reuse_noise=True`` the
     caller hands over ``z`` (drawn for this step alone) and the sum is built in its memory, one
     temporary instead of four, unless autograd is tracing the step. ULA, MALA's proposal, annealed
     Langevin and the reverse-SDE corrector all call it (re-exported as
@@ -50,8 +53,9 @@ def langevin_move(x, score_x, h, z, noise_var=None, reuse_noise=False):
     """
     x = check_examples(x, "x")
     score_x = check_examples(score_x, "score_x", like=x)
-    z, h = check_noise(z, getval(x).shape, "z"), check_coefficient(h, "h", like=x, read_arrays=False)
-    tau = 2.0 * h if noise_var is None else check_coefficient(noise_var, "noise_var", like=x)
+    z = check_noise(z, getval(x).shape, "z")
+    h = per_example(check_coefficient(h, "h", like=x, read_arrays=False), x)
+    tau = 2.0 * h if noise_var is None else per_example(check_coefficient(noise_var, "noise_var", like=x), x)
     root = math.sqrt(tau) if isinstance(tau, numbers.Real) else anp.sqrt(tau)
     if not reuse_noise or any(isinstance(a, Box) for a in (x, score_x, z, h)):
         return x + h * score_x + root * z
