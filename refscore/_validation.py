@@ -302,21 +302,31 @@ def check_steps(t, count, name="t", n=None):
     if v.ndim > 1 or (n is not None and v.ndim == 1 and v.shape[0] != n):
         want = "()" if n is None else f"() or ({n},), one per example"
         raise ValueError(f"{name} must have shape {want}, got shape {tuple(v.shape)}")
-    from refscore import backends
-
-    bk = backends.of(v)
-    if not bk.host_memory:
+    if not _on_host(v):
         if kind == "f":
             raise TypeError(f"{name} on a device must have an integer dtype ({rule}), got {v.dtype}")
         return v
+    import numpy as onp
+
     flat = v.reshape(-1)
-    bad = ~((flat == bk.xp.round(flat)) & (flat >= 0) & (flat <= count - 1))
-    if bool(bad.any()):
-        i = int(bk.xp.argmax(bad))
+    if flat.size and not (flat.min() >= 0 and flat.max() <= count - 1 and (kind != "f" or (flat == onp.round(flat)).all())):
+        bad = ~((flat == onp.round(flat)) & (flat >= 0) & (flat <= count - 1))
+        i = int(onp.argmax(bad))
         shown = flat[i].item()
         shown = int(shown) if float(shown).is_integer() else shown
         raise ValueError(f"{name} must be {rule}, got {shown!r}" + (f" at index {i}" if v.ndim else ""))
     return v.astype(int)
+
+
+def _on_host(v):
+    """Whether the array ``v`` lives in host memory (a NumPy array at once, else its backend says)."""
+    import numpy as onp
+
+    if isinstance(v, (onp.ndarray, onp.generic)):
+        return True
+    from refscore import backends
+
+    return backends.of(v).host_memory
 
 
 def _interval(low, high, closed):
@@ -349,16 +359,16 @@ def check_coefficient(c, name, like=None, low=0.0, high=None, closed=False, read
             if v.shape[0] != n or not (v.ndim == 1 or (v.ndim == nd and all(k == 1 for k in v.shape[1:]))):
                 raise ValueError(f"{name} must be a number or one per example of shape ({n},), got shape "
                                  f"{tuple(v.shape)} for {nd}-D points of shape {tuple(getval(like).shape)}")
-        from refscore import backends
+        if not (read_arrays and _on_host(v)) or v.size == 0:
+            return c
+        flat, top = v.reshape(-1), (math.inf if high is None else high)
+        lo, hi = flat.min(), flat.max()  # two reductions, no temporaries; a NaN fails both comparisons
+        if (lo >= low if closed else lo > low) and hi < top:
+            return c
+        import numpy as onp
 
-        bk = backends.of(v)
-        if not (bk.host_memory and read_arrays):
-            return c
-        flat = v.reshape(-1)
-        ok = bk.xp.isfinite(flat) & ((flat >= low) if closed else (flat > low)) & (True if high is None else flat < high)
-        if bool(ok.all()):
-            return c
-        i = int(bk.xp.argmax(~ok))
+        ok = onp.isfinite(flat) & ((flat >= low) if closed else (flat > low)) & (flat < top)
+        i = int(onp.argmax(~ok))
         v, where = flat[i].item(), (f" at index {i}" if v.ndim else "")
     if not (math.isfinite(v) and (v >= low if closed else v > low) and (high is None or v < high)):
         raise ValueError(f"{name} must be {rule}, got {float(v)!r}{where}")
