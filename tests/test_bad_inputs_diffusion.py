@@ -128,6 +128,7 @@ SIGN_CASES = {
     "vp_marginal_coeffs B<0": (lambda: D.vp_marginal_coeffs(-1.0), "B", "-1.0"),
     "ve_marginal_coeffs t<0": (lambda: D.ve_marginal_coeffs(-0.5, 0.01, 5.0), "t", "-0.5"),
     "drift_divergence d=0": (lambda: VESDE().drift_divergence(0, 0.5), "d", "0"),
+    "VPSDE.for_levels beta_min<0": (lambda: VPSDE.for_levels(10.0, beta_min=-0.1), "beta_min", "-0.1"),
     "flow_bits_per_dim levels=1": (lambda: flow_bits_per_dim(lambda x, s: -x, X, 0.01, 1.0, levels=1), "levels"),
 }
 
@@ -164,6 +165,8 @@ SHAPE_CASES = {
     "gaussian_flow_log_likelihood cov": (lambda: D.gaussian_flow_log_likelihood(np.zeros(3), np.eye(2), VP, X, 0.0),
                                          "cov", "(2, 2)"),
     "dequantise empty": (lambda: D.dequantise(np.zeros((0, 3), int), 256, RNG), "k", "(0, 3)"),
+    "per_example of another length": (lambda: D.per_example(SIG[:3], X), "one entry per example", "(3,)", "(4, 3)"),
+    "likelihood_summary empty": (lambda: D.likelihood_summary(np.zeros(0), "exact", 256, 8.0, 1, 0.1), "bpd", "(0,)"),
 }
 
 

@@ -2,7 +2,9 @@ r"""Discrete-time DDPM (Ho, Jain & Abbeel 2020): the noise schedule, the forward
 posterior of one step, its variances, and the ancestral sampling step.
 
 Indices are 0-based: ``betas[t]`` is the paper's :math:`\beta_{t+1}`, and ``t = 0`` is the last
-sampling step (the paper's t = 1). With :math:`\alpha_t=1-\beta_t`,
+sampling step (the paper's t = 1). Steps must be integers in [0, T-1] (3.0 is 3; -1, 2.7 and T are
+refused with the value, never wrapped or truncated); on a device they are not read (a host
+synchronisation): there a step outside [0, T-1] gives NaN, never another step's value. With :math:`\alpha_t=1-\beta_t`,
 :math:`\bar\alpha_t=\prod_{s\le t}\alpha_s` and :math:`\bar\alpha_{-1}=1`:
 
 .. math:: q(x_t\mid x_0)=\mathcal N(\sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)I)\quad\text{(eq. 4)},\qquad

@@ -122,7 +122,8 @@ def karras_sigmas(i, n, sigma_min, sigma_max, rho=7.0):
     .. math:: \sigma_i = \Big(\sigma_\max^{1/\rho} + \frac{i}{N-1}\big(\sigma_\min^{1/\rho}
               - \sigma_\max^{1/\rho}\big)\Big)^\rho
 
-    (σ_N = 0 is appended by the samplers; not here). ``i``: integer indices, ``n`` = N ≥ 2.
+    (σ_N = 0 is appended by the samplers; not here). ``i``: integer indices in [0, N-1] (3.0 is 3;
+    2.5 is refused), ``n`` = N ≥ 2 an integer, 0 < σ_min < σ_max (the ladder decreases), ρ > 0.
     """
     n = check_whole_number(n, "n", minimum=2)  # N >= 2 levels
     lo, hi = check_positive(sigma_min, "sigma_min"), check_positive(sigma_max, "sigma_max")
@@ -143,7 +144,9 @@ def ancestral_sigmas(sigma_from, sigma_to, eta=1.0):
               (\sigma_\text{from}^2-\sigma_\text{to}^2)}{\sigma_\text{from}^2}}\Big),\qquad
               \sigma_\downarrow = \sqrt{\sigma_\text{to}^2-\sigma_\uparrow^2}
 
-    so that :math:`\sigma_\downarrow^2 + \sigma_\uparrow^2 = \sigma_\text{to}^2`. Returns ``(down, up)``.
+    so that :math:`\sigma_\downarrow^2 + \sigma_\uparrow^2 = \sigma_\text{to}^2`. Needs
+    :math:`0\le\sigma_\text{to}\le\sigma_\text{from}` (checked, with the first offending pair) and
+    :math:`\eta\ge0`. Returns ``(down, up)``.
     """
     f, t = _positive(sigma_from, "sigma_from"), onp.asarray(check_coefficient(sigma_to, "sigma_to", closed=True))
     eta = check_coefficient(eta, "eta", closed=True)

@@ -143,6 +143,9 @@ def likelihood_summary(bpd, method, levels, offset, nfev, seconds, probe_sd=None
 
     .. math:: \bar b = \frac1n\sum_i b_i,\qquad \mathrm{SE} = \frac{\mathrm{sd}(b)}{\sqrt n}
     """
+    bpd = onp.asarray(bpd, dtype=float)
+    if bpd.ndim != 1 or bpd.size == 0:
+        raise ValueError(f"bpd must be a non-empty (n,) array of bits/dim, got shape {bpd.shape}")
     n = int(bpd.shape[0])
     se = float(onp.std(bpd, ddof=1) / math.sqrt(n)) if n > 1 else None  # None: one row has no spread
     return {"bpd": bpd, "mean": float(onp.mean(bpd)), "se": se, "median": float(onp.median(bpd)), "n": n,

@@ -54,6 +54,9 @@ def per_example(c, x):
     if cv.ndim != 1:
         raise ValueError(f"a per-example coefficient must be a number, an (n,) array or an (n, 1, ..., 1) column "
                          f"like x, got shape {tuple(cv.shape)} for x of shape {tuple(onp.shape(xv))}")
+    if onp.ndim(xv) and cv.shape[0] not in (1, onp.shape(xv)[0]):  # else a raw broadcast error below
+        raise ValueError(f"a per-example coefficient must have one entry per example of x, got shape "
+                         f"{tuple(cv.shape)} for x of shape {tuple(onp.shape(xv))}")
     return c.reshape((-1,) + (1,) * (onp.ndim(xv) - 1))
 
 
@@ -62,6 +65,8 @@ def score_from_eps(eps, sigma):
     with Vincent 2011):
 
     .. math:: s(x_t) = -\hat\varepsilon/\sigma_t
+
+    ``sigma`` > 0: a number or one per example (a negative σ would flip the score, a zero one divide by 0).
     """
     eps = check_examples(eps, "eps")
     return -eps / per_example(check_coefficient(sigma, "sigma", like=eps), eps)

@@ -238,7 +238,7 @@ class VPSDE(SDE):
 
         .. math:: \beta_{\max} = 2\log(1+\sigma_{\max}^2) - \beta_{\min}
         """
-        sigma_max = check_positive(sigma_max, "sigma_max")
+        sigma_max, beta_min = check_positive(sigma_max, "sigma_max"), check_positive(beta_min, "beta_min")
         beta_max = 2.0 * math.log1p(sigma_max**2) - beta_min
         if not beta_max >= beta_min:
             raise ValueError(f"sigma_max={sigma_max} is too small for beta_min={beta_min}: need "
