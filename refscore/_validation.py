@@ -263,3 +263,127 @@ def settings_difference(saved, current):
     empty when they agree. Used to refuse mixing two runs in one output folder."""
     keys = sorted(set(saved) | set(current))
     return [f"{k}: {saved.get(k)!r} there, {current.get(k)!r} now" for k in keys if saved.get(k) != current.get(k)]
+
+
+# ----- the diffusion formulas: steps, coefficients and per-example shapes (refscore.diffusion, .sde) -----
+def check_whole_number(value, name, minimum=None, maximum=None):
+    """An integer-valued real (3, or 3.0; never 2.5 nor ``True``) in [minimum, maximum], as an int."""
+    v = getval(value)
+    if isinstance(v, (bool, str, bytes)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be an integer, got {v!r}")
+    rule = ("an integer" if minimum is None else f"an integer >= {minimum}") if maximum is None else \
+        f"an integer in [{'-inf' if minimum is None else minimum}, {maximum}]"
+    shown = v.item() if hasattr(v, "item") else v
+    if not (math.isfinite(v) and float(v).is_integer()):
+        raise ValueError(f"{name} must be {rule}, got {shown!r} (not a whole number)")
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        raise ValueError(f"{name} must be {rule}, got {shown!r}")
+    return int(v)
+
+
+def check_steps(t, count, name="t", n=None):
+    """Integer steps ``0 <= t <= count - 1`` (DDPM's 0-based steps, annealed Langevin's levels): a number
+    (3.0 is 3; 2.7, -1 and ``count`` are refused) or an array of shape () or (n,), returned as host ints.
+    A device array must have an integer dtype; its values are not read (a host synchronisation)."""
+    rule = f"integer steps in [0, {count - 1}] (0-based, {count} steps)"
+    v = getval(t)
+    if isinstance(v, (bool, str, bytes)) or v is None or isinstance(v, numbers.Real) and not hasattr(v, "shape"):
+        try:
+            return check_whole_number(v, name, 0, count - 1)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{name} must be {rule}, got {v!r}") from None
+    if not hasattr(v, "shape"):  # a list or tuple of steps
+        import numpy as onp
+
+        v = onp.asarray(v)
+    kind = getattr(v.dtype, "kind", None)
+    if kind not in ("i", "u", "f"):
+        raise TypeError(f"{name} must be {rule}, got an array of dtype {v.dtype}")
+    if v.ndim > 1 or (n is not None and v.ndim == 1 and v.shape[0] != n):
+        want = "()" if n is None else f"() or ({n},), one per example"
+        raise ValueError(f"{name} must have shape {want}, got shape {tuple(v.shape)}")
+    if not _on_host(v):
+        if kind == "f":
+            raise TypeError(f"{name} on a device must have an integer dtype ({rule}), got {v.dtype}")
+        return v
+    import numpy as onp
+
+    flat = v.reshape(-1)
+    if flat.size and not (flat.min() >= 0 and flat.max() <= count - 1 and (kind != "f" or (flat == onp.round(flat)).all())):
+        bad = ~((flat == onp.round(flat)) & (flat >= 0) & (flat <= count - 1))
+        i = int(onp.argmax(bad))
+        shown = flat[i].item()
+        shown = int(shown) if float(shown).is_integer() else shown
+        raise ValueError(f"{name} must be {rule}, got {shown!r}" + (f" at index {i}" if v.ndim else ""))
+    return v.astype(int)
+
+
+def _on_host(v):
+    """Whether the array ``v`` lives in host memory (a NumPy array at once, else its backend says)."""
+    import numpy as onp
+
+    if isinstance(v, (onp.ndarray, onp.generic)):
+        return True
+    from refscore import backends
+
+    return backends.of(v).host_memory
+
+
+def _interval(low, high, closed):
+    if high is None and low == 0:
+        return "non-negative and finite" if closed else "positive and finite"
+    return f"in {'[' if closed else '('}{low}, {'inf' if high is None else high})"
+
+
+def check_coefficient(c, name, like=None, low=0.0, high=None, closed=False, read_arrays=True):
+    """A coefficient of the diffusion formulas (σ, α, β, a step): a number, or one per example of the
+    array ``like`` (shape (), (n,) or the column (n, 1, ..., 1)), each value in (low, high) (``closed``:
+    [low, high)). Lists become host float arrays; autograd boxes pass; only host arrays are read (none
+    with ``read_arrays=False``: a driver's own computed step, whose NaN it reports as divergence)."""
+    v, rule = getval(c), _interval(low, high, closed)
+    if isinstance(v, (bool, str, bytes)) or v is None:
+        raise TypeError(f"{name} must be a number or one per example, {rule}; got {v!r}")
+    if not hasattr(v, "shape") and not isinstance(v, numbers.Real):
+        import numpy as onp
+
+        try:
+            v = c = onp.asarray(v, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a number or an array of numbers, got {v!r}") from None
+    where = ""
+    if hasattr(v, "shape"):
+        if getattr(v.dtype, "kind", None) not in ("i", "u", "f"):
+            raise TypeError(f"{name} must hold real numbers, got dtype {v.dtype}")
+        if like is not None and v.ndim:
+            n, nd = getval(like).shape[0], getval(like).ndim
+            if v.shape[0] != n or not (v.ndim == 1 or (v.ndim == nd and all(k == 1 for k in v.shape[1:]))):
+                raise ValueError(f"{name} must be a number or one per example of shape ({n},), got shape "
+                                 f"{tuple(v.shape)} for {nd}-D points of shape {tuple(getval(like).shape)}")
+        if not (read_arrays and _on_host(v)) or v.size == 0:
+            return c
+        flat, top = v.reshape(-1), (math.inf if high is None else high)
+        lo, hi = flat.min(), flat.max()  # two reductions, no temporaries; a NaN fails both comparisons
+        if (lo >= low if closed else lo > low) and hi < top:
+            return c
+        import numpy as onp
+
+        ok = onp.isfinite(flat) & ((flat >= low) if closed else (flat > low)) & (flat < top)
+        i = int(onp.argmax(~ok))
+        v, where = flat[i].item(), (f" at index {i}" if v.ndim else "")
+    if not (math.isfinite(v) and (v >= low if closed else v > low) and (high is None or v < high)):
+        raise ValueError(f"{name} must be {rule}, got {float(v)!r}{where}")
+    return c
+
+
+def check_examples(x, name, like=None, like_name="x"):
+    """An array of examples (n, *shape) with n >= 1 (integer arrays cast to float64); with ``like``,
+    exactly ``like``'s shape (a (1, d) score or noise is never broadcast). Metadata only: no sync."""
+    v = getval(x)
+    if not hasattr(v, "shape") or isinstance(v, (str, bytes)):
+        raise TypeError(f"{name} must be an array of examples (n, *shape), got {type(v).__name__}")
+    if like is not None and tuple(v.shape) != tuple(getval(like).shape):
+        raise ValueError(f"{name} must have the shape of {like_name}, {tuple(getval(like).shape)} (never "
+                         f"broadcast), got shape {tuple(v.shape)}")
+    if v.ndim == 0 or v.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty array of examples (n, *shape), got shape {tuple(v.shape)}")
+    return as_float_array(x, name)

@@ -41,7 +41,14 @@ def _per_example_results(x, z, s, t, t_prev, k, sig, alpha):
            "edm_denoiser": D.edm_denoiser(lambda u, log_s: u * log_s,
                                           x, D.per_example(sig, x), 0.5, 0.1),
            "annealed_langevin_step": D.annealed_langevin_step(x, s, z, [3.0, 1.0, 0.2], k % 3, 0.01),
-           "langevin_corrector_step": D.langevin_corrector_step(x, s, z, 0.16)}
+           "langevin_corrector_step": D.langevin_corrector_step(x, s, z, 0.16),
+           "ancestral_step_large": D.ancestral_step(x, k, s, z, BETAS, "large"),
+           "langevin_move": D.langevin_move(x, s, D.per_example(alpha, x), z),
+           "langevin_move_noise_var": D.langevin_move(x, s, 0.1, z, noise_var=sig),
+           "ve_discretize": D.per_example(D.ve_discretize(x, sig, 0.5 * sig)[1], x) * x,
+           "vp_discretize_G": D.per_example(D.vp_discretize(x, alpha * 0.5)[1], x) * x,
+           "score_loss_weight": D.per_example(D.score_loss_weight(sig, 0.5), x) * x,
+           "edm_coefficients": D.edm_coefficients(D.per_example(sig, x), 0.5)[1] * x}
     for sde in SDES:
         name = type(sde).__name__
         out[name + ".marginal_prob"] = sde.marginal_prob(x, t)[0]
@@ -51,6 +58,9 @@ def _per_example_results(x, z, s, t, t_prev, k, sig, alpha):
         out[name + ".discretize"] = sde.discretize(x, t, t_prev)[0]
         out[name + ".reverse_sde_step"] = D.reverse_sde_step(sde, x, t, 0.01, s, z)
         out[name + ".ode_velocity"] = D.ode_velocity(sde, x, t, s)
+        out[name + ".discretize_G"] = D.per_example(sde.discretize(x, t, t_prev)[1], x) * x
+        out[name + ".likelihood_weighting"] = D.per_example(D.likelihood_weighting(sde, t), x) * x
+        out[name + ".reverse_sde_step_dt"] = D.reverse_sde_step(sde, x, t, 0.01 * t, s, z)
     return out
 
 

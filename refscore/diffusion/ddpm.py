@@ -2,7 +2,9 @@ r"""Discrete-time DDPM (Ho, Jain & Abbeel 2020): the noise schedule, the forward
 posterior of one step, its variances, and the ancestral sampling step.
 
 Indices are 0-based: ``betas[t]`` is the paper's :math:`\beta_{t+1}`, and ``t = 0`` is the last
-sampling step (the paper's t = 1). With :math:`\alpha_t=1-\beta_t`,
+sampling step (the paper's t = 1). Steps must be integers in [0, T-1] (3.0 is 3; -1, 2.7 and T are
+refused with the value, never wrapped or truncated); on a device they are not read (a host
+synchronisation): there a step outside [0, T-1] gives NaN, never another step's value. With :math:`\alpha_t=1-\beta_t`,
 :math:`\bar\alpha_t=\prod_{s\le t}\alpha_s` and :math:`\bar\alpha_{-1}=1`:
 
 .. math:: q(x_t\mid x_0)=\mathcal N(\sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)I)\quad\text{(eq. 4)},\qquad
@@ -17,6 +19,7 @@ import numpy as onp
 from autograd.tracer import getval
 
 from .. import backends
+from .._validation import check_choice, check_coefficient, check_examples, check_noise, check_steps
 from .parametrisation import per_example
 
 __all__ = ["alphas_cumprod", "q_sample", "posterior_coefficients", "posterior_log_variance_clipped",
@@ -24,19 +27,25 @@ __all__ = ["alphas_cumprod", "q_sample", "posterior_coefficients", "posterior_lo
 
 
 def _betas(betas):
-    b = onp.asarray(betas, dtype=float)
-    if b.ndim != 1 or not onp.all((b > 0) & (b < 1)):
-        raise ValueError(f"betas must be a 1-d array of numbers in (0, 1), got {betas!r}")
-    return b
+    try:
+        b = onp.asarray(betas, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"betas must be a 1-D sequence of numbers in (0, 1), got {betas!r}") from None
+    if b.ndim != 1 or b.size == 0:
+        raise ValueError(f"betas must be a non-empty 1-D sequence of numbers in (0, 1), got shape {b.shape}")
+    return check_coefficient(b, "betas", high=1.0)
 
 
 def _at(values, t):
-    """``values[t]``: host schedule constants (T,) at the steps ``t`` (n,), on ``t``'s backend (host
-    ``t``: NumPy; a device array of steps: the constants go to the device, no sync)."""
+    """``values[t]``: host schedule constants (T,) at the steps ``t`` (checked by :func:`check_steps`),
+    on ``t``'s backend. A device array of steps is not read (no sync): the constants go to the device,
+    and a step outside [0, T-1] gives NaN there (never another step's value, as CuPy's wrapping would)."""
     tv = getval(t)
     if hasattr(tv, "shape") and not backends.of(tv).host_memory:
-        return backends.of(tv).asarray(values)[tv]
-    return values[onp.asarray(t, dtype=int)]
+        bk, last = backends.of(tv), len(values) - 1
+        inside = (tv >= 0) & (tv <= last)
+        return bk.xp.where(inside, bk.asarray(values)[bk.xp.clip(tv, 0, last)], bk.xp.nan)
+    return values[tv]
 
 
 def _schedule(betas):
@@ -60,9 +69,11 @@ def q_sample(x0, t, eps, betas):
 
     .. math:: x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon
 
-    ``x0``, ``eps``: (n, *shape); ``t``: (n,) integer steps (0-based).
+    ``x0``, ``eps``: (n, *shape); ``t``: (n,) integer steps (0-based) in [0, T-1].
     """
     ab = alphas_cumprod(betas)
+    x0 = check_examples(x0, "x0")
+    eps, t = check_noise(eps, getval(x0).shape, "eps"), check_steps(t, len(ab), "t", getval(x0).shape[0])
     return per_example(_at(onp.sqrt(ab), t), x0) * x0 + per_example(_at(onp.sqrt(1.0 - ab), t), x0) * eps
 
 
@@ -78,6 +89,7 @@ def posterior_coefficients(betas, t):
     variance)``, each (n,).
     """
     bt, abt, abp = _schedule(betas)  # every step, then the steps t
+    t = check_steps(t, len(bt), "t")
     coefs = onp.sqrt(abp) * bt / (1 - abt), onp.sqrt(1 - bt) * (1 - abp) / (1 - abt), bt * (1 - abp) / (1 - abt)
     return tuple(_at(c, t) for c in coefs)
 
@@ -89,7 +101,8 @@ def posterior_log_variance_clipped(betas, t):
 
     .. math:: \ell_t = \log\tilde\beta_{\max(t,1)}
     """
-    return _at(_clipped_log_variance(betas), t)
+    lv = _clipped_log_variance(betas)
+    return _at(lv, check_steps(t, len(lv), "t"))
 
 
 def _clipped_log_variance(betas):
@@ -109,7 +122,7 @@ def fixed_large_log_variance(betas, t):
     """
     lv = onp.log(_betas(betas))
     lv[0] = _clipped_log_variance(betas)[0]
-    return _at(lv, t)
+    return _at(lv, check_steps(t, len(lv), "t"))
 
 
 def ancestral_step(x_t, t, eps_pred, z, betas, variance="small"):
@@ -122,9 +135,11 @@ def ancestral_step(x_t, t, eps_pred, z, betas, variance="small"):
 
     ``x_t``, ``eps_pred``, ``z``: (n, *shape); ``t``: (n,) 0-based steps.
     """
-    if variance not in ("small", "large"):
-        raise ValueError(f"variance must be 'small' (β̃) or 'large' (β), got {variance!r}")
+    check_choice(variance, "variance", ("small", "large"))  # β̃ or β
     b, ab, abp = _schedule(betas)  # every step, then the steps t
+    x_t = check_examples(x_t, "x_t")
+    eps_pred = check_examples(eps_pred, "eps_pred", like=x_t, like_name="x_t")
+    z, t = check_noise(z, getval(x_t).shape, "z"), check_steps(t, len(b), "t", getval(x_t).shape[0])
     std = onp.sqrt(b * (1 - abp) / (1 - ab) if variance == "small" else b)
     std[0] = 0.0  # no noise at the last step
     mean = (x_t - per_example(_at(b / onp.sqrt(1 - ab), t), x_t) * eps_pred) / per_example(_at(onp.sqrt(1 - b), t), x_t)

@@ -16,6 +16,7 @@ import autograd.numpy as anp
 import numpy as onp
 
 from .. import backends
+from .._validation import check_coefficient, check_examples, check_positive, check_steps, check_whole_number
 
 __all__ = ["preconditioning", "loss_weight", "karras_sigmas", "ancestral_sigmas", "edm_coefficients",
            "edm_denoiser", "score_loss_weight"]
@@ -60,6 +61,10 @@ def edm_denoiser(features, x, sigma, sigma_data, mean=0.0):
     ``sigma`` a float or a per-example column like ``x``; the coefficients are :func:`edm_coefficients`
     (``c_in`` applied as a division by :math:`\sqrt{\sigma^2+\sigma_d^2}`).
     """
+    if not callable(features):
+        raise TypeError(f"features must be a callable F(u, log_sigma), got {type(features).__name__}")
+    x = check_examples(x, "x")
+    sigma, sigma_data = check_coefficient(sigma, "sigma", like=x), check_positive(sigma_data, "sigma_data")
     c_skip, c_out, norm, log_sigma = _parts(sigma, sigma_data)
     xc = x - mean
     return mean + c_skip * xc + c_out * features(xc / norm, log_sigma)
@@ -74,19 +79,18 @@ def score_loss_weight(sigma, sigma_data):
     .. math:: \lambda_s(\sigma) = \frac{\sigma^4}{c_\text{out}(\sigma)^2}
               = \frac{\sigma^2(\sigma^2+\sigma_d^2)}{\sigma_d^2}
     """
+    sigma, sigma_data = check_coefficient(sigma, "sigma"), check_positive(sigma_data, "sigma_data")
     return sigma * sigma * (sigma * sigma + sigma_data**2) / sigma_data**2
 
 
 def _positive(a, name):
     """``a`` checked positive on the host (a float array keeps its dtype, anything else is read as
     float64); a device array is passed through unchecked (reading it would cost a host synchronisation)."""
+    a = check_coefficient(a, name)
     if hasattr(a, "shape") and not backends.of(a).host_memory:
         return a
     a = onp.asarray(a)
-    a = a if a.dtype.kind == "f" else a.astype(float)
-    if not onp.all(a > 0):
-        raise ValueError(f"{name} must be positive, got {a!r}")
-    return a
+    return a if a.dtype.kind == "f" else a.astype(float)
 
 
 def preconditioning(sigma, sigma_data=0.5):
@@ -118,12 +122,16 @@ def karras_sigmas(i, n, sigma_min, sigma_max, rho=7.0):
     .. math:: \sigma_i = \Big(\sigma_\max^{1/\rho} + \frac{i}{N-1}\big(\sigma_\min^{1/\rho}
               - \sigma_\max^{1/\rho}\big)\Big)^\rho
 
-    (σ_N = 0 is appended by the samplers; not here). ``i``: integer indices, ``n`` = N ≥ 2.
+    (σ_N = 0 is appended by the samplers; not here). ``i``: integer indices in [0, N-1] (3.0 is 3;
+    2.5 is refused), ``n`` = N ≥ 2 an integer, 0 < σ_min < σ_max (the ladder decreases), ρ > 0.
     """
-    if int(n) < 2:
-        raise ValueError(f"the schedule needs N >= 2 levels, got {n}")
-    lo, hi = float(_positive(sigma_min, "sigma_min")), float(_positive(sigma_max, "sigma_max"))
-    frac = onp.asarray(i, dtype=float) / (int(n) - 1)
+    n = check_whole_number(n, "n", minimum=2)  # N >= 2 levels
+    lo, hi = check_positive(sigma_min, "sigma_min"), check_positive(sigma_max, "sigma_max")
+    if not lo < hi:
+        raise ValueError(f"need sigma_min < sigma_max (the ladder decreases from sigma_max to sigma_min), got "
+                         f"sigma_min={sigma_min!r}, sigma_max={sigma_max!r}")
+    rho = check_positive(rho, "rho")
+    frac = onp.asarray(check_steps(i, n, "i"), dtype=float) / (n - 1)
     return (hi ** (1 / rho) + frac * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
 
 
@@ -136,10 +144,19 @@ def ancestral_sigmas(sigma_from, sigma_to, eta=1.0):
               (\sigma_\text{from}^2-\sigma_\text{to}^2)}{\sigma_\text{from}^2}}\Big),\qquad
               \sigma_\downarrow = \sqrt{\sigma_\text{to}^2-\sigma_\uparrow^2}
 
-    so that :math:`\sigma_\downarrow^2 + \sigma_\uparrow^2 = \sigma_\text{to}^2`. Returns ``(down, up)``.
+    so that :math:`\sigma_\downarrow^2 + \sigma_\uparrow^2 = \sigma_\text{to}^2`. Needs
+    :math:`0\le\sigma_\text{to}\le\sigma_\text{from}` (checked, with the first offending pair) and
+    :math:`\eta\ge0`. Returns ``(down, up)``.
     """
-    f, t = _positive(sigma_from, "sigma_from"), onp.asarray(sigma_to, dtype=float)
-    if not onp.all((t >= 0) & (t <= f)):
-        raise ValueError("sigma_to must lie in [0, sigma_from]")
+    f, t = _positive(sigma_from, "sigma_from"), onp.asarray(check_coefficient(sigma_to, "sigma_to", closed=True))
+    eta = check_coefficient(eta, "eta", closed=True)
+    if t.ndim and f.ndim and t.shape != f.shape:
+        raise ValueError(f"sigma_to must be a number or shaped like sigma_from {f.shape}, got shape {t.shape}")
+    fb, tb = (a.reshape(-1) for a in onp.broadcast_arrays(f, t))
+    above = onp.flatnonzero(tb > fb)
+    if above.size:
+        i, where = int(above[0]), (f" at index {int(above[0])}" if t.ndim or f.ndim else "")
+        raise ValueError(f"sigma_to must lie in [0, sigma_from] (a step lowers the noise level), got sigma_to="
+                         f"{float(tb[i])!r} > sigma_from={float(fb[i])!r}{where}")
     up = onp.minimum(t, eta * onp.sqrt(t * t * (f * f - t * t) / (f * f)))
     return onp.sqrt(t * t - up * up), up

@@ -18,6 +18,8 @@ import math
 
 import numpy as onp
 
+from .._validation import check_points, check_positive, check_real, check_whole_number
+
 __all__ = ["bits_per_dim", "dequantise", "gaussian_flow_log_likelihood", "noise_conditional_score",
            "perturbed_bits_floor", "likelihood_summary"]
 
@@ -31,12 +33,10 @@ def bits_per_dim(log_p, dim, scale=1.0, levels=256):
     ``log_p`` (n,) natural-log densities of the dequantised points, ``dim`` = D, ``scale`` = a
     (the data range's width: 1 for [0, 1], 2 for [−1, 1]), ``levels`` = L (256: 8-bit images).
     """
-    if not scale > 0:
-        raise ValueError(f"scale must be positive (1 for [0, 1] data, 2 for [-1, 1]), got {scale!r}")
-    if int(levels) != levels or levels < 2:
-        raise ValueError(f"levels must be an integer >= 2 (256 for 8-bit images), got {levels!r}")
-    offset = math.log2(int(levels)) - math.log2(scale)
-    return -onp.asarray(log_p, dtype=float) / (int(dim) * math.log(2.0)) + offset
+    scale = check_positive(scale, "scale")  # 1 for [0, 1] data, 2 for [-1, 1]
+    levels, dim = check_whole_number(levels, "levels", minimum=2), check_whole_number(dim, "dim", minimum=1)
+    offset = math.log2(levels) - math.log2(scale)
+    return -onp.asarray(log_p, dtype=float) / (dim * math.log(2.0)) + offset
 
 
 def dequantise(k, levels, rng, dtype="float64"):
@@ -52,7 +52,10 @@ def dequantise(k, levels, rng, dtype="float64"):
     """
     from .. import backends
 
+    levels = check_whole_number(levels, "levels", minimum=2)
     kh = onp.asarray(backends.of(k).to_numpy(k) if hasattr(k, "shape") else k)
+    if kh.size == 0:
+        raise ValueError(f"k must be a non-empty (n, D) array of integer pixels, got shape {kh.shape}")
     if kh.ndim != 2 or not onp.all(kh == onp.round(kh)) or kh.min() < 0 or kh.max() > levels - 1:
         raise ValueError(f"k must be (n, D) integers in 0..{levels - 1} (levels={levels}), got shape "
                          f"{kh.shape}, range [{kh.min()}, {kh.max()}]")
@@ -71,9 +74,9 @@ def perturbed_bits_floor(sigma, levels=256, scale=1.0):
     2.68 bits/dim, whatever the model: the probability-flow likelihood from σ_min
     (:func:`flow_bits_per_dim`) measures :math:`p_{\sigma_{\min}}`, not the data's own law.
     """
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma!r}")
-    return math.log2(int(levels)) - math.log2(scale) + 0.5 * math.log2(2 * math.pi * sigma * sigma)
+    sigma, scale = check_positive(sigma, "sigma"), check_positive(scale, "scale")
+    levels = check_whole_number(levels, "levels", minimum=2)
+    return math.log2(levels) - math.log2(scale) + 0.5 * math.log2(2 * math.pi * sigma * sigma)
 
 
 def gaussian_flow_log_likelihood(mean, cov, sde, x, t_min):
@@ -87,13 +90,23 @@ def gaussian_flow_log_likelihood(mean, cov, sde, x, t_min):
     (the law :func:`refscore.sde.marginal_law` gives; ``sde`` any object with ``marginal_coeffs``).
     ``x`` (n, d), on the host.
     """
-    a, s = sde.marginal_coeffs(float(t_min))
-    mu = a * onp.asarray(mean, dtype=float)
-    cov = a * a * onp.asarray(cov, dtype=float) + s * s * onp.eye(mu.shape[0])
+    t_min = check_real(t_min, "t_min")
+    if not 0.0 <= t_min <= 1.0:
+        raise ValueError(f"t_min must lie in [0, 1], the SDE's time horizon, got {t_min!r}")
+    if not callable(getattr(sde, "marginal_coeffs", None)):
+        raise TypeError(f"sde must have marginal_coeffs (a refscore.sde.SDE), got {type(sde).__name__}")
+    mean, cov = onp.asarray(mean, dtype=float), onp.asarray(cov, dtype=float)
+    d = mean.shape[0] if mean.ndim == 1 else -1
+    if d < 1 or cov.shape != (d, d):
+        raise ValueError(f"mean must be (d,) and cov (d, d), got shapes {mean.shape} and {cov.shape}")
+    x = check_points(onp.asarray(x, dtype=float).reshape(len(x), -1), dim=d)
+    a, s = sde.marginal_coeffs(t_min)
+    mu = a * mean
+    cov = a * a * cov + s * s * onp.eye(d)
     prec = onp.linalg.inv(cov)
     prec = (prec + prec.T) / 2
     logdet = 2.0 * float(onp.sum(onp.log(onp.diag(onp.linalg.cholesky(cov)))))
-    r = onp.asarray(x, dtype=float).reshape(len(x), -1) - mu
+    r = x - mu
     return -0.5 * onp.sum((r @ prec) * r, axis=1) - (0.5 * mu.shape[0] * math.log(2 * math.pi) + 0.5 * logdet)
 
 
@@ -109,6 +122,10 @@ def noise_conditional_score(score_fn, sde):
     :math:`\sigma = s(t)/a(t)`). ``score_fn(x, sigma)`` (n, d) -> (n, d) with σ a float; returns
     ``(x, t) -> (n, d)`` for float times. An ``sde`` without ``noise_level`` is read as VE (``sde.sigma``).
     """
+    if not callable(score_fn):
+        raise TypeError(f"score_fn must be a callable score_fn(x, sigma), got {type(score_fn).__name__}")
+    if not callable(getattr(sde, "noise_level", None)) and not callable(getattr(sde, "sigma", None)):
+        raise TypeError(f"sde must have noise_level(t) or sigma(t) (a refscore.sde.SDE), got {type(sde).__name__}")
     level = getattr(sde, "noise_level", None) or (lambda t: (1.0, sde.sigma(t)))
 
     def score(x, t):
@@ -126,6 +143,9 @@ def likelihood_summary(bpd, method, levels, offset, nfev, seconds, probe_sd=None
 
     .. math:: \bar b = \frac1n\sum_i b_i,\qquad \mathrm{SE} = \frac{\mathrm{sd}(b)}{\sqrt n}
     """
+    bpd = onp.asarray(bpd, dtype=float)
+    if bpd.ndim != 1 or bpd.size == 0:
+        raise ValueError(f"bpd must be a non-empty (n,) array of bits/dim, got shape {bpd.shape}")
     n = int(bpd.shape[0])
     se = float(onp.std(bpd, ddof=1) / math.sqrt(n)) if n > 1 else None  # None: one row has no spread
     return {"bpd": bpd, "mean": float(onp.mean(bpd)), "se": se, "median": float(onp.median(bpd)), "n": n,

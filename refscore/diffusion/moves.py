@@ -15,10 +15,11 @@ import numbers
 
 import autograd.numpy as anp
 import numpy as onp
-from autograd.tracer import Box
+from autograd.tracer import Box, getval
 
 from .. import backends
 from .._math import sqnorm
+from .._validation import check_coefficient, check_examples, check_noise, check_positive, check_sigmas
 from .parametrisation import per_example
 
 __all__ = ["sqrt_number_or_array", "langevin_move", "annealed_step_sizes", "corrector_step_size", "reverse_diffusion_step"]
@@ -41,13 +42,20 @@ def langevin_move(x, score_x, h, z, noise_var=None, reuse_noise=False):
 
     .. math:: x' = x + h\,s(x) + \sqrt{2h}\,z \qquad\text{(seed 001\_…, Langevin sampling)}
 
-    ``h`` may be a number or a 0-d array (the corrector's step). With ``reuse_noise=True`` the
+    ``h`` (and ``noise_var``) may be a number, a 0-d array (the corrector's step) or one per example
+    ((n,) or a column, :func:`per_example`); ``score_x`` and ``z`` must have ``x``'s shape (a (1, d)
+    noise is refused, never broadcast); a numeric ``h`` must be positive (an array ``h`` is a driver's
+    own step and is not read: a NaN there is reported by the driver as divergence). With ``reuse_noise=True`` the
     caller hands over ``z`` (drawn for this step alone) and the sum is built in its memory, one
     temporary instead of four, unless autograd is tracing the step. ULA, MALA's proposal, annealed
     Langevin and the reverse-SDE corrector all call it (re-exported as
     :func:`refscore.samplers.langevin_move`).
     """
-    tau = 2.0 * h if noise_var is None else noise_var
+    x = check_examples(x, "x")
+    score_x = check_examples(score_x, "score_x", like=x)
+    z = check_noise(z, getval(x).shape, "z")
+    h = per_example(check_coefficient(h, "h", like=x, read_arrays=False), x)
+    tau = 2.0 * h if noise_var is None else per_example(check_coefficient(noise_var, "noise_var", like=x), x)
     root = math.sqrt(tau) if isinstance(tau, numbers.Real) else anp.sqrt(tau)
     if not reuse_noise or any(isinstance(a, Box) for a in (x, score_x, z, h)):
         return x + h * score_x + root * z
@@ -68,6 +76,11 @@ def annealed_step_sizes(sigmas, step_size):
     step at the last level; returns (L,).
     """
     s = sigmas if hasattr(sigmas, "shape") else onp.asarray(sigmas, dtype=float)
+    if backends.of(s).host_memory:
+        check_sigmas(s)  # positive, strictly decreasing
+    elif s.ndim != 1 or s.shape[0] == 0:
+        raise ValueError(f"sigmas must be a non-empty 1-D array of levels, got shape {tuple(s.shape)}")
+    step_size = check_coefficient(step_size, "step_size")
     return step_size * s**2 / s[-1] ** 2
 
 
@@ -81,6 +94,9 @@ def corrector_step_size(score, z, snr, alpha=1.0):
     :math:`\alpha_i = 1-\beta_i/N`, which is :math:`1 + O(\Delta t)`). ``score``, ``z``: (n, d).
     A zero score gives NaN (no warning), which the solver reports as divergence.
     """
+    score = check_examples(score, "score")
+    z, snr = check_noise(z, getval(score).shape, "z"), check_positive(snr, "snr")
+    alpha = check_coefficient(alpha, "alpha")
     xp = backends.of(z).xp
     z_norm, s_norm = anp.mean(anp.sqrt(sqnorm(z))), anp.mean(anp.sqrt(sqnorm(score)))
     return 2.0 * alpha * (snr * z_norm / xp.where(s_norm > 0, s_norm, xp.nan)) ** 2
@@ -98,6 +114,10 @@ def reverse_diffusion_step(x, score, f, g2, z):
     :math:`\beta_i`): :math:`f = (\sqrt{1-\beta_i}-1)x`, :math:`G^2=\beta_i`. ``x``, ``score``, ``z``
     shaped alike; ``f`` an array like ``x`` or 0.
     """
-    g2 = per_example(g2, x)
+    x = check_examples(x, "x")
+    score = check_examples(score, "score", like=x)
+    z, g2 = check_noise(z, getval(x).shape, "z"), per_example(check_coefficient(g2, "g2", like=x, closed=True), x)
+    if not (isinstance(f, numbers.Real) and f == 0):
+        f = check_examples(f, "f", like=x)
     y = x if isinstance(f, numbers.Real) and f == 0 else x - f
     return y + g2 * score + sqrt_number_or_array(g2) * z

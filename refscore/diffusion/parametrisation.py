@@ -20,6 +20,7 @@ import numpy as onp
 from autograd.tracer import getval
 
 from .. import backends
+from .._validation import check_coefficient, check_examples
 
 __all__ = ["per_example", "score_from_eps", "x0_from_score", "v_from_eps", "score_from_denoiser", "denoiser_derivative"]
 
@@ -53,6 +54,9 @@ def per_example(c, x):
     if cv.ndim != 1:
         raise ValueError(f"a per-example coefficient must be a number, an (n,) array or an (n, 1, ..., 1) column "
                          f"like x, got shape {tuple(cv.shape)} for x of shape {tuple(onp.shape(xv))}")
+    if onp.ndim(xv) and cv.shape[0] not in (1, onp.shape(xv)[0]):  # else a raw broadcast error below
+        raise ValueError(f"a per-example coefficient must have one entry per example of x, got shape "
+                         f"{tuple(cv.shape)} for x of shape {tuple(onp.shape(xv))}")
     return c.reshape((-1,) + (1,) * (onp.ndim(xv) - 1))
 
 
@@ -61,8 +65,11 @@ def score_from_eps(eps, sigma):
     with Vincent 2011):
 
     .. math:: s(x_t) = -\hat\varepsilon/\sigma_t
+
+    ``sigma`` > 0: a number or one per example (a negative σ would flip the score, a zero one divide by 0).
     """
-    return -eps / per_example(sigma, eps)
+    eps = check_examples(eps, "eps")
+    return -eps / per_example(check_coefficient(sigma, "sigma", like=eps), eps)
 
 
 def x0_from_score(x_t, score, alpha, sigma):
@@ -71,6 +78,9 @@ def x0_from_score(x_t, score, alpha, sigma):
 
     .. math:: \hat x_0 = \frac{x_t + \sigma_t^2\,s(x_t)}{\alpha_t}
     """
+    x_t = check_examples(x_t, "x_t")
+    score = check_examples(score, "score", like=x_t, like_name="x_t")
+    alpha, sigma = check_coefficient(alpha, "alpha", like=x_t), check_coefficient(sigma, "sigma", like=x_t, closed=True)
     return (x_t + per_example(sigma, x_t) ** 2 * score) / per_example(alpha, x_t)
 
 
@@ -79,6 +89,9 @@ def v_from_eps(x0, eps, alpha, sigma):
 
     .. math:: v = \alpha_t\varepsilon - \sigma_t x_0
     """
+    x0 = check_examples(x0, "x0")
+    eps = check_examples(eps, "eps", like=x0, like_name="x0")
+    alpha, sigma = (check_coefficient(c, k, like=x0, closed=True) for c, k in ((alpha, "alpha"), (sigma, "sigma")))
     return per_example(alpha, x0) * eps - per_example(sigma, x0) * x0
 
 
@@ -87,7 +100,9 @@ def score_from_denoiser(x, denoised, sigma):
 
     .. math:: \nabla_x\log p(x;\sigma) = \frac{D(x;\sigma) - x}{\sigma^2}
     """
-    s = per_example(sigma, x)
+    x = check_examples(x, "x")
+    denoised = check_examples(denoised, "denoised", like=x)
+    s = per_example(check_coefficient(sigma, "sigma", like=x), x)
     return (denoised - x) / (s * s)
 
 
@@ -97,4 +112,6 @@ def denoiser_derivative(x, denoised, sigma):
 
     .. math:: \frac{dx}{d\sigma} = \frac{x - D(x;\sigma)}{\sigma}
     """
-    return (x - denoised) / per_example(sigma, x)
+    x = check_examples(x, "x")
+    denoised = check_examples(denoised, "denoised", like=x)
+    return (x - denoised) / per_example(check_coefficient(sigma, "sigma", like=x), x)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from .. import backends
+from .._validation import check_coefficient, check_examples, check_positive
 from .parametrisation import per_example
 
 __all__ = ["ops", "ve_marginal_coeffs", "vp_marginal_coeffs", "subvp_marginal_coeffs", "subvp_diffusion",
@@ -32,6 +33,8 @@ def ve_marginal_coeffs(t, sigma_min, log_ratio):
 
     Returns ``(a, s)``: floats, or arrays like ``t``.
     """
+    t = check_coefficient(t, "t", closed=True)
+    sigma_min, log_ratio = check_positive(sigma_min, "sigma_min"), check_positive(log_ratio, "log_ratio")
     var = sigma_min**2 * ops(t).expm1(2.0 * t * log_ratio)
     return 1.0 + 0.0 * t, ops(t).sqrt(var)
 
@@ -42,6 +45,7 @@ def vp_marginal_coeffs(B):
 
     .. math:: a = e^{-B/2},\qquad s = \sqrt{1-e^{-B}}
     """
+    B = check_coefficient(B, "B", closed=True)
     return ops(B).exp(-0.5 * B), ops(B).sqrt(-ops(B).expm1(-B))
 
 
@@ -50,6 +54,7 @@ def subvp_marginal_coeffs(B):
 
     .. math:: a = e^{-B/2},\qquad s = 1-e^{-B}
     """
+    B = check_coefficient(B, "B", closed=True)
     return ops(B).exp(-0.5 * B), -ops(B).expm1(-B)
 
 
@@ -58,6 +63,7 @@ def subvp_diffusion(beta, B):
 
     .. math:: g(t) = \sqrt{\beta(t)\,(1-e^{-2B(t)})}
     """
+    beta, B = check_coefficient(beta, "beta"), check_coefficient(B, "B", closed=True)
     return ops(beta).sqrt(-beta * ops(B).expm1(-2.0 * B))
 
 
@@ -69,7 +75,11 @@ def ve_discretize(x, sigma, sigma_prev):
 
     Returns ``(f, G)``: ``f`` zeros like ``x``, ``G`` a float or one per example.
     """
-    gap = sigma * sigma - sigma_prev * sigma_prev
+    x = check_examples(x, "x")
+    sigma, sigma_prev = (check_coefficient(c, k, like=x, closed=True) for c, k in ((sigma, "sigma"),
+                                                                                   (sigma_prev, "sigma_prev")))
+    gap = check_coefficient(sigma * sigma - sigma_prev * sigma_prev,
+                            "sigma**2 - sigma_prev**2 (the level must not decrease: sigma >= sigma_prev)", closed=True)
     return 0.0 * x, ops(gap).sqrt(gap)
 
 
@@ -82,7 +92,7 @@ def vp_step_rate(B, B_prev):
 
     .. math:: \beta_i = 1 - e^{-(B(t)-B(t_{prev}))}
     """
-    dB = B - B_prev
+    dB = check_coefficient(B - B_prev, "B - B_prev (t must not precede t_prev)", closed=True)
     return -ops(dB).expm1(-dB)
 
 
@@ -94,4 +104,6 @@ def vp_discretize(x, beta):
 
     ``beta`` a float or one per example. Returns ``(f, G)``.
     """
+    x = check_examples(x, "x")
+    beta = check_coefficient(beta, "beta", like=x, high=1.0, closed=True)
     return per_example(ops(beta).sqrt(1.0 - beta) - 1.0, x) * x, ops(beta).sqrt(beta)

@@ -12,9 +12,11 @@ likelihood weighting :math:`\lambda(t)=g(t)^2` (Song, Durkan, Murray & Ermon 202
 from __future__ import annotations
 
 import autograd.numpy as anp
-import numpy as onp
+
+from autograd.tracer import getval
 
 from .. import tweedie
+from .._validation import check_coefficient, check_examples, check_noise, check_steps
 from .moves import sqrt_number_or_array, annealed_step_sizes as _annealed_rule, corrector_step_size, langevin_move
 from .parametrisation import per_example
 
@@ -44,8 +46,10 @@ def reverse_sde_step(sde, x, t, dt, score, z):
     drift is ``sde.reverse_drift``. The reverse-SDE solver (:func:`refscore.sde.reverse_sde_sample`)
     takes its steps with it.
     """
+    x = check_examples(x, "x")
+    score = check_examples(score, "score", like=x)
+    z, dt = check_noise(z, getval(x).shape, "z"), per_example(check_coefficient(dt, "dt", like=x), x)
     drift = _check_sde(sde).reverse_drift(lambda y, s: score, x, t)
-    dt = per_example(dt, x)
     return x - drift * dt + per_example(sde.diffusion(t), x) * sqrt_number_or_array(dt) * z
 
 
@@ -54,6 +58,8 @@ def ode_velocity(sde, x, t, score):
 
     .. math:: \frac{dx}{dt} = f(x,t) - \tfrac12 g(t)^2\,s
     """
+    x = check_examples(x, "x")
+    score = check_examples(score, "score", like=x)
     return _check_sde(sde).ode_drift(lambda y, s: score, x, t)
 
 
@@ -66,6 +72,9 @@ def langevin_corrector_step(x, score, z, snr, alpha=1.0):
 
     with :math:`r` = ``snr``, :math:`\alpha=1` for VE and :math:`\alpha_i=1-\beta_i` for VP.
     """
+    x = check_examples(x, "x")
+    score = check_examples(score, "score", like=x)
+    z = check_noise(z, getval(x).shape, "z")
     eps = corrector_step_size(_flat(score), _flat(z), snr, alpha)
     return langevin_move(x, score, eps, z)
 
@@ -87,7 +96,10 @@ def annealed_langevin_step(x, score, z, sigmas, level, eps):
     .. math:: x \leftarrow x + \frac{\alpha_i}2\,s(x,\sigma_i) + \sqrt{\alpha_i}\,z,\qquad
               \alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2
     """
-    a = per_example(annealed_step_sizes(sigmas, eps)[onp.asarray(level, dtype=int)], x)
+    x = check_examples(x, "x")
+    score = check_examples(score, "score", like=x)
+    z, rule = check_noise(z, getval(x).shape, "z"), annealed_step_sizes(sigmas, eps)
+    a = per_example(rule[check_steps(level, len(rule), "level", getval(x).shape[0])], x)
     return langevin_move(x, score, 0.5 * a, z)  # our h = α/2: x + h s + sqrt(2h) z
 
 
@@ -97,7 +109,9 @@ def tweedie_denoise_ve(x, score, sigma):
 
     .. math:: \hat x = x + \sigma^2 s(x,\sigma)\quad\text{(no noise added)}
     """
-    return tweedie.denoise_unchecked(lambda _: score, x, per_example(sigma, x))
+    x = check_examples(x, "x")
+    score = check_examples(score, "score", like=x)
+    return tweedie.denoise_unchecked(lambda _: score, x, per_example(check_coefficient(sigma, "sigma", like=x), x))
 
 
 def likelihood_weighting(sde, t):
@@ -106,4 +120,4 @@ def likelihood_weighting(sde, t):
 
     .. math:: \lambda(t) = g(t)^2
     """
-    return sde.diffusion(t) ** 2
+    return _check_sde(sde).diffusion(t) ** 2

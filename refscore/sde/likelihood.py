@@ -17,6 +17,7 @@ import time
 import numpy as onp
 
 from .. import backends
+from .._validation import check_points, check_positive_int, check_whole_number
 from ..diffusion.likelihood import bits_per_dim, likelihood_summary, noise_conditional_score
 from .sdes import VESDE
 from .solvers import log_likelihood
@@ -58,6 +59,9 @@ def flow_bits_per_dim(score_fn, x, sigma_min=None, sigma_max=None, levels=256, r
     ``levels``, ``offset`` (:math:`\log_2 L`), ``nfev`` (ODE evaluations, all sets), ``seconds``,
     ``probe_sd`` (None unless two or more sets).
     """
+    x = check_points(x)
+    levels = check_whole_number(levels, "levels", minimum=2)
+    n_probes, probe_sets = check_positive_int(n_probes, "n_probes"), check_positive_int(probe_sets, "probe_sets")
     if sde is None:
         sde = VESDE(sigma_min, sigma_max)
     elif sigma_min is not None or sigma_max is not None:

@@ -19,7 +19,8 @@ from autograd.tracer import getval
 
 from .. import backends
 from .._math import LOG_2PI, sqnorm
-from .._validation import as_float_array, check_positive, check_positive_int, check_real
+from .._validation import (as_float_array, check_coefficient, check_examples, check_output, check_points,
+                           check_positive, check_positive_int, check_real, check_whole_number)
 from ..diffusion.parametrisation import per_example as per_row  # the one per-example helper (old name kept)
 from ..diffusion.processes import (ops, ve_discretize, ve_marginal_coeffs, vp_discretize,  # noqa: F401  (ops: old path)
                                    vp_marginal_coeffs, vp_step_rate)
@@ -46,6 +47,13 @@ def as_time(t, x=None):
         if outside.size:
             _in_horizon(float(tv.reshape(-1)[outside[0]]), int(outside[0]))
     return t
+
+
+def _score(score_fn, x, t):
+    """``score_fn(x, t)``, which must be callable and return x's shape (never a broadcast (1, d) score)."""
+    if not callable(score_fn):
+        raise TypeError(f"score_fn must be a callable score_fn(x, t), got {type(score_fn).__name__}")
+    return check_output(score_fn(x, t), getval(x).shape, "score_fn")
 
 
 def _in_horizon(t, index):
@@ -105,7 +113,7 @@ class SDE(abc.ABC):
         (n,) arrays. Returns ``(f, G)``: ``f`` like ``x``, ``G`` a float or (n,).
         """
         t, t_prev = as_time(t, x), as_time(t_prev, x)
-        dt = t - t_prev
+        dt = check_coefficient(t - t_prev, "t - t_prev (the forward step goes up: t >= t_prev)", closed=True)
         return self.drift(x, t) * per_row(dt, x), self.diffusion(t) * ops(dt).sqrt(dt)
 
     def noise_level(self, t):
@@ -121,18 +129,19 @@ class SDE(abc.ABC):
     def marginal_prob(self, x0, t):
         r"""Mean and standard deviation of :math:`p_{0t}(x_t\mid x_0)=\mathcal N(a x_0, s^2 I)`:
         ``(mean (n, d), std)``, ``std`` a float or ``(n,)`` for per-row ``t``."""
+        x0 = check_examples(x0, "x0")
         a, s = self.marginal_coeffs(as_time(t, x0))
         return per_row(a, x0) * x0, s
 
     def reverse_drift(self, score_fn, x, t):
         r"""Drift of the reverse-time SDE, :math:`f(x,t) - g(t)^2 s(x,t)` (Song et al. 2021, eq. 6)."""
-        t = as_time(t, x)
-        return self.drift(x, t) - per_row(self.diffusion(t) ** 2, x) * score_fn(x, t)
+        x, t = check_examples(x, "x"), as_time(t, x)
+        return self.drift(x, t) - per_row(self.diffusion(t) ** 2, x) * _score(score_fn, x, t)
 
     def ode_drift(self, score_fn, x, t):
         r"""Probability-flow ODE velocity :math:`f - \tfrac12 g^2 s` (Song et al. 2021, eq. 13)."""
-        t = as_time(t, x)
-        return self.drift(x, t) - 0.5 * per_row(self.diffusion(t) ** 2, x) * score_fn(x, t)
+        x, t = check_examples(x, "x"), as_time(t, x)
+        return self.drift(x, t) - 0.5 * per_row(self.diffusion(t) ** 2, x) * _score(score_fn, x, t)
 
     def ode_drift_divergence(self, score_trace, d, t):
         r"""Divergence of the probability-flow velocity, given :math:`\operatorname{tr}\nabla_x s`
@@ -172,6 +181,7 @@ class VESDE(SDE):
         return self.sigma(t) * math.sqrt(2 * self.log_ratio)
 
     def drift_divergence(self, d, t):
+        check_whole_number(d, "d", minimum=1)
         return 0.0 * as_time(t)
 
     def marginal_coeffs(self, t):
@@ -199,7 +209,7 @@ class VESDE(SDE):
         return self.sigma_max * bk.normal(rng, (n, d))
 
     def prior_log_prob(self, x):
-        d = x.shape[1]
+        d = check_points(x).shape[1]
         return -0.5 * d * (LOG_2PI + 2 * math.log(self.sigma_max)) - 0.5 * sqnorm(x) / self.sigma_max**2
 
 
@@ -228,7 +238,7 @@ class VPSDE(SDE):
 
         .. math:: \beta_{\max} = 2\log(1+\sigma_{\max}^2) - \beta_{\min}
         """
-        sigma_max = check_positive(sigma_max, "sigma_max")
+        sigma_max, beta_min = check_positive(sigma_max, "sigma_max"), check_positive(beta_min, "beta_min")
         beta_max = 2.0 * math.log1p(sigma_max**2) - beta_min
         if not beta_max >= beta_min:
             raise ValueError(f"sigma_max={sigma_max} is too small for beta_min={beta_min}: need "
@@ -252,7 +262,7 @@ class VPSDE(SDE):
         return ops(b).sqrt(b)
 
     def drift_divergence(self, d, t):
-        return -0.5 * self.beta(t) * d
+        return -0.5 * self.beta(t) * check_whole_number(d, "d", minimum=1)
 
     def marginal_coeffs(self, t):
         return vp_marginal_coeffs(self.integrated_beta(t))
@@ -276,7 +286,7 @@ class VPSDE(SDE):
         .. math:: t = \frac{-\beta_{\min} + \sqrt{\beta_{\min}^2 + 2(\beta_{\max}-\beta_{\min})\log(1+\sigma^2)}}
                   {\beta_{\max}-\beta_{\min}}
         """
-        target = onp.log1p(onp.square(onp.asarray(sigma, dtype=float)))
+        target = onp.log1p(onp.square(onp.asarray(check_coefficient(sigma, "sigma", closed=True), dtype=float)))
         db = self.beta_max - self.beta_min
         if db == 0:
             return target / self.beta_min
@@ -288,7 +298,7 @@ class VPSDE(SDE):
         return bk.normal(rng, (n, d))
 
     def prior_log_prob(self, x):
-        return -0.5 * x.shape[1] * LOG_2PI - 0.5 * sqnorm(x)
+        return -0.5 * check_points(x).shape[1] * LOG_2PI - 0.5 * sqnorm(x)
 
 
 def marginal_law(data, sde, t):

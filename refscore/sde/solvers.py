@@ -191,12 +191,15 @@ def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior
     max_evals = check_positive_int(max_evals, "max_evals")
     if prior_log_prob is not None and not callable(prior_log_prob):
         raise TypeError(f"prior_log_prob must be callable (n, d) -> (n,), got {prior_log_prob!r}")
+    n_projections = check_positive_int(n_projections, "n_projections")
+    if trace_chunk is not None:
+        trace_chunk = check_positive_int(trace_chunk, "trace_chunk")
     bk = backends.of(x)
     n, d = x.shape
     v = None
     if rng is not None:
         bk.check_rng(rng)
-        v = bk.normal(rng, (check_positive_int(n_projections, "n_projections"), n, d), x.dtype)
+        v = bk.normal(rng, (n_projections, n, d), x.dtype)
     score_and_trace = _trace_fn(score_fn, v, trace_chunk)
 
     def rhs(t, y):
