@@ -80,18 +80,26 @@ def fig_guidance(path):
     rng = np.random.default_rng(10)
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.9), sharey=True)
     box = (-5.0, 7.0, -5.0, 5.0)
+    X, Y, grid = plots.grid_points((-6.0, 10.0, -8.0, 8.0), 300)
     for ax, w in zip(axes, (0.0, 1.0, 4.0)):
-        y = ns["pf_ode_samples"](w, 600, rng)
+        y = ns["pf_ode_samples"](w, 1000, rng)
+        lp = ns["tilted_log_density"](grid, w)
+        p = np.exp(lp - lp.max())
+        tilted_mean = float(p @ grid[:, 0] / p.sum())
         plots.samples_over_density(ax, ns["joint"].sample(300, rng), lim=box, size=2, color="0.6",
                                    label="p(x), both classes")
-        plots.density_contours(ax, lambda x: ns["tilted_log_density"](x, w), lim=box, levels=8,
+        dots = plots.samples_over_density(ax, y[:400], lim=box, size=2, color="tab:red",
+                                          label="guided PF-ODE")
+        dots.set_alpha(0.6)
+        plots.density_contours(ax, lambda x: ns["tilted_log_density"](x, w), lim=box, levels=7,
                                filled=False, cmap="viridis")
-        plots.samples_over_density(ax, y, lim=box, size=3, color="tab:red", label="guided PF-ODE")
-        ax.axvline(float(y[:, 0].mean()), color="tab:red", ls=":", lw=1)
-        ax.set_title(f"w = {w:g}: guided mean x1 = {y[:, 0].mean():.2f}", fontsize=10)
+        ax.axvline(float(y[:, 0].mean()), color="tab:red", ls="--", lw=1.2, label="mean x1, guided")
+        ax.axvline(tilted_mean, color="k", ls=":", lw=1.2, label="mean x1, tilted law")
+        ax.set_title(f"w = {w:g}: mean x1 {y[:, 0].mean():.2f} (guided),\n{tilted_mean:.2f} (tilted law)",
+                     fontsize=10)
         ax.set_xlabel("x1 (class 0 left, class 1 right)")
     axes[0].set_ylabel("x2")
-    axes[0].legend(fontsize=8, loc="lower left", markerscale=3)
+    axes[0].legend(fontsize=8, loc="lower left", markerscale=2.5)
     fig.suptitle("contours: p(x) p(c=1 | x)^(1+w), normalised; red: samples of the guided score",
                  fontsize=10)
     _save(fig, path)
