@@ -51,6 +51,22 @@ def test_every_chapter_has_runnable_code_and_a_figure():
         assert re.search(r"!\[[^\]]*\]\(figures/\w+\.png\)", text), f"{p.name} has no figure"
 
 
+def test_the_build_draws_at_least_20_figures_and_every_one_is_shown():
+    """docs/tools/make_figures.py draws the book's figures at build time (issue 35: >= 20); each
+    is shown on a page, and every figure a page shows is one the build draws."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "docs" / "tools"))
+    try:
+        import make_figures
+    finally:
+        sys.path.remove(str(ROOT / "docs" / "tools"))
+    drawn = set(make_figures.FIGURES)
+    shown = {name for p in PAGES for name in re.findall(r"\]\(figures/(\w+)\.png\)", p.read_text())}
+    assert len(drawn) >= 20, f"the docs build draws {len(drawn)} figures: {sorted(drawn)}"
+    assert drawn == shown, f"drawn, not shown: {sorted(drawn - shown)}; shown, not drawn: {sorted(shown - drawn)}"
+
+
 def test_users_are_pointed_to_pages_they_have():
     """API.md is the engineers' contract, not shipped: the README, the book and the check table
     point to the book's own pages instead; the README names the one-minute tour."""

@@ -23,6 +23,7 @@ from refscore.energies import DoubleWell, Gaussian, GaussianMixture, Ring, SumOf
 from refscore.partition import log_partition_quadrature  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import diffusion_figures  # noqa: E402  (docs/tools: DDPM/DDIM, guidance, the U-Net)
 import intuition_figures  # noqa: E402  (docs/tools: the figures drawn with refscore.plots)
 
 DPI = 90
@@ -334,15 +335,16 @@ def fig_digits(path):
     fig.savefig(path, dpi=DPI)
 
 
-FIGURES = {name[4:]: f for name, f in sorted({**vars(intuition_figures), **globals()}.items())
-           if name.startswith("fig_")}
+FIGURES = {name[4:]: f for name, f in sorted({**vars(intuition_figures), **vars(diffusion_figures),
+                                              **globals()}.items()) if name.startswith("fig_")}
 
 
 def build(out_dir, force=False):
     """Draw every figure whose ``out_dir/<name>.png`` is missing or older than this file."""
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = max(pathlib.Path(f).stat().st_mtime for f in (__file__, intuition_figures.__file__))
+    stamp = max(pathlib.Path(f).stat().st_mtime
+                for f in (__file__, intuition_figures.__file__, diffusion_figures.__file__))
     for name, draw in FIGURES.items():
         target = out_dir / f"{name}.png"
         if force or not target.exists() or target.stat().st_mtime < stamp:

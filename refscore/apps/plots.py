@@ -12,6 +12,9 @@ any refscore backend: results are brought to the host here.
 - :func:`image_grid`, :func:`samples_beside_real` — a mosaic of small images (e.g. 8×8 digits),
 - :func:`sigma_ladder` — the perturbed densities :math:`p_\sigma = p * \mathcal N(0,\sigma^2 I)`
   of a noise schedule (seed 000_…: "multiple noise scales").
+
+The grid and the sample dots are :mod:`refscore.plots`'s (the public helpers
+the book draws with); this module adds the tour's panel layouts around them.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import math
 import numpy as onp
 
 from .. import backends
+from .. import plots as core_plots
 
 __all__ = ["grid", "density_grid", "draw_density", "score_field", "scatter_over_density", "loss_panel",
            "image_grid", "samples_beside_real", "sigma_ladder"]
@@ -41,11 +45,10 @@ def grid(lim, m):
 
     .. math:: \{(u_i, u_j)\}_{i,j=1}^m,\quad u_i = -\mathrm{lim} + 2\,\mathrm{lim}\,(i-1)/(m-1)
 
-    Returns ``X, Y`` of shape ``(m, m)`` (for contour plots) and the points ``(m², 2)``.
+    Returns ``X, Y`` of shape ``(m, m)`` (for contour plots) and the points ``(m², 2)``:
+    :func:`refscore.plots.grid_points` on the square.
     """
-    g = onp.linspace(-lim, lim, m)
-    X, Y = onp.meshgrid(g, g)
-    return X, Y, onp.stack([X.ravel(), Y.ravel()], axis=1)
+    return core_plots.grid_points(lim, m)
 
 
 def density_grid(log_prob_fn, lim=3.2, m=120):
@@ -102,13 +105,18 @@ def scatter_over_density(ax, points, density=None, title=None, size=2, color="C3
 
     .. math:: x^{(i)} \sim q \quad\text{drawn over}\quad \tilde p(x)
 
-    A sampler is right when the dots follow the shading.
+    A sampler is right when the dots follow the shading (:func:`refscore.plots.samples_over_density`
+    on the density's box).
     """
+    box = None
     if density is not None:
         draw_density(ax, density)
-    x = _host(points)
-    ax.scatter(x[:, 0], x[:, 1], s=size, c=color)
-    ax.set_aspect("equal")
+        X, Y, _ = density
+        box = (float(X.min()), float(X.max()), float(Y.min()), float(Y.max()))
+    x = onp.asarray(_host(points), dtype=float)
+    x = x[onp.all(onp.isfinite(x), axis=1)]  # a diverged chain is left out, as Matplotlib did
+    if len(x):
+        core_plots.samples_over_density(ax, x, lim=box, size=size, color=color)
     if title:
         ax.set_title(title)
 
