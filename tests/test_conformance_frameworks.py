@@ -77,3 +77,15 @@ def test_the_jax_adapter_matches_numpy_and_passes_a_dsm_case():
         got = np.asarray(cj.score_fn(model)(jnp.asarray(x), 0.5))
         assert np.allclose(got, frameworks.model_functions(model)[1](x, 0.5), rtol=1e-12)
     assert conformance.verify("dsm", dsm_from(cj.score_fn, jnp.asarray)).passed
+
+
+def test_a_wrapper_handing_sigma_to_its_inner_model_is_named_a_convention():
+    """k-diffusion's Denoiser passes σ itself as the inner model's noise input (its models take ¼ ln σ)."""
+    def precond(case):
+        s, sd = case["sigma"], case["sigma_data"]
+        r = np.sqrt(s * s + sd * sd)
+        return np.stack([sd * sd / r**2, s * sd / r, 1 / r, s], 1)
+    report = conformance.verify("edm_precond", precond)
+    assert not report.passed
+    assert all(row.conventions == ("c_noise left to the inner model",) for row in report.rows)
+    assert conformance.verify("edm_precond", precond, variant="c_noise left to the inner model").passed
