@@ -89,3 +89,18 @@ def test_a_wrapper_handing_sigma_to_its_inner_model_is_named_a_convention():
     assert not report.passed
     assert all(row.conventions == ("c_noise left to the inner model",) for row in report.rows)
     assert conformance.verify("edm_precond", precond, variant="c_noise left to the inner model").passed
+
+
+def test_an_euler_step_denoising_before_the_churn_is_named():
+    """diffusers' EulerDiscreteScheduler with s_churn > 0: the model output was computed on x at σ,
+    before step() adds the churn, and is used for x̂ at σ̂ (written here in NumPy as it computes)."""
+    def euler(case):
+        n = len(case["x"])
+        x, z = case["x"].reshape(n, -1), case["z"].reshape(n, -1)
+        s, s_hat = case["sigma"], case["sigma"] * (1 + case["gamma"])
+        x_hat = x + (np.sqrt(s_hat**2 - s**2) * case["S_noise"])[:, None] * z
+        denoised = frameworks.model_functions(case["model"])[2](x, s)  # D(x, σ): before the churn
+        return (x_hat + ((case["sigma_next"] - s_hat) / s_hat)[:, None] * (x_hat - denoised)).reshape(case["x"].shape)
+    report = conformance.verify("edm_euler_step", euler)
+    assert not report.passed
+    assert all(row.faults == ("denoised before the churn",) for row in report.rows if not row.passed)

@@ -114,31 +114,27 @@ def ancestral_sigmas(case):
     return np.array(out)
 
 
-def euler_step(cls, module, prediction):
+def euler_step(cls, module, at_churned=True):
     """One Euler(-churn) step of EulerDiscreteScheduler / EDMEulerScheduler from σ to σ_next with the
-    case's γ (s_churn = γ·(len(sigmas) − 1), S_tmin = 0, S_tmax = ∞) and S_noise; the denoiser is
-    evaluated where the scheduler's own sampling loop evaluates it: at the sample handed to step, σ."""
+    case's γ (s_churn = γ·(len(sigmas) − 1), S_tmin = 0, S_tmax = ∞) and S_noise. ``at_churned``: the
+    denoiser evaluated at (x̂, σ̂) of EDM's Alg. 2 (x̂ computed here as step() computes it), handed over
+    as the x̂₀ prediction; otherwise where diffusers' pipelines evaluate it, on the sample handed to
+    step(), at σ (EulerDiscreteScheduler, prediction_type='sample')."""
     def one(case):
-        s = cls(prediction_type=prediction) if cls is EulerDiscreteScheduler else cls()
+        s = cls(prediction_type="sample") if cls is EulerDiscreteScheduler else cls()
         sigma, sigma_next, gamma = float(case["sigma"]), float(case["sigma_next"]), float(case["gamma"])
         s.sigmas, s._step_index = tensor([sigma, sigma_next]), 0
-        n = np.prod(case["x"].shape[1:])
-        x = tensor(case["x"]).reshape(1, n)
-        D = ct.denoiser_fn(case["model"])(x, sigma)
-        out = D if prediction == "sample" else (x - D) / sigma
-        if cls is EDMEulerScheduler:  # precondition_outputs(x̂, F, σ̂) = c_skip x̂ + c_out F must give D
-            out = model_output_for_edm(s, x, D, sigma)
-        with patched(module, tensor(case["z"]).reshape(1, n)):
-            prev = s.step(out, s.timesteps[0], x, s_churn=gamma * (len(s.sigmas) - 1), s_tmin=0.0,
-                          s_tmax=float("inf"), s_noise=case["S_noise"]).prev_sample
+        n = int(np.prod(case["x"].shape[1:]))
+        x, z = tensor(case["x"]).reshape(1, n), tensor(case["z"]).reshape(1, n)
+        s_hat = sigma * (1 + gamma)
+        x_hat = x + (s_hat ** 2 - sigma ** 2) ** 0.5 * case["S_noise"] * z
+        D = ct.denoiser_fn(case["model"])(x_hat, s_hat) if at_churned else ct.denoiser_fn(case["model"])(x, sigma)
+        extra = {"pred_original_sample": D} if cls is EDMEulerScheduler else {}
+        with patched(module, z):
+            prev = s.step(torch.zeros_like(x) if extra else D, s.timesteps[0], x, s_churn=gamma * (len(s.sigmas) - 1),
+                          s_tmin=0.0, s_tmax=float("inf"), s_noise=case["S_noise"], **extra).prev_sample
         return prev.reshape(case["x"].shape)
     return one_at_a_time(one)
-
-
-def model_output_for_edm(s, x, D, sigma):
-    c_skip = s.config.sigma_data ** 2 / (sigma ** 2 + s.config.sigma_data ** 2)
-    c_out = sigma * s.config.sigma_data / (sigma ** 2 + s.config.sigma_data ** 2) ** 0.5
-    return (D - c_skip * x) / c_out
 
 
 def edm_schedule(list_=False):

@@ -17,8 +17,9 @@ def rows():
     import adapters_diffusers as d
     import adapters_kdiffusion as k
     from diffusers import DDIMScheduler, DDPMScheduler, EDMEulerScheduler, EulerDiscreteScheduler
-    euler = d.euler_step(EulerDiscreteScheduler, "scheduling_euler_discrete", "sample")
-    edm_euler = d.euler_step(EDMEulerScheduler, "scheduling_edm_euler", "epsilon")
+    euler, edm_euler = (d.euler_step(cls, module) for cls, module in ((EulerDiscreteScheduler, "scheduling_euler_discrete"),
+                                                                      (EDMEulerScheduler, "scheduling_edm_euler")))
+    euler_pipeline_order = d.euler_step(EulerDiscreteScheduler, "scheduling_euler_discrete", at_churned=False)
     return [
         ("DDPMScheduler(beta_schedule=…).betas", "beta_schedule", d.ddpm_beta_schedule, {}),
         ("DDPMScheduler.set_timesteps / previous_timestep", "timesteps", d.timesteps_with(DDPMScheduler), {}),
@@ -32,8 +33,10 @@ def rows():
         ("DDIMScheduler.step, clip_sample=False", "ddim_step", d.ddim_step(), {}),
         ("DDIMScheduler.step, clip_sample default (True)", "ddim_step", d.ddim_step(None), {}),
         ("EulerAncestralDiscreteScheduler.step (σ_down, σ_up)", "ancestral_sigmas", d.ancestral_sigmas, {}),
-        ("EulerDiscreteScheduler.step (s_churn)", "edm_euler_step", euler, {}),
-        ("EDMEulerScheduler.step (s_churn)", "edm_euler_step", edm_euler, {}),
+        ("EulerDiscreteScheduler.step (s_churn), D(x̂, σ̂)", "edm_euler_step", euler, {}),
+        ("EulerDiscreteScheduler.step (s_churn), D(x, σ) as its pipelines call it", "edm_euler_step",
+         euler_pipeline_order, {}),
+        ("EDMEulerScheduler.step (s_churn), D(x̂, σ̂) as pred_original_sample", "edm_euler_step", edm_euler, {}),
         ("EDMEulerScheduler.set_timesteps σ's", "edm_schedule", d.edm_schedule(), {}),
         ("EDMEulerScheduler.set_timesteps σ's", "karras_sigma_list", d.edm_schedule(True), {}),
         ("EDMEulerScheduler.precondition_*", "edm_precond", d.edm_precond, {}),
