@@ -148,7 +148,7 @@ def edm_schedule(list_=False):
 
 
 def edm_precond(case):
-    """c_skip, c_out, c_in, c_noise from EDMEulerScheduler's precondition_* (ε... 'epsilon' is EDM's F)."""
+    """c_skip, c_out, c_in, c_noise from EDMEulerScheduler's precondition_* (prediction_type 'epsilon': EDM's F)."""
     s = EDMEulerScheduler(sigma_data=case["sigma_data"])
     rows = []
     for sigma in case["sigma"]:
