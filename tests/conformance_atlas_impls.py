@@ -157,7 +157,7 @@ def t_edm_step(c, f, heun=False):
     hat = sig * (1 + c["gamma"])
     add = hat - sig if f == "churn noise std σ̂ − σ" else np.sqrt(hat**2 - sig**2)
     xh = x + col(add * c["S_noise"], x) * c["z"]
-    d = (xh - denoise(c, xh, hat)) / col(hat, x)
+    d = (xh - (denoise(c, x, sig) if f == "denoised before the churn" else denoise(c, xh, hat))) / col(hat, x)
     xe = xh + col(nxt - (sig if f == "step from σ, not σ̂" else hat), x) * d
     if not heun:
         return xe

@@ -162,7 +162,8 @@ def t_precond(c, f):
     skip = (s**2 if f == "c_skip with σ² for σ_d²" else sd**2) / (s**2 + sd**2)
     if f == "c_skip with σ for σ²":
         skip = sd**2 / (s + sd**2)
-    return np.stack([skip, s * sd / n, 1 / n, (1 if f == "c_noise without ¼" else 0.25) * np.log(s)], 1)
+    noise = s if f == "c_noise left to the inner model" else (1 if f == "c_noise without ¼" else 0.25) * np.log(s)
+    return np.stack([skip, s * sd / n, 1 / n, noise], 1)
 
 
 def t_schedule(c, f):

@@ -77,3 +77,30 @@ def test_the_jax_adapter_matches_numpy_and_passes_a_dsm_case():
         got = np.asarray(cj.score_fn(model)(jnp.asarray(x), 0.5))
         assert np.allclose(got, frameworks.model_functions(model)[1](x, 0.5), rtol=1e-12)
     assert conformance.verify("dsm", dsm_from(cj.score_fn, jnp.asarray)).passed
+
+
+def test_a_wrapper_handing_sigma_to_its_inner_model_is_named_a_convention():
+    """k-diffusion's Denoiser passes σ itself as the inner model's noise input (its models take ¼ ln σ)."""
+    def precond(case):
+        s, sd = case["sigma"], case["sigma_data"]
+        r = np.sqrt(s * s + sd * sd)
+        return np.stack([sd * sd / r**2, s * sd / r, 1 / r, s], 1)
+    report = conformance.verify("edm_precond", precond)
+    assert not report.passed
+    assert all(row.conventions == ("c_noise left to the inner model",) for row in report.rows)
+    assert conformance.verify("edm_precond", precond, variant="c_noise left to the inner model").passed
+
+
+def test_an_euler_step_denoising_before_the_churn_is_named():
+    """diffusers' EulerDiscreteScheduler with s_churn > 0: the model output was computed on x at σ,
+    before step() adds the churn, and is used for x̂ at σ̂ (written here in NumPy as it computes)."""
+    def euler(case):
+        n = len(case["x"])
+        x, z = case["x"].reshape(n, -1), case["z"].reshape(n, -1)
+        s, s_hat = case["sigma"], case["sigma"] * (1 + case["gamma"])
+        x_hat = x + (np.sqrt(s_hat**2 - s**2) * case["S_noise"])[:, None] * z
+        denoised = frameworks.model_functions(case["model"])[2](x, s)  # D(x, σ): before the churn
+        return (x_hat + ((case["sigma_next"] - s_hat) / s_hat)[:, None] * (x_hat - denoised)).reshape(case["x"].shape)
+    report = conformance.verify("edm_euler_step", euler)
+    assert not report.passed
+    assert all(row.faults == ("denoised before the churn",) for row in report.rows if not row.passed)

@@ -100,7 +100,12 @@ EDM_PRECOND = Objective(
             Fault("c_noise without ¼", "c_noise = ln σ where ¼ ln σ belongs (Karras et al. 2022, Table 1)",
                   lambda c: _precond_as_code(c, noise_without_quarter=True)),
             Fault("c_skip with σ for σ²", "c_skip = σ_d²/(σ + σ_d²): σ where σ² belongs (Karras et al. 2022, Table 1)",
-                  lambda c: _precond_as_code(c, skip_sigma=True))))
+                  lambda c: _precond_as_code(c, skip_sigma=True)),
+            Fault("c_noise left to the inner model", "the wrapper hands its inner model σ itself (c_noise = σ), and "
+                  "the network takes ¼ ln σ inside: k-diffusion's layers.Denoiser (crowsonkb/k-diffusion layers.py; "
+                  "its image models compute c_noise = ln σ/4 themselves)",
+                  lambda c: onp.column_stack([_precond_as_code(c)[:, :3], onp.asarray(c["sigma"], dtype=float)]),
+                  convention=True)))
 
 
 # ---- edm_schedule and ancestral_sigmas ------------------------------------------------------------------

@@ -130,7 +130,7 @@ def _denoiser(c):
 
 
 def edm_step(c, heun=False, churn_std=False, step_from_sigma=False, second_at_hat=False, second_alone=False,
-             correct_at_zero=False):
+             correct_at_zero=False, denoise_before_churn=False):
     r"""One step of Karras et al. Algorithm 2 with churn: Euler, or Heun's correction where
     :math:`\sigma_\text{next}\ne0`; the knobs are the known faults.
 
@@ -142,7 +142,7 @@ def edm_step(c, heun=False, churn_std=False, step_from_sigma=False, second_at_ha
     s_hat = s * (1 + onp.asarray(c["gamma"], float))
     add = s_hat - s if churn_std else onp.sqrt(s_hat**2 - s**2)
     x_hat = x + k(add * float(c["S_noise"])) * c["z"]
-    d = (x_hat - den(x_hat, s_hat)) / k(s_hat)
+    d = (x_hat - (den(x, s) if denoise_before_churn else den(x_hat, s_hat))) / k(s_hat)
     x_next = x_hat + k(s_next - (s if step_from_sigma else s_hat)) * d
     if not heun:
         return x_next
@@ -184,7 +184,12 @@ EDM_EULER_STEP = Objective(
                   "not the variance (Karras et al. 2022, Alg. 2)", lambda c: edm_step(c, churn_std=True)),
             Fault("step from σ, not σ̂", "x̂ + (σ_next − σ) d where (σ_next − σ̂) d belongs: the churned level "
                   "forgotten in the step (Karras et al. 2022, Alg. 2)",
-                  lambda c: edm_step(c, step_from_sigma=True))))
+                  lambda c: edm_step(c, step_from_sigma=True)),
+            Fault("denoised before the churn", "d = (x̂ − D(x, σ))/σ̂: the denoiser evaluated on the sample before the "
+                  "churn noise, at σ, and used for x̂ at σ̂, where D(x̂, σ̂) belongs: diffusers 0.42.1 "
+                  "EulerDiscreteScheduler.step(s_churn > 0), whose model output is computed before step() adds the "
+                  "churn (found by the client trial of refscore issue 32; Karras et al. 2022, Alg. 2, line 7)",
+                  lambda c: edm_step(c, denoise_before_churn=True))))
 
 EDM_HEUN_STEP = Objective(
     name="edm_heun_step", fields=_STEP_FIELDS,

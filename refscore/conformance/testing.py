@@ -70,7 +70,7 @@ def one_at_a_time(impl, fields=None):
     ``fields``: the per-example fields; default every array whose first axis has the case's n
     examples (n from ``x``, ``t`` or ``sigma``).
 
-    .. math:: g(	ext{case})_i = 	ext{impl}(	ext{case}_i)
+    .. math:: g(\text{case})_i = \text{impl}(\text{case}_i)
     """
     def run(case):
         n = _n_examples(case)
