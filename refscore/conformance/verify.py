@@ -200,6 +200,13 @@ def _invisible(fv, ref, tol):
     return bool(_errors(fv, ref, tol, tol)[2].all())
 
 
+def _hits(case, got, quantity, ref, tol):
+    """The faults and conventions of the case's objective that ``got`` matches at tolerance ``tol``."""
+    with onp.errstate(all="ignore"):  # a fault may divide by zero where the bug does (NaN, inf)
+        values = [(f, _fault_values(f, case, quantity)) for f in faults_for(case["objective"])]
+    return [f for f, fv in values if not _invisible(fv, ref, tol) and _matches(got, fv, ref, tol)]
+
+
 def diagnose(case, got, quantity, ref, rtol, dtype="float64"):
     r"""Name the known faults whose values match ``got`` on ``case`` (see :mod:`.faults`).
     Returns ``(text, names)``: a line per matching fault or convention ("convention: NAME
@@ -218,20 +225,17 @@ def diagnose_all(case, got, quantity, ref, rtol, dtype="float64"):
 
     .. math:: \text{match}(f) \iff \forall i:\ |g_i - f_i| \le \text{rtol}_m|f_i| + \text{rtol}_m\max(1,\max_j|f_j|)
               \ \text{or}\ |g_i - f_i| \le 10^{-3}|f_i - r_i|,\qquad
-              \text{rtol}_m = \max(100\,\text{rtol}, 10^{-8})
+              \text{rtol}_m = \max(100\,\text{rtol}, 10^{-8}); if none matches at float64, again at
+    :math:`\text{rtol}_m = 10^{-4}`, named "… (to float32 precision)" (a bug in a float32 schedule).
     """
-    tol = max(100 * rtol, 1e-8)
-    hits = []
-    for fault in faults_for(case["objective"]):
-        with onp.errstate(all="ignore"):  # a fault may divide by zero where the bug does (NaN, inf)
-            fv = _fault_values(fault, case, quantity)
-        if not _invisible(fv, ref, tol) and _matches(got, fv, ref, tol):
-            hits.append(fault)
+    hits, where = _hits(case, got, quantity, ref, max(100 * rtol, 1e-8)), ""
+    if not hits and dtype == "float64":  # computed in float32 (a stored schedule): match at float32's tolerance
+        hits, where = _hits(case, got, quantity, ref, TOLERANCES["float32"][0]), " (to float32 precision)"
     names = tuple(f.name for f in hits if not f.convention)
     conventions = tuple(f.name for f in hits if f.convention)
     if hits:
-        return "; also ".join(f"convention: {f.name} ({f.explanation})" if f.convention else
-                              f"matches known fault: {f.name} — {f.explanation}" for f in hits), names, conventions
+        return "; also ".join(f"convention{where}: {f.name} ({f.explanation})" if f.convention else
+                              f"matches known fault{where}: {f.name} — {f.explanation}" for f in hits), names, conventions
     if not onp.all(onp.isfinite(got)):
         return "no known fault matches", names, conventions
     if dtype == "float64" and _errors(got, ref, *TOLERANCES["float32"])[2].all():
