@@ -19,13 +19,13 @@ from refscore import conformance  # noqa: E402
 EXPECTED = {  # (client call, objective) -> the float64 verdict, then the float32 one where run
     ("DDIMScheduler.set_timesteps, t − T//n", "timesteps"): ("fault: prev_t = t − T//n", None),
     ("EulerDiscreteScheduler.step (s_churn), D(x, σ) as its pipelines call it", "edm_euler_step"):
-        ("not named", "fault: denoised before the churn"),
+        ("fault: denoised before the churn", None),
     ("DDPMScheduler.step, fixed_large_log", "ddpm_ancestral_step"):
-        ("not named", "fault: √(log β) as the std (fixed_large_log)"),
+        ("fault: √(log β) as the std (fixed_large_log)", None),
     ("DDPMScheduler.step, clip_sample default (True)", "ddpm_ancestral_step"):
-        ("not named", "convention: clip_sample (x̂₀ clipped to [−1, 1])"),
+        ("convention: clip_sample (x̂₀ clipped to [−1, 1])", None),
     ("DDIMScheduler.step, clip_sample default (True)", "ddim_step"):
-        ("not named", "convention: clip_sample (x̂₀ clipped to [−1, 1])"),
+        ("convention: clip_sample (x̂₀ clipped to [−1, 1])", None),
     ("ScoreSdeVeScheduler.step_pred", "reverse_sde_step"): ("convention: reverse-diffusion predictor (VE)", None),
     ("k-diffusion Denoiser (probe inner model)", "edm_precond"): ("convention: c_noise left to the inner model", None),
     ("k-diffusion log_likelihood (the case's exact denoiser)", "pf_ode_log_likelihood"):
