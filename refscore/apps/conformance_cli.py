@@ -80,8 +80,8 @@ def _add_sampler_parser(sub):
     s.add_argument("--h", type=_positive_float, default=None,
                    help="step size h > 0 (default: mala 0.3, ula 0.15, rwmh/mh 0.9; never 1/2)")
     s.add_argument("--d", type=_int_at_least(1), default=3, help="dimension d >= 1 (default 3)")
-    s.add_argument("--chains", type=_int_at_least(2), default=4000,
-                   help="chains, split into --groups independent calls (default 4000)")
+    s.add_argument("--chains", type=_int_at_least(2), default=8000,
+                   help="chains, split into --groups independent calls (default 8000)")
     s.add_argument("--steps", type=_int_at_least(1), default=10, help="steps per run >= 1 (default 10)")
     s.add_argument("--groups", type=_int_at_least(2), default=40, help="independent groups of chains (default 40)")
     s.add_argument("--targets", default=None, help="comma-separated, among gauss,aniso,banana,mixture "

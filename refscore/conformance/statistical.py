@@ -250,7 +250,7 @@ def _replay(step, mode, legacy):
     return report, notes
 
 
-def check_sampler_exactness(step, mode="mala", h=None, d=3, targets=None, n_chains=4000, n_steps=10, groups=40,
+def check_sampler_exactness(step, mode="mala", h=None, d=3, targets=None, n_chains=8000, n_steps=10, groups=40,
                             seed=0, alpha=0.01, replay=True):
     r"""Test a sampler step for exactness on several targets with known answers (issue 33).
 
