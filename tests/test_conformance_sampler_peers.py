@@ -1,6 +1,7 @@
 """Issue 33 E: real libraries' MALA, random-walk Metropolis and Langevin steps pass the sampler
-exactness checker (no false alarm). blackjax is optional (skipped where not installed); TorchEBM and
-ebmkit need torch, not installed here (their steps are ULA: the 'ula' mode checks them the same way).
+exactness checker (no false alarm). blackjax, TorchEBM and ebmkit are optional (skipped, with the
+reason, where not installed); TorchEBM's and ebmkit's steps are ULA, checked by the 'ula' mode against
+ULA's own stationary law.
 
 The adapter hands blackjax the target's NumPy log-density through ``jax.pure_callback``, with the
 target's score as its gradient (``jax.custom_vjp``), and vmaps blackjax's one-chain kernel over the
@@ -21,7 +22,7 @@ def _blackjax_steps():
     import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
-    cache = {}
+    cache = {}  # keyed on the target object itself (held alive by the key), never on id()
 
     def logdensity(target):
         d = target.d
@@ -37,7 +38,7 @@ def _blackjax_steps():
         return f
 
     def kernel(kind, target, h):
-        if (kind, id(target), h) not in cache:
+        if (kind, target, h) not in cache:
             lp = logdensity(target)
             if kind == "ula":
                 one = diffusions.overdamped_langevin(jax.value_and_grad(lp))
@@ -47,8 +48,8 @@ def _blackjax_steps():
                 alg = blackjax.mala(lp, h) if kind == "mala" else blackjax.additive_step_random_walk(
                     lp, blackjax.mcmc.random_walk.normal(h * jnp.ones(target.d)))
                 init, step = jax.vmap(alg.init), (lambda k, s: alg.step(k, s)[0])
-            cache[kind, id(target), h] = jax.jit(init), jax.jit(jax.vmap(step))
-        return cache[kind, id(target), h]
+            cache[kind, target, h] = jax.jit(init), jax.jit(jax.vmap(step))
+        return cache[kind, target, h]
 
     def make(kind):
         def step(state, h, rng, target):
@@ -66,3 +67,58 @@ def test_blackjax_steps_pass(mode):
     report = check_sampler_exactness(_blackjax_steps()(mode), mode, seed=1)
     assert report.passed, str(report)
     assert "rng.integers" in str(report)  # keys from the generator: no replay, the statistics decide
+
+
+def _torch_energy(torch, target):
+    """The target's energy -log pi as a torch function whose gradient is -score (the libraries take
+    energies and differentiate them with torch.autograd)."""
+
+    class Energy(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            a = x.detach().numpy()
+            ctx.save_for_backward(torch.as_tensor(-target.score(a), dtype=x.dtype))
+            return torch.as_tensor(-target.log_prob(a), dtype=x.dtype)
+
+        @staticmethod
+        def backward(ctx, g):
+            (minus_score,) = ctx.saved_tensors
+            return g[:, None] * minus_score
+
+    return Energy.apply
+
+
+def _torch_ula(library):
+    torch = pytest.importorskip("torch", reason=f"{library} needs torch (optional: pip install torch==2.13.0)")
+    pytest.importorskip("torchebm" if library == "torchebm" else "ebm",
+                        reason=f"{library} is optional (pip install {library})")
+    torch.set_default_dtype(torch.float64)
+
+    def step(state, h, rng, target):
+        x = torch.as_tensor(np.asarray(state, dtype=np.float64))
+        energy = _torch_energy(torch, target)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        if library == "torchebm":
+            from torchebm.core import BaseModel
+            from torchebm.samplers import LangevinDynamics
+
+            class Model(BaseModel):
+                def forward(self, y):
+                    return energy(y)
+
+            out = LangevinDynamics(Model(dtype=torch.float64), step_size=h, noise_scale=1.0,
+                                   dtype=torch.float64).sample(x=x, n_steps=1, generator=gen)
+        else:
+            from ebm.samplers import LangevinDynamics
+
+            torch.manual_seed(int(rng.integers(2**31)))  # ebmkit draws from torch's global generator
+            out = LangevinDynamics(step_size=h, steps=1).sample(energy, x)
+        return out.detach().numpy()
+
+    return step
+
+
+@pytest.mark.parametrize("library", ["torchebm", "ebmkit"])
+def test_torch_libraries_langevin_steps_pass_as_ula(library):
+    report = check_sampler_exactness(_torch_ula(library), "ula", seed=1)
+    assert report.passed, str(report)
