@@ -148,8 +148,8 @@ def _train(s, bk, xtr, log, state):
         f"from sigma_1 = {schedule.sigmas[0]:.2f} to {schedule.sigmas[-1]:.2f}")
     t0 = time.time()
     lr = DEFAULTS["lr"]
-    host = bk.name != "cupy"  # a GPU takes the whole batch at once; host cores share it in shards
-    shards, threads = (DEFAULTS["shards"], min(DEFAULTS["threads"], os.cpu_count() or 1)) if host else (1, 1)
+    threads = host_threads(bk)
+    shards = 1 if bk.name == "cupy" else DEFAULTS["shards"]  # the shards fix the numbers, whatever the threads
     try:
         params, hist = train.fit(loss, net.params, xtr, bk.rng(s.seed + 1), optimizer=train.adam(lr),
                                  n_steps=s.steps, batch_size=DEFAULTS["batch"], desc="mnist",
@@ -166,7 +166,24 @@ def _train(s, bk, xtr, log, state):
     return net, schedule, time.time() - t0
 
 
+def host_threads(bk):
+    r"""Threads for the host's cores: ``DEFAULTS["threads"]`` (at most the cores) on NumPy, one on a
+    GPU, which takes the whole batch at once (:class:`refscore.training.shards.RowThreads`).
+
+    .. math:: \text{threads} = \min(\text{threads}_{\text{default}}, \text{cores})\ \text{(host)},\quad 1\ \text{(GPU)}
+    """
+    return 1 if bk.name == "cupy" else min(DEFAULTS["threads"], os.cpu_count() or 1)
+
+
 def _sample(s, bk, net, schedule, xtr):
+    """:func:`_draw` with the network's rows split over the host's threads."""
+    from ..training.shards import RowThreads
+
+    with RowThreads(net.score_fn(), bk, host_threads(bk)) as score_fn:
+        return _draw(s, bk, net, schedule, xtr, score_fn)
+
+
+def _draw(s, bk, net, schedule, xtr, score_fn):
     r"""256 digits, then Tweedie's :math:`x+\sigma_N^2 s_\theta(x,\sigma_N)` clipped to [0, 1]:
 
     * ``--sampler reverse-diffusion`` (default): the VE reverse-diffusion chain (Song et al. 2021,
@@ -191,7 +208,7 @@ def _sample(s, bk, net, schedule, xtr):
         plan = ncsnv2_schedule(xtr[:2], sigma_min=lo, L=s.levels, T=s.steps_each, sigma_max=hi)
         x0 = bk.uniform(rng, shape).astype(net.dtype)
         h = DEFAULTS["step_boost"] * plan.step_size
-        x, info = annealed_langevin(net.score_fn(), x0, plan.sigmas, h, plan.n_steps_each, rng,
+        x, info = annealed_langevin(score_fn, x0, plan.sigmas, h, plan.n_steps_each, rng,
                                     final_denoise=True, progress=s.progress)
         settings = {"levels": len(plan.sigmas), "steps_each": plan.n_steps_each, "sampler_step_size": float(h)}
     else:
@@ -199,11 +216,11 @@ def _sample(s, bk, net, schedule, xtr):
         x0 = (net.mean + hi * bk.normal(rng, shape, net.dtype)).astype(net.dtype)
         sde = _sde(s, schedule)
         if sde is None:  # VE on the ladder itself (its discretisation, f = 0, G² = σ_i² − σ_{i+1}²)
-            x, info = reverse_diffusion(net.score_fn(), x0, sig, rng, final_denoise=True, progress=s.progress)
+            x, info = reverse_diffusion(score_fn, x0, sig, rng, final_denoise=True, progress=s.progress)
         else:  # the same chain on the SDE's discretisation, at the times of the same levels
             ts = onp.minimum(sde.time_of_level(sig), 1.0)
             a0 = sde.marginal_coeffs(float(ts[0]))[0]
-            x, info = reverse_diffusion(noise_conditional_score(net.score_fn(), sde), (a0 * x0).astype(net.dtype),
+            x, info = reverse_diffusion(noise_conditional_score(score_fn, sde), (a0 * x0).astype(net.dtype),
                                         rng=rng, sde=sde, times=ts, final_denoise=True, progress=s.progress)
         settings = {"levels": len(sig), "rho": 7.0}
     diverged = int(onp.asarray(bk.to_numpy(info["diverged"])).sum())
@@ -260,7 +277,7 @@ def _bits_per_dim(s, bk, net, schedule, xte):
         if n > 0:
             out[key] = measure_bits_per_dim(net.score_fn(), k[:n], 256, *sig, bk.rng(s.seed + 4),
                                             dtype=net.dtype, exact=exact, trace_chunk=784 if exact else None,
-                                            sde=_sde(s, schedule))
+                                            sde=_sde(s, schedule), threads=host_threads(bk))
     return out
 
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 import math
 
 import numpy as onp
+from autograd.tracer import getval
 
 from .._validation import check_points, check_positive, check_real, check_whole_number
+from .parametrisation import per_example
 
 __all__ = ["bits_per_dim", "dequantise", "gaussian_flow_log_likelihood", "noise_conditional_score",
            "perturbed_bits_floor", "likelihood_summary"]
@@ -121,6 +123,12 @@ def noise_conditional_score(score_fn, sde):
     (VE: :math:`a = 1`, :math:`\sigma(t) = \sigma_{\min}(\sigma_{\max}/\sigma_{\min})^t`; VP:
     :math:`\sigma = s(t)/a(t)`). ``score_fn(x, sigma)`` (n, d) -> (n, d) with σ a float; returns
     ``(x, t) -> (n, d)`` for float times. An ``sde`` without ``noise_level`` is read as VE (``sde.sigma``).
+
+    A ``score_fn`` with a true attribute ``per_example_sigma`` (the ``score_fn()`` of
+    :class:`refscore.models.ConvScoreNet` and :class:`refscore.models.NoiseConditionalScoreNet`)
+    takes an ``(n,)`` array of levels; the returned score then takes an ``(n,)`` array of per-row
+    times too and says so by its attribute ``row_times`` (read by
+    :func:`refscore.sde.log_likelihood` with ``per_row=True``).
     """
     if not callable(score_fn):
         raise TypeError(f"score_fn must be a callable score_fn(x, sigma), got {type(score_fn).__name__}")
@@ -128,12 +136,21 @@ def noise_conditional_score(score_fn, sde):
         raise TypeError(f"sde must have noise_level(t) or sigma(t) (a refscore.sde.SDE), got {type(sde).__name__}")
     level = getattr(sde, "noise_level", None) or (lambda t: (1.0, sde.sigma(t)))
 
+    row_times = bool(getattr(score_fn, "per_example_sigma", False))
+
     def score(x, t):
         a, sigma = level(t)
+        if getattr(getval(t), "ndim", 0) == 1:  # per-row times: per-example levels and scales
+            if not row_times:
+                raise TypeError("score_fn takes a float sigma: per-row times need a score_fn with the attribute "
+                                "per_example_sigma = True that takes an (n,) array of levels")
+            a = per_example(a, x) if getattr(a, "ndim", 0) == 1 else a
+            return score_fn(x / a, sigma) / a
         if a == 1.0:
             return score_fn(x, float(sigma))
         return score_fn(x / a, float(sigma)) / a
 
+    score.row_times = row_times
     return score
 
 

@@ -247,9 +247,15 @@ class NoiseConditionalScoreNet(Saveable):
         return out / sig
 
     def score_fn(self, params=None):
-        """``(x, sigma) -> s_θ(x, σ)`` for ``params`` (default: the current ones)."""
+        """``(x, sigma) -> s_θ(x, σ)`` for ``params`` (default: the current ones); σ a float or an
+        ``(n,)`` array of per-example levels, which the attribute ``per_example_sigma`` says."""
         params = self.params if params is None else params
-        return lambda x, sigma: self.apply(params, x, sigma)
+
+        def score(x, sigma):
+            return self.apply(params, x, sigma)
+
+        score.per_example_sigma = True
+        return score
 
     def architecture(self):
         """What :meth:`save` records to rebuild this model (JSON-able)."""

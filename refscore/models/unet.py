@@ -253,9 +253,15 @@ class ConvScoreNet(Saveable):
         return score_from_denoiser(x, self.denoiser(params, x, sigma), self._sigma(sigma, x))
 
     def score_fn(self, params=None):
-        """``(x, sigma) -> s_θ(x, σ)`` for ``params`` (default: the current ones)."""
+        """``(x, sigma) -> s_θ(x, σ)`` for ``params`` (default: the current ones); σ a float or an
+        ``(n,)`` array of per-example levels, which the attribute ``per_example_sigma`` says."""
         params = self.params if params is None else params
-        return lambda x, sigma: self.apply(params, x, sigma)
+
+        def score(x, sigma):
+            return self.apply(params, x, sigma)
+
+        score.per_example_sigma = True
+        return score
 
     def loss_weight(self, sigma):
         r"""EDM's λ(σ) in the units of :func:`refscore.losses.ncsn`: with it each level's term is

@@ -10,13 +10,16 @@ and the probability-flow ODE :math:`dx/dt = f - \tfrac12 g^2\nabla_x\log p_t(x)`
 ``sdes`` holds the processes (:class:`SDE`, :class:`VESDE`, :class:`VPSDE`, :func:`marginal_law`);
 ``solvers`` integrates them; ``likelihood`` gives a noise-conditional model's bits/dim by any SDE's
 probability-flow ODE. The formulas (marginals, discretisations, steps) are :mod:`refscore.diffusion`'s.
-``score_fn(x, t)`` is called with ``t`` a Python float by the solvers.
+``score_fn(x, t)`` is called with ``t`` a Python float by the solvers, or with an ``(n,)`` array of
+per-row times where it says it takes them (``row_times``; ``rowwise`` integrates each row with its own
+steps, :func:`log_likelihood` with ``per_row=True`` and :func:`flow_bits_per_dim` by default).
 """
 from .sdes import SDE, VESDE, VPSDE, marginal_law
 from .solvers import log_likelihood, probability_flow_sample, reverse_sde_sample
 
 from .subvp import SubVPSDE
 from .likelihood import flow_bits_per_dim
+from .rowwise import solve_rows
 
 __all__ = ["SDE", "VESDE", "VPSDE", "marginal_law", "reverse_sde_sample", "probability_flow_sample",
-           "log_likelihood", "SubVPSDE", "flow_bits_per_dim"]
+           "log_likelihood", "SubVPSDE", "flow_bits_per_dim", "solve_rows"]

@@ -22,6 +22,7 @@ from ..diffusion.moves import corrector_step_size, langevin_move
 from ..diffusion.steps import reverse_sde_step
 from ..samplers.chain import Divergence, report_divergence, runaway_radius, sampler_info
 from ..traces import hutchinson_trace, jacobian_trace
+from .rowwise import solve_rows
 from .sdes import SDE
 
 __all__ = ["reverse_sde_sample", "probability_flow_sample", "log_likelihood", "corrector_step_size"]
@@ -166,7 +167,8 @@ def _trace_fn(score_fn, v, chunk=None):
 
 
 def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior_log_prob=None,
-                   rtol=1e-6, atol=1e-6, return_nfev=False, t_max=1.0, max_evals=50_000, trace_chunk=None):
+                   rtol=1e-6, atol=1e-6, return_nfev=False, t_max=1.0, max_evals=50_000, trace_chunk=None,
+                   per_row=False, threads=1):
     r"""Exact log-density :math:`\log p_0(x)` of every row by the instantaneous change of
     variables along the probability-flow ODE (Song et al. 2021, eq. 39; Chen et al. 2018):
 
@@ -182,7 +184,15 @@ def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior
     ``t_max`` (default 1); a non-finite right-hand side stops with a ``ValueError`` naming t and
     the first bad row, more than ``max_evals`` evaluations with a ``RuntimeError``.
 
-    Returns ``(n,)`` log-densities (and the number of ODE evaluations with ``return_nfev``).
+    ``per_row=True``: every row is integrated with its own steps and error test
+    (:func:`refscore.sde.rowwise.solve_rows`), so a row's log-density does not depend on the rows
+    beside it; ``threads`` splits the rows over threads (the same numbers). ``score_fn`` is then
+    called with an ``(n,)`` array of per-row times when it has a true attribute ``row_times``
+    (:func:`refscore.diffusion.noise_conditional_score` of a model whose ``score_fn`` takes
+    per-example levels), else once per distinct time with a float.
+
+    Returns ``(n,)`` log-densities (and the number of ODE evaluations with ``return_nfev``: with
+    ``per_row``, the calls of the right-hand side over all rows' batches).
     """
     _check_sde(sde)
     x = check_points(x)
@@ -200,7 +210,23 @@ def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior
     if rng is not None:
         bk.check_rng(rng)
         v = bk.normal(rng, (n_projections, n, d), x.dtype)
-    score_and_trace = _trace_fn(score_fn, v, trace_chunk)
+    if per_row:
+        threads = check_positive_int(threads, "threads")
+        y1, calls = _rows_ode(sde, score_fn, x, v, trace_chunk, t_min, t_max, rtol, atol, max_evals, threads)
+        x1, nfev = bk.asarray(y1[:, :d], dtype=x.dtype), calls
+        logp_path = bk.asarray(y1[:, d], dtype=x.dtype)
+    else:
+        x1, logp_path, nfev = _joint_ode(sde, _trace_fn(score_fn, v, trace_chunk), x, t_min, t_max, rtol, atol,
+                                         max_evals)
+    prior = prior_log_prob or sde.prior_log_prob
+    logp = check_output(prior(x1), (n,), "prior_log_prob") + logp_path
+    return (logp, nfev) if return_nfev else logp
+
+
+def _joint_ode(sde, score_and_trace, x, t_min, t_max, rtol, atol, max_evals):
+    """All rows as one state vector of SciPy's RK45: (x(t_max), ∫ div, evaluations)."""
+    bk = backends.of(x)
+    n, d = x.shape
 
     def rhs(t, y):
         xt = bk.asarray(y[: n * d].reshape(n, d), dtype=x.dtype)
@@ -212,7 +238,44 @@ def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior
     guarded = _GuardedRHS(rhs, "log-likelihood ODE", max_evals)
     y0 = onp.concatenate([bk.to_numpy(x).ravel(), onp.zeros(n)])
     y1 = _solve_ode(guarded, y0, t_min, t_max, rtol, atol)
-    x1 = bk.asarray(y1[: n * d].reshape(n, d), dtype=x.dtype)
-    prior = prior_log_prob or sde.prior_log_prob
-    logp = check_output(prior(x1), (n,), "prior_log_prob") + bk.asarray(y1[n * d:], dtype=x.dtype)
-    return (logp, guarded.nfev) if return_nfev else logp
+    return (bk.asarray(y1[: n * d].reshape(n, d), dtype=x.dtype), bk.asarray(y1[n * d:], dtype=x.dtype),
+            guarded.nfev)
+
+
+def _rows_ode(sde, score_fn, x, v, chunk, t_min, t_max, rtol, atol, max_evals, threads):
+    """Each row its own ODE (:func:`refscore.sde.rowwise.solve_rows`): ((n, d+1) at t_max, calls)."""
+    bk = backends.of(x)
+    d = x.shape[1]
+    score_and_trace = _row_trace_fn(score_fn, v, chunk, bk, x.dtype)
+
+    def rhs(t, y, rows):
+        xt, tt = bk.asarray(y[:, :d], dtype=x.dtype), bk.asarray(t, dtype=x.dtype)
+        s, tr = score_and_trace(xt, t, rows)
+        vel = sde.ode_drift(lambda *_: s, xt, tt)  # the score at (xt, t), computed once with its trace
+        div = sde.ode_drift_divergence(tr, d, tt)
+        return onp.concatenate([bk.to_numpy(vel), bk.to_numpy(div + 0.0 * xt[:, 0])[:, None]], axis=1)
+
+    y0 = onp.concatenate([bk.to_numpy(x), onp.zeros((x.shape[0], 1))], axis=1)
+    y1, _, calls = solve_rows(rhs, y0, t_min, t_max, rtol, atol, max_evals, threads, "log-likelihood ODE")
+    return y1, calls
+
+
+def _row_trace_fn(score_fn, v, chunk, bk, dtype):
+    r"""``(xt, t, rows) -> (s, tr ∇s)`` at per-row host times ``t``: one call with the times as an
+    array when ``score_fn.row_times`` (and the trace is not the replicated exact one), else one call
+    of :func:`_trace_fn` per distinct time, the rows put back in their order."""
+    def at(rows):
+        return _trace_fn(score_fn, None if v is None else v[:, bk.asarray(rows)], chunk)
+
+    def score_and_trace(xt, t, rows):
+        if getattr(score_fn, "row_times", False) and chunk is None:
+            return at(rows)(xt, bk.asarray(t, dtype=dtype))
+        times, group = onp.unique(t, return_inverse=True)
+        parts = [(onp.flatnonzero(group == g), at(rows[group == g])) for g in range(len(times))]
+        out = [(i, f(xt[bk.asarray(i)], float(tg))) for (i, f), tg in zip(parts, times)]
+        order = bk.asarray(onp.argsort(onp.concatenate([i for i, _ in out])))
+        s = bk.xp.concatenate([p[0] for _, p in out])[order]
+        tr = bk.xp.concatenate([p[1] for _, p in out])[order]
+        return s, tr
+
+    return score_and_trace

@@ -26,7 +26,7 @@ from .._validation import check_positive_int
 from ..backends import autograd_patches
 from ..pytree import tree_map
 
-__all__ = ["ShardedValueAndGrad", "shard_bounds"]
+__all__ = ["ShardedValueAndGrad", "RowThreads", "shard_bounds"]
 
 
 # deprecated: the trace stack is one of the autograd patches, installed by `import refscore`
@@ -75,6 +75,45 @@ class ShardedValueAndGrad:
         value = sum(w * v for w, (v, _) in zip(weights, parts))
         grads = tree_map(lambda *gs: sum(w * g for w, g in zip(weights, gs)), *[g for _, g in parts])
         return value, grads
+
+    def close(self):
+        """Stop the worker threads (idempotent)."""
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class RowThreads:
+    r"""``f(x, c)`` for a function whose rows do not interact (a score network at levels ``c``: a
+    float, or an ``(n,)`` array of per-row levels), evaluated as ``threads`` contiguous blocks of
+    rows on threads and put back together: the sampler's batch on the host's cores.
+
+    .. math:: f(x, c) = \big[f(x_{B_1}, c_{B_1});\ \dots;\ f(x_{B_S}, c_{B_S})\big]
+
+    Each row's value is the one the whole batch gives, up to the rounding of matrix products of
+    another width. ``per_example_sigma`` is passed on from ``f``. With ``threads=1`` it calls ``f``.
+    Use it as a context manager or call :meth:`close` to stop the threads.
+    """
+
+    def __init__(self, fn, bk, threads=1):
+        self.fn, self.bk, self.threads = fn, bk, check_positive_int(threads, "threads")
+        self.per_example_sigma = bool(getattr(fn, "per_example_sigma", False))
+        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+
+    def __call__(self, x, c):
+        n = x.shape[0]
+        if self.pool is None or n < 2:
+            return self.fn(x, c)
+        per_row = getattr(c, "ndim", 0) == 1
+        bounds = shard_bounds(n, self.threads)
+        run = lambda ab: self.fn(x[ab[0]:ab[1]], c[ab[0]:ab[1]] if per_row else c)  # noqa: E731
+        return self.bk.xp.concatenate(list(self.pool.map(run, zip(bounds[:-1], bounds[1:]))), axis=0)
 
     def close(self):
         """Stop the worker threads (idempotent)."""
