@@ -25,6 +25,7 @@ def test_the_dry_run_passes_writes_its_files_and_ends_with_one_summary_line(tmp_
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     last = p.stdout.strip().splitlines()[-1]
     assert last.startswith("gpu-check OK (dry run); device strict"), last
+    assert "gpu-check: images run not part of the dry run" in p.stdout  # step 3 says why it did not run
     assert re.search(r"tests [1-9]\d* passed, 0 failed, 0 skipped", last), last
     for name in ("env.json", "tests.xml", "tests.log", "bench/bench.json", "bandwidth.json", "summary.json"):
         assert (out / name).is_file(), name
@@ -52,3 +53,25 @@ def test_every_carried_wheel_is_listed_with_its_licence_and_hash(line):
 def test_no_wheel_is_carried_without_its_row():
     listed = (ROOT / "tools/wheels/README.md").read_text()
     assert all(w.name in listed for w in (ROOT / "tools" / "wheels").glob("*.whl"))
+
+
+def test_the_mnist_step_reads_the_images_run_of_step_3(tmp_path):
+    from refscore.apps import bench_gpu
+
+    c = bench_gpu.Check(str(tmp_path), dry_run=True, repo=str(ROOT))
+    bench_gpu.mnist(c)
+    assert "skipped" in c.results["mnist"] and "step 3" in c.results["mnist"]["skipped"]
+    (tmp_path / "mnist").mkdir()
+    run = {"seconds": {"train": 50.0, "total": 80.0}, "settings": {"backend": "cupy", "steps": 7000},
+           "metrics": {"verdicts": {"no diverged chain": True}, "passed": True}}
+    (tmp_path / "mnist" / "results.json").write_text(json.dumps(run))
+    bench_gpu.mnist(c)
+    assert c.results["mnist"]["steps_per_s"] == 140.0 and c.results["mnist"]["passed"]
+    assert "images mnist 80 s (7000 steps, targets met)" in bench_gpu.summary_line(c)
+
+
+def test_the_script_runs_the_images_command_on_the_gpu_where_it_can():
+    text = SCRIPT.read_text()
+    assert 'refscore images mnist --backend cupy --out "$OUT/mnist"' in text
+    p = subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr

@@ -11,7 +11,8 @@ A list of small named steps over one context (:data:`STEPS`), each writing its f
 3. ``bench`` — ``refscore bench --backend cupy --torch``: SSM-VR at n = 2²⁰, ULA on the GMM with
    2¹⁸ chains, both dtypes (``bench/bench.json``);
 4. ``bandwidth`` — each ULA row's fraction of the memory-bandwidth bound (``bandwidth.json``);
-5. ``mnist`` — training throughput, once ``refscore.datasets.mnist`` exists (skipped until then).
+5. ``mnist`` — the timings and verdicts of the GPU images run, ``refscore images mnist --backend
+   cupy``, which ``tools/gpu-check.sh`` runs before this module (skipped where it did not run).
 
 ``--dry-run`` runs the same steps on the CPU with the strict stand-in backend and tiny sizes (what
 CI runs). The last line printed is the one-line summary (also ``summary.json``). Exit status: 0
@@ -177,13 +178,23 @@ def bandwidth(c):
 
 
 def mnist(c):
-    r"""MNIST training throughput against the CPU, once the images issue has landed."""
-    from .. import datasets
+    r"""The GPU images run of ``tools/gpu-check.sh`` (its step 3, ``refscore images mnist --backend
+    cupy`` into ``out/mnist``): its timings and verdicts, read from its ``results.json``. The U-Net's
+    training step and batch-256 forward against PyTorch are rows of :func:`bench`.
 
-    if not hasattr(datasets, "mnist"):
-        c.results["mnist"] = {"skipped": "refscore.datasets.mnist is not there yet (the images issue has not landed)"}
+    .. math:: \text{steps/s} = \frac{\text{training steps}}{t_{\text{train}}}
+    """
+    path = os.path.join(c.out, "mnist", "results.json")
+    if not os.path.isfile(path):
+        c.results["mnist"] = {"skipped": "no mnist/results.json: the images run (tools/gpu-check.sh step 3) did not "
+                                         "run or did not finish; its line above says why"}
         return
-    c.results["mnist"] = {"skipped": "refscore.datasets.mnist exists but no MNIST throughput step is written yet"}
+    with open(path) as f:
+        r = json.load(f)
+    sec, st = r["seconds"], r["settings"]
+    c.results["mnist"] = {"backend": st["backend"], "steps": st["steps"], "seconds": sec,
+                          "steps_per_s": st["steps"] / sec["train"] if sec["train"] > 0 else None,
+                          "verdicts": r["metrics"]["verdicts"], "passed": r["metrics"]["passed"]}
 
 
 STEPS = (environment, tests, bench, bandwidth, mnist)
@@ -214,6 +225,10 @@ def summary_line(c):
         parts.append("ULA-GMM bandwidth " + " / ".join(
             f"{r['dtype']} {r.get('fraction_of_peak', r['fraction_of_copy']):.1%} of "
             f"{'peak' if 'fraction_of_peak' in r else 'copy'}" for r in bw))
+    m = c.results.get("mnist", {})
+    if "seconds" in m:
+        parts.append(f"images mnist {m['seconds']['total']:.0f} s ({m['steps']} steps, "
+                     f"{'targets met' if m['passed'] else 'targets missed'})")
     parts.append(f"{time.perf_counter() - c.t0:.0f} s, files in {c.out}")
     return "; ".join(parts)
 
