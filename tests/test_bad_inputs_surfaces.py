@@ -328,6 +328,7 @@ def finished(tmp_path_factory):
     (["--steps-each", "0", "--steps", "3"], "--steps-each must be an integer >= 1, got 0"),
     (["--levels", "1", "--steps", "3"], "--levels must be an integer >= 2, got 1"),
     (["--steps", "0"], "--steps must be an integer >= 1, got 0"),
+    (["--samples", "3", "--steps", "3"], "--samples must be an integer >= 4, got 3"),
 ])
 def test_images_refuses_bad_numbers_and_another_runs_out_before_any_work(finished, capsys, extra, words):
     root, data = finished

@@ -1,5 +1,6 @@
 """Issue 24: the convolutional score network, the image judge, and ``refscore images mnist`` on tiny
 data the test writes (never the network)."""
+import dataclasses
 import json
 import os
 import struct
@@ -188,7 +189,14 @@ def test_images_mnist_command_smoke(tmp_path):
     assert os.path.getmtime(out / "mnist_model.npz") == before
     r = json.loads((out / "results.json").read_text())
     assert r["settings"]["sampler"] == "annealed" and r["settings"]["score_evaluations"] == 3 * 1 + 1
-    assert np.load(out / "mnist_samples.npy").shape == (256, 28, 28)
+    first = np.load(out / "mnist_samples.npy")
+    assert first.shape == (256, 28, 28)
+    # --samples beyond one chunk: more chains from the same generator; the first chunk is the default run's
+    assert run_images(dataclasses.replace(again, samples=300)) in (0, 1)
+    more = np.load(out / "mnist_samples.npy")
+    assert more.shape == (300, 28, 28) and np.array_equal(more[:256], first)
+    r = json.loads((out / "results.json").read_text())
+    assert r["settings"]["samples"] == 300 and r["metrics"]["n"] == 300
     # --sde vp: the same net, sampled and measured through the VP SDE's discretisation and PF-ODE
     assert main(argv + ["--sde", "vp"]) in (0, 1)
     assert os.path.getmtime(out / "mnist_model.npz") == before
@@ -209,9 +217,10 @@ def test_images_settings_are_built_once_from_the_command_line_with_its_defaults(
     parse = lambda *a: ImagesSettings.from_args(build_parser().parse_args(["images", "mnist", "--out", "o", *a]))
     assert parse() == ImagesSettings(out="o")  # the parser's defaults are the settings' defaults
     given = parse("--seed", "3", "--backend", "numpy", "--data", "d", "--steps", "5", "--sampler", "annealed",
-                  "--sde", "vp", "--levels", "4", "--steps-each", "2", "--bpd", "0", "--bpd-exact", "1", "--no-progress")
+                  "--sde", "vp", "--levels", "4", "--steps-each", "2", "--bpd", "0", "--bpd-exact", "1", "--no-progress",
+                  "--samples", "2048")
     assert given == ImagesSettings(out="o", seed=3, backend="numpy", data="d", steps=5, sampler="annealed", sde="vp",
-                                   levels=4, steps_each=2, bpd=0, bpd_exact=1, progress=False)
+                                   levels=4, steps_each=2, bpd=0, bpd_exact=1, progress=False, samples=2048)
     assert {f.name for f in dataclasses.fields(ImagesSettings)} == set(dataclasses.asdict(given))
     with pytest.raises(dataclasses.FrozenInstanceError):
         given.steps = 6  # built once: the work cannot change them

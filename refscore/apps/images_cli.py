@@ -1,8 +1,8 @@
 r"""``refscore images mnist``: a noise-conditional U-Net (:class:`refscore.models.ConvScoreNet`)
-trained the NCSN way on 28×28 MNIST, 256 digits drawn by the reverse-diffusion chain (or annealed
+trained the NCSN way on 28×28 MNIST, 256 digits (``--samples``) drawn by the reverse-diffusion chain (or annealed
 Langevin) with a final Tweedie denoise, judged on the test split without the model (:mod:`refscore.apps.image_quality`).
 
-Writes into ``--out``: ``mnist_samples.npy`` (256, 28, 28) in [0, 1], ``mnist_grid.png`` (samples
+Writes into ``--out``: ``mnist_samples.npy`` (samples, 28, 28) in [0, 1], ``mnist_grid.png`` (samples
 beside real test digits), ``results.json`` (metrics, verdicts, timings, settings),
 ``mnist_model.npz`` (the EMA network), ``mnist_run.json`` (the settings that made it: another
 run's settings on the same ``--out`` are refused, a larger ``--steps`` extends the run; see
@@ -25,6 +25,9 @@ import numpy as onp
 from .digits_common import ema_decay, one_blas_thread
 
 N_SAMPLES, SIDE = 256, 28
+#: samples drawn per call of the sampler: the default run's 256 in one chunk; more come chunk after
+#: chunk from the same generator, so the first 256 of a larger ``--samples`` are the default's
+SAMPLE_CHUNK = 256
 #: test digits whose bits/dim ``--bpd`` measures by default (Hutchinson's trace)
 BPD_DIGITS = 32
 DEFAULTS = {"channels": 16, "steps": 7000, "batch": 64, "lr": 2e-3, "levels": 100, "steps_each": 3,
@@ -60,7 +63,8 @@ class ImagesSettings:
     ``data``: a folder of MNIST IDX files (None: ``make data``'s cache); ``steps``: training steps;
     ``sampler``: ``"reverse-diffusion"`` or ``"annealed"``; ``sde``: ``"ve"`` or ``"vp"``;
     ``levels``, ``steps_each``: the sampler's levels and Langevin steps per level; ``bpd``,
-    ``bpd_exact``: test digits measured by Hutchinson's and the exact trace (0: skip);
+    ``bpd_exact``: test digits measured by Hutchinson's and the exact trace (0: skip); ``samples``:
+    digits drawn and judged;
     ``progress``: progress bars and log lines. The numbers are checked by
     :func:`refscore.apps.images_state.check_arguments` before any work.
 
@@ -78,6 +82,7 @@ class ImagesSettings:
     bpd: int = BPD_DIGITS
     bpd_exact: int = 0
     progress: bool = True
+    samples: int = N_SAMPLES
 
     @classmethod
     def from_args(cls, args):
@@ -87,7 +92,7 @@ class ImagesSettings:
         """
         return cls(out=os.fspath(args.out), seed=args.seed, backend=args.backend, data=args.data, steps=args.steps,
                    sampler=args.sampler, sde=args.sde, levels=args.levels, steps_each=args.steps_each,
-                   bpd=args.bpd, bpd_exact=args.bpd_exact, progress=not args.no_progress)
+                   bpd=args.bpd, bpd_exact=args.bpd_exact, progress=not args.no_progress, samples=args.samples)
 
 
 def add_parser(sub, common):
@@ -109,6 +114,8 @@ def add_parser(sub, common):
                    "Hutchinson's trace, one probe (default 32: 116 ODE steps, 35-50 s on 2 cores; 0: skip)")
     p.add_argument("--bpd-exact", type=int, default=0, help="bits/dim of this many test digits with the exact "
                    "trace (784 passes per ODE step: about 15 minutes a digit on 2 cores; default 0)")
+    p.add_argument("--samples", type=int, default=N_SAMPLES, help=f"digits to draw and judge (default {N_SAMPLES}; "
+                   f"drawn {SAMPLE_CHUNK} at a time, the first {SAMPLE_CHUNK} those of the default run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -184,7 +191,8 @@ def _sample(s, bk, net, schedule, xtr):
 
 
 def _draw(s, bk, net, schedule, xtr, score_fn):
-    r"""256 digits, then Tweedie's :math:`x+\sigma_N^2 s_\theta(x,\sigma_N)` clipped to [0, 1]:
+    r"""``--samples`` digits (:data:`SAMPLE_CHUNK` per call of :func:`_chain`, one generator), then
+    Tweedie's :math:`x+\sigma_N^2 s_\theta(x,\sigma_N)` clipped to [0, 1]:
 
     * ``--sampler reverse-diffusion`` (default): the VE reverse-diffusion chain (Song et al. 2021,
       eq. 47; :func:`refscore.samplers.reverse_diffusion`) from :math:`\mu+\sigma_1 z` over
@@ -194,40 +202,46 @@ def _draw(s, bk, net, schedule, xtr, score_fn):
 
     Returns the host samples, the sampler's settings (for ``results.json``), the number of
     diverged chains and the seconds taken."""
+    if s.sampler == "annealed" and s.sde != "ve":
+        raise ValueError(f"--sde {s.sde} needs --sampler reverse-diffusion (annealed Langevin runs on levels)")
+    rng, t0 = bk.rng(s.seed + 2), time.time()
+    parts, diverged = [], 0
+    for start in range(0, s.samples, SAMPLE_CHUNK):
+        x, info, settings = _chain(s, bk, net, schedule, xtr, score_fn, rng, min(SAMPLE_CHUNK, s.samples - start))
+        parts.append(onp.clip(bk.to_numpy(x), 0.0, 1.0).astype(onp.float64))
+        diverged += int(onp.asarray(bk.to_numpy(info["diverged"])).sum())
+    settings = {"sampler": s.sampler, **settings, "score_evaluations": int(info["n_steps"]) + 1,
+                "samples": s.samples}
+    return onp.concatenate(parts), settings, diverged, time.time() - t0
+
+
+def _chain(s, bk, net, schedule, xtr, score_fn, rng, n):
+    """One call of the sampler on ``n`` chains: (x, info, settings)."""
     from ..diffusion import karras_sigmas, noise_conditional_score
     from ..models import ncsnv2_schedule
     from ..samplers import annealed_langevin, reverse_diffusion
 
     lo, hi = float(schedule.sigmas[-1]), float(schedule.sigmas[0])
-    rng, shape = bk.rng(s.seed + 2), (N_SAMPLES, SIDE * SIDE)
-    t0 = time.time()
-    sde = None
+    shape = (n, SIDE * SIDE)
     if s.sampler == "annealed":
-        if s.sde != "ve":
-            raise ValueError(f"--sde {s.sde} needs --sampler reverse-diffusion (annealed Langevin runs on levels)")
         plan = ncsnv2_schedule(xtr[:2], sigma_min=lo, L=s.levels, T=s.steps_each, sigma_max=hi)
         x0 = bk.uniform(rng, shape).astype(net.dtype)
         h = DEFAULTS["step_boost"] * plan.step_size
         x, info = annealed_langevin(score_fn, x0, plan.sigmas, h, plan.n_steps_each, rng,
                                     final_denoise=True, progress=s.progress)
-        settings = {"levels": len(plan.sigmas), "steps_each": plan.n_steps_each, "sampler_step_size": float(h)}
-    else:
-        sig = karras_sigmas(onp.arange(s.levels), s.levels, lo, hi, rho=7.0)
-        x0 = (net.mean + hi * bk.normal(rng, shape, net.dtype)).astype(net.dtype)
-        sde = _sde(s, schedule)
-        if sde is None:  # VE on the ladder itself (its discretisation, f = 0, G² = σ_i² − σ_{i+1}²)
-            x, info = reverse_diffusion(score_fn, x0, sig, rng, final_denoise=True, progress=s.progress)
-        else:  # the same chain on the SDE's discretisation, at the times of the same levels
-            ts = onp.minimum(sde.time_of_level(sig), 1.0)
-            a0 = sde.marginal_coeffs(float(ts[0]))[0]
-            x, info = reverse_diffusion(noise_conditional_score(score_fn, sde), (a0 * x0).astype(net.dtype),
-                                        rng=rng, sde=sde, times=ts, final_denoise=True, progress=s.progress)
-        settings = {"levels": len(sig), "rho": 7.0}
-    diverged = int(onp.asarray(bk.to_numpy(info["diverged"])).sum())
-    settings = {"sampler": s.sampler, **settings, "score_evaluations": int(info["n_steps"]) + 1}
-    if sde is not None:
-        settings.update(sde=s.sde, beta_min=sde.beta_min, beta_max=sde.beta_max)
-    return onp.clip(bk.to_numpy(x), 0.0, 1.0).astype(onp.float64), settings, diverged, time.time() - t0
+        return x, info, {"levels": len(plan.sigmas), "steps_each": plan.n_steps_each, "sampler_step_size": float(h)}
+    sig = karras_sigmas(onp.arange(s.levels), s.levels, lo, hi, rho=7.0)
+    x0 = (net.mean + hi * bk.normal(rng, shape, net.dtype)).astype(net.dtype)
+    sde = _sde(s, schedule)
+    if sde is None:  # VE on the ladder itself (its discretisation, f = 0, G² = σ_i² − σ_{i+1}²)
+        x, info = reverse_diffusion(score_fn, x0, sig, rng, final_denoise=True, progress=s.progress)
+        return x, info, {"levels": len(sig), "rho": 7.0}
+    ts = onp.minimum(sde.time_of_level(sig), 1.0)  # the same chain on the SDE's discretisation, same levels
+    a0 = sde.marginal_coeffs(float(ts[0]))[0]
+    x, info = reverse_diffusion(noise_conditional_score(score_fn, sde), (a0 * x0).astype(net.dtype),
+                                rng=rng, sde=sde, times=ts, final_denoise=True, progress=s.progress)
+    return x, info, {"levels": len(sig), "rho": 7.0, "sde": s.sde, "beta_min": sde.beta_min,
+                     "beta_max": sde.beta_max}
 
 
 def _sde(s, schedule):

@@ -46,13 +46,15 @@ def _count(settings, attr, flag, minimum):
 def check_arguments(settings):
     r"""Refuse bad numbers of ``settings`` (an :class:`~refscore.apps.images_cli.ImagesSettings`, or
     anything with its attributes) before any work, each named with its value and rule: ``--steps`` >= 1,
-    ``--levels`` >= 2, ``--steps-each`` >= 1, ``--bpd`` and ``--bpd-exact`` >= 0 (0: skip); and
+    ``--levels`` >= 2, ``--steps-each`` >= 1, ``--bpd`` and ``--bpd-exact`` >= 0 (0: skip),
+    ``--samples`` >= :data:`MIN_TEST` (KID compares two halves of at least two samples); and
     a missing scikit-learn (the judge's classifier), which is needed only after training.
 
-    .. math:: \text{steps}\ge1,\ L\ge2,\ T\ge1,\ n_{bpd}\ge0
+    .. math:: \text{steps}\ge1,\ L\ge2,\ T\ge1,\ n_{bpd}\ge0,\ n_{samples}\ge4
     """
     for attr, flag, minimum in (("steps", "--steps", 1), ("levels", "--levels", 2), ("steps_each", "--steps-each", 1),
-                                ("bpd", "--bpd", 0), ("bpd_exact", "--bpd-exact", 0)):
+                                ("bpd", "--bpd", 0), ("bpd_exact", "--bpd-exact", 0),
+                                ("samples", "--samples", MIN_TEST)):
         _count(settings, attr, flag, minimum)
     if importlib.util.find_spec("sklearn") is None:
         raise ImportError('refscore images judges its samples with a scikit-learn classifier, and scikit-learn is '
