@@ -51,6 +51,23 @@ def test_gaussian_closed_form_score_equals_autograd(seed, d):
     np.testing.assert_allclose(g.score(x), autograd_score(g, x), rtol=1e-10, atol=1e-12)
 
 
+@given(seed=seeds, d=st.integers(1, 4), shape=st.sampled_from(["isotropic", "diagonal", "full"]),
+       centred=st.booleans(), dtype=st.sampled_from(["float64", "float32"]))
+def test_gaussian_score_on_each_of_its_fast_paths(seed, d, shape, centred, dtype):
+    """cI (one scalar pass), diagonal (a column scaling) and full precision (a product), centred or not:
+    each is autograd's score of the energy, in the Gaussian's dtype."""
+    rng = np.random.default_rng(seed)
+    c = rng.uniform(0.3, 2.0)
+    cov = {"isotropic": c * np.eye(d), "diagonal": np.diag(rng.uniform(0.3, 2.0, d)),
+           "full": random_spd(rng, d)}[shape]
+    g = Gaussian(np.zeros(d) if centred else rng.normal(size=d), cov, dtype=dtype)
+    x = rng.normal(0, 2, (5, d)).astype(dtype)
+    s = g.score(x)
+    assert s.dtype == np.dtype(dtype)
+    tol = 1e4 * np.finfo(dtype).eps * d  # the covariance's inverse and a d-term sum, in the Gaussian's precision
+    np.testing.assert_allclose(s, autograd_score(Gaussian(g.mean, cov), x.astype(float)), rtol=tol, atol=tol)
+
+
 @given(seed=seeds)
 def test_rbm_closed_form_score_equals_autograd(seed):
     rng = np.random.default_rng(seed)
