@@ -113,3 +113,11 @@ def test_row_threads_give_the_batchs_rows_with_per_row_levels():
         assert np.array_equal(f(x[:1], 0.7), _mixture_score(x[:1], 0.7))
     with pytest.raises(ValueError, match="threads"):
         RowThreads(_mixture_score, backends.get("numpy"), threads=0)
+
+
+def test_a_progress_bar_counts_the_rows_finished_on_every_thread(capsys):
+    solve_rows(_f, Y0, 0.0, 2.0, threads=2, progress_bar=True, what="test ODE")
+    err = capsys.readouterr().err
+    assert "test ODE, rows done" in err and "100% (5/5)" in err
+    solve_rows(_f, Y0, 0.0, 2.0)
+    assert capsys.readouterr().err == ""

@@ -20,13 +20,15 @@ __all__ = ["measure_bits_per_dim", "train_digits_net", "digits_table", "mnist_ta
 
 
 def measure_bits_per_dim(score_fn, k, levels, sigma_min, sigma_max, rng, dtype="float64", n_probes=1,
-                         probe_sets=1, exact=False, trace_chunk=None, rtol=1e-5, atol=1e-5, sde=None, threads=1):
+                         probe_sets=1, exact=False, trace_chunk=None, rtol=1e-5, atol=1e-5, sde=None, threads=1,
+                         progress_bar=False):
     r"""Dequantise the integer pixels ``k`` (n, D) with ``levels`` = L (:func:`refscore.diffusion.dequantise`,
     :math:`x=(k+u)/L`) and measure the model's bits/dim on them by the PF-ODE of the VE SDE from
     ``sigma_min`` to ``sigma_max`` (:func:`refscore.sde.flow_bits_per_dim`), or of ``sde`` (e.g.
     :meth:`refscore.sde.VPSDE.for_levels`) between the times of those levels (``sde.time_of_level``): exact
     trace with ``exact=True``, else Hutchinson with ``n_probes`` probes over ``probe_sets`` sets; each row
-    with its own ODE steps, the rows split over ``threads`` threads (the same numbers). Returns the
+    with its own ODE steps, the rows split over ``threads`` threads (the same numbers), a bar over the
+    rows done with ``progress_bar``. Returns the
     JSON-able record (mean, se, n, method, levels, offset, nfev, seconds, probe_sd, and ``floor``, the
     fewest bits/dim any σ_min-perturbed law can score: :func:`refscore.diffusion.perturbed_bits_floor`).
 
@@ -43,7 +45,7 @@ def measure_bits_per_dim(score_fn, k, levels, sigma_min, sigma_max, rng, dtype="
                          f"sigma_max={hi!r}")
     x = diffusion.dequantise(k, levels, rng, dtype=dtype)
     kw = dict(levels=levels, rng=None if exact else rng, n_probes=n_probes, probe_sets=probe_sets, rtol=rtol,
-              atol=atol, trace_chunk=trace_chunk, threads=threads)
+              atol=atol, trace_chunk=trace_chunk, threads=threads, progress_bar=progress_bar)
     extra = {}
     if sde is None:
         r = flow_bits_per_dim(score_fn, x, sigma_min, sigma_max, **kw)

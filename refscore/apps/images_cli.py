@@ -291,7 +291,8 @@ def _bits_per_dim(s, bk, net, schedule, xte):
         if n > 0:
             out[key] = measure_bits_per_dim(net.score_fn(), k[:n], 256, *sig, bk.rng(s.seed + 4),
                                             dtype=net.dtype, exact=exact, trace_chunk=784 if exact else None,
-                                            sde=_sde(s, schedule), threads=host_threads(bk))
+                                            sde=_sde(s, schedule), threads=host_threads(bk),
+                                            progress_bar=s.progress)
     return out
 
 

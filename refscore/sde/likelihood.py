@@ -27,7 +27,7 @@ __all__ = ["flow_bits_per_dim"]
 
 def flow_bits_per_dim(score_fn, x, sigma_min=None, sigma_max=None, levels=256, rng=None, n_probes=1, probe_sets=1,
                       rtol=1e-5, atol=1e-5, trace_chunk=None, prior_log_prob=None, sde=None, t_min=0.0, t_max=1.0,
-                      per_row=True, threads=1):
+                      per_row=True, threads=1, progress_bar=False):
     r"""Bits per dimension of a noise-conditional score model by the probability-flow ODE of an SDE
     (Song et al. 2021, eq. 13, eq. 39 and Appendix D.2), on dequantised rows ``x`` in
     :math:`[0, 1]^D` (:func:`refscore.diffusion.dequantise` with ``levels`` = L). The SDE is ``sde``
@@ -57,7 +57,8 @@ def flow_bits_per_dim(score_fn, x, sigma_min=None, sigma_max=None, levels=256, r
     Each row is integrated with its own steps and error test (``per_row=True``, the default;
     :func:`refscore.sde.rowwise.solve_rows`), so a digit's bits/dim does not depend on which digits
     share its batch or their order (with Hutchinson's trace each row keeps the probe drawn for its
-    place in ``x``); ``threads`` splits the rows over the host's cores (the same numbers).
+    place in ``x``); ``threads`` splits the rows over the host's cores (the same numbers);
+    ``progress_bar`` shows the rows finished.
     ``per_row=False`` integrates all rows as one ODE (SciPy's RK45), where one hard row sets every
     row's steps. A ``score_fn`` with ``per_example_sigma`` (the networks' ``score_fn()``) takes all
     rows at their own levels in one call; any other is called once per row and time.
@@ -82,7 +83,7 @@ def flow_bits_per_dim(score_fn, x, sigma_min=None, sigma_max=None, levels=256, r
     for _ in range(1 if rng is None else probe_sets):
         ll, k = log_likelihood(sde, score, x, t_min=t_min, t_max=t_max, rng=rng, n_projections=n_probes, rtol=rtol, atol=atol,
                                return_nfev=True, trace_chunk=trace_chunk, prior_log_prob=prior_log_prob,
-                               per_row=per_row, threads=threads)
+                               per_row=per_row, threads=threads, progress_bar=progress_bar)
         runs.append(bits_per_dim(backends.of(ll).to_numpy(ll), d, levels=levels))
         nfev += k
     runs = onp.stack(runs)  # (sets, n)

@@ -23,10 +23,12 @@ may be split over threads (``threads``): they are independent, so the split chan
 """
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as onp
 
+from .._progress import progress
 from .._validation import check_positive, check_positive_int
 
 __all__ = ["solve_rows"]
@@ -111,7 +113,19 @@ def _attempt(rhs, idx, t, y, k1, h):
     return y_new, ks[6], err
 
 
-def _solve_block(fun, y0, t0, t1, rtol, atol, max_evals, what, rows):
+class _SharedBar:
+    """A progress bar over finished rows, updated from the threads of the blocks."""
+
+    def __init__(self, n, what, enabled):
+        self.bar, self.lock = progress(n, f"{what}, rows done", enabled), threading.Lock()
+
+    def update(self, k):
+        if k:
+            with self.lock:
+                self.bar.update(k)
+
+
+def _solve_block(fun, y0, t0, t1, rtol, atol, max_evals, what, rows, bar):
     n = len(y0)
     rhs = _Rows(fun, rows, what, max_evals)
     sign = 1.0 if t1 > t0 else -1.0
@@ -141,12 +155,13 @@ def _solve_block(fun, y0, t0, t1, rtol, atol, max_evals, what, rows):
         t[acc] = onp.where(last[ok], t1, ti[ok] + hi[ok])
         y[acc], k[acc] = y_new[ok], k_new[ok]
         live[acc[last[ok]]] = False
+        bar.update(int(onp.count_nonzero(last[ok])))
         h[idx] = hi * factor
         just_rejected[idx] = ~ok
     return y, rhs.count, rhs.calls
 
 
-def solve_rows(fun, y0, t0, t1, rtol=1e-6, atol=1e-6, max_evals=50_000, threads=1, what="ODE"):
+def solve_rows(fun, y0, t0, t1, rtol=1e-6, atol=1e-6, max_evals=50_000, threads=1, what="ODE", progress_bar=False):
     r"""Integrate :math:`dy_i/dt = f_i(t_i, y_i)` for every row ``i`` of ``y0`` (n, m) from ``t0`` to
     ``t1`` (either direction) with Dormand–Prince 5(4) and per-row error control (module docstring).
 
@@ -161,7 +176,8 @@ def solve_rows(fun, y0, t0, t1, rtol=1e-6, atol=1e-6, max_evals=50_000, threads=
     y0 : (n, m) initial values; t0, t1 : the interval
     rtol, atol : tolerances of each row's error test; max_evals : evaluations allowed per row
     threads : split the rows into this many blocks solved on threads (the same results)
-    what : the name used in error messages
+    what : the name used in error messages and on the progress bar
+    progress_bar : a bar over the rows finished (long exact-trace runs)
 
     Returns
     -------
@@ -177,11 +193,15 @@ def solve_rows(fun, y0, t0, t1, rtol=1e-6, atol=1e-6, max_evals=50_000, threads=
     if t0 == t1:
         return y0.copy(), onp.zeros(len(y0), dtype=int), 0
     blocks = onp.array_split(onp.arange(len(y0)), min(threads, len(y0)))
-    run = lambda rows: _solve_block(fun, y0[rows], t0, t1, rtol, atol, max_evals, what, rows)  # noqa: E731
-    if len(blocks) == 1:
-        parts = [run(blocks[0])]
-    else:
-        with ThreadPoolExecutor(len(blocks)) as pool:
-            parts = list(pool.map(run, blocks))
+    bar = _SharedBar(len(y0), what, progress_bar)
+    run = lambda rows: _solve_block(fun, y0[rows], t0, t1, rtol, atol, max_evals, what, rows, bar)  # noqa: E731
+    try:
+        if len(blocks) == 1:
+            parts = [run(blocks[0])]
+        else:
+            with ThreadPoolExecutor(len(blocks)) as pool:
+                parts = list(pool.map(run, blocks))
+    finally:
+        bar.bar.close()
     return (onp.concatenate([p[0] for p in parts]), onp.concatenate([p[1] for p in parts]),
             sum(p[2] for p in parts))

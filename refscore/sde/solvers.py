@@ -168,7 +168,7 @@ def _trace_fn(score_fn, v, chunk=None):
 
 def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior_log_prob=None,
                    rtol=1e-6, atol=1e-6, return_nfev=False, t_max=1.0, max_evals=50_000, trace_chunk=None,
-                   per_row=False, threads=1):
+                   per_row=False, threads=1, progress_bar=False):
     r"""Exact log-density :math:`\log p_0(x)` of every row by the instantaneous change of
     variables along the probability-flow ODE (Song et al. 2021, eq. 39; Chen et al. 2018):
 
@@ -186,7 +186,8 @@ def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior
 
     ``per_row=True``: every row is integrated with its own steps and error test
     (:func:`refscore.sde.rowwise.solve_rows`), so a row's log-density does not depend on the rows
-    beside it; ``threads`` splits the rows over threads (the same numbers). ``score_fn`` is then
+    beside it; ``threads`` splits the rows over threads (the same numbers); ``progress_bar`` shows
+    the rows finished. ``score_fn`` is then
     called with an ``(n,)`` array of per-row times when it has a true attribute ``row_times``
     (:func:`refscore.diffusion.noise_conditional_score` of a model whose ``score_fn`` takes
     per-example levels), else once per distinct time with a float.
@@ -212,7 +213,8 @@ def log_likelihood(sde, score_fn, x, t_min=0.0, rng=None, n_projections=1, prior
         v = bk.normal(rng, (n_projections, n, d), x.dtype)
     if per_row:
         threads = check_positive_int(threads, "threads")
-        y1, calls = _rows_ode(sde, score_fn, x, v, trace_chunk, t_min, t_max, rtol, atol, max_evals, threads)
+        y1, calls = _rows_ode(sde, score_fn, x, v, trace_chunk, (t_min, t_max), rtol, atol, max_evals, threads,
+                              progress_bar)
         x1, nfev = bk.asarray(y1[:, :d], dtype=x.dtype), calls
         logp_path = bk.asarray(y1[:, d], dtype=x.dtype)
     else:
@@ -242,7 +244,7 @@ def _joint_ode(sde, score_and_trace, x, t_min, t_max, rtol, atol, max_evals):
             guarded.nfev)
 
 
-def _rows_ode(sde, score_fn, x, v, chunk, t_min, t_max, rtol, atol, max_evals, threads):
+def _rows_ode(sde, score_fn, x, v, chunk, span, rtol, atol, max_evals, threads, bar):
     """Each row its own ODE (:func:`refscore.sde.rowwise.solve_rows`): ((n, d+1) at t_max, calls)."""
     bk = backends.of(x)
     d = x.shape[1]
@@ -256,7 +258,7 @@ def _rows_ode(sde, score_fn, x, v, chunk, t_min, t_max, rtol, atol, max_evals, t
         return onp.concatenate([bk.to_numpy(vel), bk.to_numpy(div + 0.0 * xt[:, 0])[:, None]], axis=1)
 
     y0 = onp.concatenate([bk.to_numpy(x), onp.zeros((x.shape[0], 1))], axis=1)
-    y1, _, calls = solve_rows(rhs, y0, t_min, t_max, rtol, atol, max_evals, threads, "log-likelihood ODE")
+    y1, _, calls = solve_rows(rhs, y0, *span, rtol, atol, max_evals, threads, "log-likelihood ODE", bar)
     return y1, calls
 
 
