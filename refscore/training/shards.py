@@ -42,7 +42,25 @@ def shard_bounds(n, shards):
     return [(s * n + k // 2) // k for s in range(k + 1)]
 
 
-class ShardedValueAndGrad:
+class _ThreadPoolOwner:
+    """Holds ``self.pool`` (a ``ThreadPoolExecutor`` or None): :meth:`close` and the context manager."""
+
+    pool = None
+
+    def close(self):
+        """Stop the worker threads (idempotent)."""
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class ShardedValueAndGrad(_ThreadPoolOwner):
     r"""``(params, batch, rng) -> (value, grads)`` of ``loss_fn`` — a mean over the batch's rows
     — computed shard by shard on ``threads`` threads and combined as in the module docstring.
 
@@ -76,20 +94,8 @@ class ShardedValueAndGrad:
         grads = tree_map(lambda *gs: sum(w * g for w, g in zip(weights, gs)), *[g for _, g in parts])
         return value, grads
 
-    def close(self):
-        """Stop the worker threads (idempotent)."""
-        if self.pool is not None:
-            self.pool.shutdown()
-            self.pool = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class RowThreads:
+class RowThreads(_ThreadPoolOwner):
     r"""``f(x, c)`` for a function whose rows do not interact (a score network at levels ``c``: a
     float, or an ``(n,)`` array of per-row levels), evaluated as ``threads`` contiguous blocks of
     rows on threads and put back together: the sampler's batch on the host's cores.
@@ -114,15 +120,3 @@ class RowThreads:
         bounds = shard_bounds(n, self.threads)
         run = lambda ab: self.fn(x[ab[0]:ab[1]], c[ab[0]:ab[1]] if per_row else c)  # noqa: E731
         return self.bk.xp.concatenate(list(self.pool.map(run, zip(bounds[:-1], bounds[1:]))), axis=0)
-
-    def close(self):
-        """Stop the worker threads (idempotent)."""
-        if self.pool is not None:
-            self.pool.shutdown()
-            self.pool = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
