@@ -8,7 +8,7 @@ a sampler step.
     refscore conformance verify OBJECTIVE MODULE:FUNC|FILE.py:FUNC [--only GLOB] [--rtol R --atol A]
                                 [--dtype float32] [--cases DIR]
     refscore conformance sampler {mala,ula,rwmh,mh} MODULE:FUNC [--h H] [--d 3] [--chains N] [--steps T]
-                                 [--groups G] [--targets gauss,aniso,banana,mixture] [--alpha 0.01]
+                                 [--groups G] [--targets gauss,aniso,banana,mixture] [--alpha 0.005]
     refscore conformance sampler {mala,ula,rwmh,mh}-step MODULE:FUNC [--rtol R --atol A]
 
 ``MODULE`` is an importable module name (the current folder is on the path) or a ``.py`` file,
@@ -86,7 +86,7 @@ def _add_sampler_parser(sub):
     s.add_argument("--groups", type=_int_at_least(2), default=40, help="independent groups of chains (default 40)")
     s.add_argument("--targets", default=None, help="comma-separated, among gauss,aniso,banana,mixture "
                    "(default all; ULA: gauss,aniso)")
-    s.add_argument("--alpha", type=_positive_float, default=0.01, help="family-wise false-alarm rate (default 0.01)")
+    s.add_argument("--alpha", type=_positive_float, default=0.005, help="family-wise false-alarm rate (default 0.005)")
     s.add_argument("--rtol", type=float, default=1e-7, help="MODE-step: relative tolerance (float32: 1e-4)")
     s.add_argument("--atol", type=float, default=1e-10, help="MODE-step: absolute tolerance")
     s.add_argument("--seed", type=_int_at_least(0), default=0)
