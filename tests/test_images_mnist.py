@@ -179,6 +179,7 @@ def test_images_mnist_command_smoke(tmp_path):
     assert set(b) >= {"mean", "se", "n", "method", "levels", "offset", "nfev", "seconds"}
     assert "exact" not in r["bits_per_dim"]
     assert b["n"] == 2 and b["levels"] == 256 and b["offset"] == 8.0 and np.isfinite(b["mean"]) and b["nfev"] > 0
+    assert len(b["bpd"]) == 2 and np.mean(b["bpd"]) == pytest.approx(b["mean"])  # each digit's, kept
     assert os.path.exists(out / "mnist_grid.png") and os.path.exists(out / "checkpoint" / "checkpoint.npz")
     before = os.path.getmtime(out / "mnist_model.npz")
     assert r["settings"]["sampler"] == "reverse-diffusion" and r["settings"]["score_evaluations"] == 3
@@ -230,7 +231,7 @@ def test_bits_per_dim_exact_and_hutchinson_agree_on_a_small_net():
     # a U-Net on 8x8 images (d = 64) moved off its Gaussian start; the same dequantised digits for both
     # traces (the same seed), so the means differ by the probes' noise only, whose standard error is the
     # per-row probe SD over sqrt(sets * n), plus the solver's relative tolerance on the exact value
-    from refscore.apps.bits_per_dim import measure_bits_per_dim
+    from refscore.apps.bits_per_dim import measure_bits_per_dim, paired_difference
 
     net, _ = _net(5)
     rng = np.random.default_rng(6)
@@ -241,10 +242,24 @@ def test_bits_per_dim_exact_and_hutchinson_agree_on_a_small_net():
     k = np.rint(16 * x[:16]).astype(int)
     tol = 1e-4
     kw = dict(levels=17, sigma_min=0.05, sigma_max=5.0, dtype="float64", rtol=tol, atol=tol)
-    ex = measure_bits_per_dim(net.score_fn(), k, rng=np.random.default_rng(7), exact=True, trace_chunk=512, **kw)
-    hu = measure_bits_per_dim(net.score_fn(), k, rng=np.random.default_rng(7), probe_sets=2, **kw)
+    ex = measure_bits_per_dim(net.score_fn(), k, rng=np.random.default_rng(7), exact=True, trace_chunk=512,
+                              keep_rows=True, **kw)
+    hu = measure_bits_per_dim(net.score_fn(), k, rng=np.random.default_rng(7), probe_sets=2, keep_rows=True, **kw)
     assert ex["method"] == "exact" and hu["method"] == "hutchinson (M=1)" and hu["probe_sd"] > 0
     se_probes = hu["probe_sd"] / np.sqrt(2 * hu["n"])
     assert abs(hu["mean"] - ex["mean"]) < 5 * se_probes + 10 * tol * abs(ex["mean"] - ex["offset"])
     assert abs(hu["mean"] - ex["mean"]) < 4 * np.hypot(hu["se"], ex["se"])  # "within their SE"
     assert ex["offset"] == pytest.approx(np.log2(17)) and ex["n"] == hu["n"] == 16
+    # paired, digit by digit on the first 8: the spread between digits cancels, the probes' noise remains
+    paired = paired_difference(hu["bpd"], ex["bpd"][:8])
+    assert paired["n"] == 8 and abs(paired["mean"]) < 5 * paired["se"] + 10 * tol * abs(ex["mean"] - ex["offset"])
+    assert paired["mean"] == pytest.approx(np.mean(np.subtract(hu["bpd"][:8], ex["bpd"][:8])))
+
+
+def test_paired_difference_is_taken_on_the_digits_both_measured():
+    from refscore.apps.bits_per_dim import paired_difference
+
+    r = paired_difference([3.0, 4.0, 9.0], [2.5, 4.5])
+    assert r == {"n": 2, "mean": 0.0, "se": pytest.approx(np.std([0.5, -0.5], ddof=1) / np.sqrt(2))}
+    assert paired_difference([3.0], [2.0]) == {"n": 1, "mean": 1.0, "se": None}
+    assert paired_difference([3.0], []) is None
