@@ -26,7 +26,7 @@ def im2col_conv(h, K, b, skip=None, stride=1, upsample=True):
     return out[:, ::stride, ::stride]
 
 
-SHAPES = [(2, 5, 4, 3, 2), (1, 7, 5, 2, 3), (1, 1, 1, 1, 1), (3, 6, 6, 4, 1), (1, 9, 3, 1, 4)]
+SHAPES = [(2, 5, 4, 3, 2), (1, 7, 5, 2, 3), (1, 1, 1, 1, 1), (3, 6, 6, 4, 1), (1, 9, 3, 1, 4), (2, 6, 5, 4, 6)]
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -44,6 +44,24 @@ def test_conv_matches_im2col_and_its_gradient_checks(n, H, W, C, Co, stride):
     ref = grad(lambda a: anp.sum(im2col_conv(*a, stride=stride) * g))((h, K, b))
     for x, y in zip(ours, ref):
         np.testing.assert_allclose(x, y, rtol=1e-11, atol=1e-11)
+
+
+def test_the_in_place_gemm_path_and_its_copy_fallback_give_the_correlation():
+    """With >= GEMM_MIN_OUT output channels the host accumulates the taps with BLAS gemm (beta = 1) in
+    place; where BLAS hands back a copy instead, its result is kept: the same values both ways."""
+    from refscore.models import conv
+
+    rng = np.random.default_rng(3)
+    for dtype in ("float64", "float32"):
+        h, K, b = (rng.normal(size=s).astype(dtype) for s in ((2, 7, 6, 5), (45, 8), (8,)))
+        ref = im2col_conv(h.astype(float), K.astype(float), b.astype(float), upsample=False)
+        tol = 1e-12 if dtype == "float64" else 1e-5
+        assert conv._accumulating_gemm(h, K, 8) is not None
+        np.testing.assert_allclose(conv3x3(h, K, b), ref, rtol=tol, atol=tol)
+        real = conv._accumulating_gemm(h, K, 8)
+        copying = lambda *a, c, **kw: real(*a, c=np.array(c, order="F"), **kw)  # noqa: E731  a copy, as BLAS may
+        with mock.patch.object(conv, "_accumulating_gemm", lambda *a: copying):
+            np.testing.assert_allclose(conv3x3(h, K, b), ref, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("stride", [1, 2])

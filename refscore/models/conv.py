@@ -7,7 +7,8 @@ A 3×3 cross-correlation with zero padding 1 of ``h`` (n, H, W, C) by taps :math
 is computed without an im2col copy (stride s = 1): the padded map is flattened to rows
 :math:`P` ((n(H+2)(W+2)), C); padded position r's neighbour (a, b) is row
 :math:`r + o_{ab}`, :math:`o_{ab} = (a-1)(W+2) + (b-1)`, so each tap is one matrix product of a
-**contiguous row slice** of :math:`P` (a view, no copy) accumulated in place into one buffer.
+**contiguous row slice** of :math:`P` (a view, no copy) accumulated in place into one buffer
+(on the host by BLAS ``gemm`` with :math:`\beta = 1`, so no product is written twice).
 Rows at the padding positions come out too and are dropped when the interior is read with the bias.
 
 The backward pass is the same shape of computation (the adjoint of a 'same' correlation is a
@@ -21,6 +22,7 @@ Works on every backend through the array namespace (``xp.matmul(..., out=)``, in
 """
 from __future__ import annotations
 
+import numpy as onp
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
@@ -31,6 +33,9 @@ __all__ = ["conv3x3", "pad1", "padded_input", "conv_output_side", "FEW_CHANNELS"
 #: below this many input channels the taps are gathered side by side (9C columns, a small copy)
 #: and multiplied once: nine products with an inner dimension of 1-3 run far below BLAS speed
 FEW_CHANNELS = 3
+#: from this many output channels the host accumulates the nine products in place with BLAS
+#: ``gemm`` (β = 1); below, ``gemm`` on a one-column output is slower than ``matmul`` plus an add
+GEMM_MIN_OUT = 4
 
 
 def conv_output_side(n, stride):
@@ -69,13 +74,35 @@ def _shifted_products(P, K, xp):
             cols[:, k * C:(k + 1) * C] = Pf[s + off:e + off]
         xp.matmul(cols, K, out=full[s:e])
         return full.reshape(n, Hp, Wp, Co)
-    acc, tmp = full[s:e], xp.empty((e - s, Co), dtype=P.dtype)
+    acc = full[s:e]
+    gemm = _accumulating_gemm(P, K, Co)
+    if gemm is not None:  # C ← A B + C in place (BLAS β = 1): no scratch product, no pass to add it
+        for k in range(9):
+            off = (k // 3 - 1) * Wp + (k % 3 - 1)
+            # the transposed product on the transposed (Fortran-ordered) views: Cᵀ ← Bᵀ Aᵀ + Cᵀ
+            got = gemm(1.0, K[k * C:(k + 1) * C].T, Pf[s + off:e + off].T, beta=float(k > 0), c=acc.T,
+                       overwrite_c=True)
+            if not onp.shares_memory(got, acc):  # BLAS worked on a copy: keep its result
+                acc[...] = got.T
+        return full.reshape(n, Hp, Wp, Co)
+    tmp = xp.empty((e - s, Co), dtype=P.dtype)
     for k in range(9):
         off = (k // 3 - 1) * Wp + (k % 3 - 1)
         xp.matmul(Pf[s + off:e + off], K[k * C:(k + 1) * C], out=acc if k == 0 else tmp)
         if k:
             acc += tmp
     return full.reshape(n, Hp, Wp, Co)
+
+
+def _accumulating_gemm(P, K, Co):
+    r"""SciPy's BLAS ``?gemm`` (:math:`C \leftarrow \alpha AB + \beta C`) for host arrays of one
+    float dtype with at least :data:`GEMM_MIN_OUT` output channels, else None (a device array, or a
+    product too narrow for ``gemm`` to beat ``matmul``)."""
+    if not backends.of(P).host_memory or Co < GEMM_MIN_OUT or P.dtype != K.dtype:
+        return None
+    from scipy.linalg import blas
+
+    return {onp.dtype("float32"): blas.sgemm, onp.dtype("float64"): blas.dgemm}.get(onp.dtype(P.dtype))
 
 
 def _tap(P, k, Ho, Wo, stride):
