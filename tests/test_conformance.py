@@ -177,14 +177,57 @@ def t_mala(c, f):
     return -ratio if f == "ratio sign" else ratio
 
 
+def t_mcmc(c, f):
+    """K MALA or RWMH steps on the case's z, u, written out here (each known fault as its code does it)."""
+    from refscore.conformance.sampler_targets import sampler_targets
+
+    mala, target, h = c["mode"] == "mala", sampler_targets(c["d"], (c["target"],))[0], c["h"]
+    x = np.array(c["x"], dtype=float)
+    lp, s = target.log_prob(x), target.score(x)
+
+    def log_q(to, frm, s_frm):  # log N(to; frm + h s(frm), 2h I) up to its constant, or a fault's version
+        drift, den = (2 * h, 8 * h) if f == "τ∇ drift, 4τ denominator" else (h, 2 * h if f == "density variance h"
+                                                                                 else 4 * h)
+        r = to - frm - drift * s_frm
+        return -(np.mean if f == "log q averaged over dimensions" else np.sum)(r * r, axis=1) / den
+
+    for t in range(len(c["z"])):
+        z = c["z"][0] if f == "reused noise" else c["z"][t]
+        u = np.full(len(x), c["u"][t][0]) if f == "one uniform for all chains" else c["u"][t]
+        mean = x + h * s if mala else x
+        y = mean + (2 * h if f == "noise ∝ h" else np.sqrt(2 * h) if mala else h) * z
+        lp_y, s_y = target.log_prob(y), target.score(y)
+        ratio = 0.0 if f == "logp_new − logp_new" else lp_y - lp
+        if mala and f != "no proposal correction":
+            back = log_q(x, y, s if f == "reverse density at the current gradient" else s_y)
+            ratio = ratio + (log_q(y, x, s) - back if f == "swapped proposal densities" else back - log_q(y, x, s))
+        lu = np.log(u)
+        acc = {"always accept": np.ones(len(x), bool), "u > α": lu > ratio, "threshold sign": -lu < ratio}.get(
+            f, lu < ratio)
+        x = np.where(acc[:, None], y, mean if f == "rejected chain still moves" else x)
+        lp = lp_y if f == "stale log-density after rejection" else np.where(acc, lp_y, lp)
+        s = s_y if f == "stale score after rejection" else np.where(acc[:, None], s_y, s)
+    return x
+
+
 T_IMPL = {"esm": t_esm, "ism": t_ism, "ssm": t_ssm, "dsm": t_dsm, "ncsn": t_ncsn, "vp_denoising": t_vp,
           "ncsn_sampled": t_ncsn_sampled,
-          "tweedie": t_tweedie, "tweedie_vp": t_tweedie_vp, "langevin_step": t_langevin, "mala_log_ratio": t_mala}
+          "tweedie": t_tweedie, "tweedie_vp": t_tweedie_vp, "langevin_step": t_langevin, "mala_log_ratio": t_mala,
+          "mala_step": t_mcmc, "rwmh_step": t_mcmc}
+#: the whole-step objectives: their points are sampler states (d = 3-5), not the score objectives' shapes
+STEP_OBJECTIVES = ("mala_step", "rwmh_step")
 ALL_FAULTS = [(o, f.name) for o in OBJECTIVES for f in FAULTS[o]]
 
 
 # ---- refscore itself, called as a user would ---------------------------------------------------
 def refscore_impl(c):
+    if c["objective"] in STEP_OBJECTIVES:  # refscore's reference step, run on the case as a user's step is
+        from refscore.conformance.sampler_faults import reference_sampler
+        from refscore.conformance.sampler_replay import run_step_on_case
+
+        init, step = reference_sampler(c["mode"])
+        step.init = init
+        return run_step_on_case(step, c)[0][-1]
     o, X, m = c["objective"], flat(c["x"]), c["model"]
     stack = lambda a: a.reshape(a.shape[0], a.shape[1], -1)  # noqa: E731
     if o == "esm":
@@ -243,12 +286,14 @@ def test_each_known_fault_fails_and_is_named(objective, fault):
 
 
 def test_every_case_shape_and_fields():
-    for c in (c for c in conformance.cases() if c["objective"] in OBJECTIVES):
+    for c in (c for c in conformance.cases() if c["objective"] in OBJECTIVES and c["objective"] not in STEP_OBJECTIVES):
         n, d = c["x"].shape[0], int(np.prod(c["x"].shape[1:]))
         assert c["expected"].shape == (n,) and c["expected"].dtype == np.float64
         assert all(np.isfinite(c["expected"]))
         assert d in (3, 4, 9)
     shapes = {c["x"].shape[1:] for c in conformance.cases() if c["objective"] in OBJECTIVES}
+    steps = [c for c in conformance.cases() if c["objective"] in STEP_OBJECTIVES]
+    assert len(steps) == 8 and all(c["x"].shape[1] == c["d"] >= 3 and c["h"] != 0.5 for c in steps)
     assert {(3,), (2, 2), (1, 3, 3)} <= shapes
     ssm = conformance.cases("ssm")
     assert {(c["projection"], c["variance_reduced"]) for c in ssm} >= {

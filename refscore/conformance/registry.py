@@ -7,7 +7,8 @@ record in the module of its family (``objectives_<family>.py``); a fault is a :c
 the record of the objective it breaks. The families, in the order ``list`` prints them:
 
 * score side: :mod:`.objectives_score` (ESM, ISM, SSM), :mod:`.objectives_denoising` (DSM, NCSN,
-  VP denoising, Tweedie), :mod:`.objectives_langevin` (Langevin step, MALA ratio);
+  VP denoising, Tweedie), :mod:`.objectives_langevin` (Langevin step, MALA ratio),
+  :mod:`.objectives_mcmc` (whole MALA and random-walk Metropolis steps on fixed numbers);
 * diffusion side: :mod:`.objectives_sde` (marginals, weighting, reverse step, ODE drift),
   :mod:`.objectives_ddpm`, :mod:`.objectives_schedules` (β schedules, spacings, DDIM, Min-SNR),
   :mod:`.objectives_respaced` (strided posterior, learned range),
@@ -21,13 +22,13 @@ the record of the objective it breaks. The families, in the order ``list`` print
 from __future__ import annotations
 
 from . import (objectives_ddpm, objectives_denoising, objectives_edm, objectives_edm_sampling, objectives_langevin,
-               objectives_likelihood, objectives_parametrisation, objectives_respaced, objectives_samplers,
-               objectives_schedules, objectives_score, objectives_sde)
+               objectives_likelihood, objectives_mcmc, objectives_parametrisation, objectives_respaced,
+               objectives_samplers, objectives_schedules, objectives_score, objectives_sde)
 
 __all__ = ["REGISTRY", "OBJECTIVES", "SCORE_OBJECTIVES", "DIFFUSION_OBJECTIVES", "FAULTS", "COLUMNS",
            "MAP_OBJECTIVES", "OBJECTIVE_TOLERANCES", "get", "reference_values", "collect"]
 
-SCORE_FAMILIES = (objectives_score, objectives_denoising, objectives_langevin)
+SCORE_FAMILIES = (objectives_score, objectives_denoising, objectives_langevin, objectives_mcmc)
 DIFFUSION_FAMILIES = (objectives_sde, objectives_ddpm, objectives_schedules, objectives_respaced,
                       objectives_parametrisation, objectives_edm, objectives_edm_sampling, objectives_samplers,
                       objectives_likelihood)
