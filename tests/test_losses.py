@@ -39,11 +39,13 @@ def gauss_legendre(lo, hi, n=600):
 # ---------------------------------------------------------------------------------------
 @given(data_seed=seeds, theta_seed=seeds)
 def test_esm_minus_ism_is_the_gap_for_every_theta_exact_1d(data_seed, theta_seed):
-    """In d = 1 the expectations are integrals: by Gauss–Legendre quadrature the identity is exact."""
+    """In d = 1 the expectations are integrals: by Gauss–Legendre quadrature the identity is exact.
+    2400 nodes: a random tanh network's score can turn sharply, and 600 nodes then missed the
+    integral by 1e-5 relative (data_seed=0, theta_seed=276074: 800 nodes 7e-9, 1600 nodes 1e-14)."""
     p = random_gmm(data_seed, 1, 2)
     model = MLPEnergy(1, (8, 8), rng=np.random.default_rng(theta_seed), activation="tanh")
     mu = p.host_params["means"]
-    x, w = gauss_legendre(mu.min() - 14, mu.max() + 14)
+    x, w = gauss_legendre(mu.min() - 14, mu.max() + 14, n=2400)
     x = x[:, None]
     dens = np.exp(-p.energy(x))
     E = lambda f: float(np.sum(w * dens * f))
