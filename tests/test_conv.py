@@ -12,6 +12,7 @@ from autograd.test_util import check_grads
 from refscore import backends, losses
 from refscore.models import ConvScoreNet, unet
 from refscore.models.conv import conv3x3, conv_output_side
+from refscore.models.activations import silu
 from refscore.models.unet import im2col3x3
 from refscore.pytree import tree_leaves
 
@@ -24,6 +25,12 @@ def im2col_conv(h, K, b, skip=None, stride=1, upsample=True):
     n, H, W, C = h.shape
     out = anp.reshape(anp.matmul(anp.reshape(im2col3x3(h), (n * H * W, 9 * C)), K) + b, (n, H, W, K.shape[1]))
     return out[:, ::stride, ::stride]
+
+
+def im2col_block(h, K, b, gamma, beta, skip=None, upsample=False):
+    """The reference U-Net block: the im2col correlation, FiLM and the SiLU primitive, composed."""
+    out = im2col_conv(h, K, b, skip, upsample=upsample)
+    return silu((out if gamma is None else out * gamma) + beta)
 
 
 SHAPES = [(2, 5, 4, 3, 2), (1, 7, 5, 2, 3), (1, 1, 1, 1, 1), (3, 6, 6, 4, 1), (1, 9, 3, 1, 4), (2, 6, 5, 4, 6)]
@@ -109,7 +116,7 @@ def test_conv_score_net_unchanged_by_the_new_convolution(dtype, rtol):
     loss = lambda p: losses.ncsn(net.score_fn(p), x, sig, levels="sample", weighting=net.loss_weight,
                                  level_index=np.arange(5), z=z)
     ours = net.apply(net.params, x, sig), value_and_grad(loss)(net.params)
-    with mock.patch.object(unet, "conv3x3", im2col_conv):
+    with mock.patch.object(unet, "conv3x3", im2col_conv), mock.patch.object(unet, "conv_film_silu", im2col_block):
         ref = net.apply(net.params, x, sig), value_and_grad(loss)(net.params)
     assert ours[0].dtype == np.dtype(dtype)
     np.testing.assert_allclose(ours[0], ref[0], rtol=rtol, atol=rtol * np.max(np.abs(ref[0])))

@@ -28,7 +28,8 @@ from autograd.tracer import getval
 
 from .. import backends
 
-__all__ = ["conv3x3", "pad1", "padded_input", "conv_output_side", "FEW_CHANNELS"]
+__all__ = ["conv3x3", "pad1", "padded_input", "conv_output_side", "accumulate_taps", "input_grad_grid", "kernel_grad",
+           "assembly_adjoint", "FEW_CHANNELS"]
 
 #: below this many input channels the taps are gathered side by side (9C columns, a small copy)
 #: and multiplied once: nine products with an inner dimension of 1-3 run far below BLAS speed
@@ -62,36 +63,40 @@ def _shifted_products(P, K, xp):
     ``P`` (n, H+2, W+2, C), as an (n, H+2, W+2, C_out) array whose interior holds the
     correlation (its border rows are unspecified)."""
     n, Hp, Wp, C = P.shape
-    Co = K.shape[1]
     rows = n * Hp * Wp
-    Pf = P.reshape(rows, C)
-    s, e = Wp + 1, rows - Wp - 1
-    full = xp.empty((rows, Co), dtype=P.dtype)
+    full = xp.empty((rows, K.shape[1]), dtype=P.dtype)
+    accumulate_taps(P.reshape(rows, C), K, Wp, Wp + 1, rows - Wp - 1, full[Wp + 1:rows - Wp - 1], xp)
+    return full.reshape(n, Hp, Wp, K.shape[1])
+
+
+def accumulate_taps(Pf, K, Wp, lo, hi, out, xp):
+    r"""Rows :math:`r\in[lo, hi)` of :math:`\sum_{ab} P_f[r + o_{ab}]\,K_{ab}`,
+    :math:`o_{ab} = (a-1)W_p + (b-1)`, written into ``out`` (hi - lo, C_out): the nine products of
+    contiguous row slices of the flattened padded map ``Pf`` (rows, C) (module docstring). Needs
+    :math:`W_p + 1 \le lo` and :math:`hi + W_p + 1 \le` rows, so every slice stays inside ``Pf``."""
+    C, Co = Pf.shape[1], K.shape[1]
+    offs = [(k // 3 - 1) * Wp + (k % 3 - 1) for k in range(9)]
     if C < FEW_CHANNELS:  # a product over C < 4 channels is slow: gather the taps, one product
-        cols = xp.empty((e - s, 9 * C), dtype=P.dtype)
-        for k in range(9):
-            off = (k // 3 - 1) * Wp + (k % 3 - 1)
-            cols[:, k * C:(k + 1) * C] = Pf[s + off:e + off]
-        xp.matmul(cols, K, out=full[s:e])
-        return full.reshape(n, Hp, Wp, Co)
-    acc = full[s:e]
-    gemm = _accumulating_gemm(P, K, Co)
+        cols = xp.empty((hi - lo, 9 * C), dtype=Pf.dtype)
+        for k, off in enumerate(offs):
+            cols[:, k * C:(k + 1) * C] = Pf[lo + off:hi + off]
+        xp.matmul(cols, K, out=out)
+        return out
+    gemm = _accumulating_gemm(Pf, K, Co)
     if gemm is not None:  # C ← A B + C in place (BLAS β = 1): no scratch product, no pass to add it
-        for k in range(9):
-            off = (k // 3 - 1) * Wp + (k % 3 - 1)
+        for k, off in enumerate(offs):
             # the transposed product on the transposed (Fortran-ordered) views: Cᵀ ← Bᵀ Aᵀ + Cᵀ
-            got = gemm(1.0, K[k * C:(k + 1) * C].T, Pf[s + off:e + off].T, beta=float(k > 0), c=acc.T,
+            got = gemm(1.0, K[k * C:(k + 1) * C].T, Pf[lo + off:hi + off].T, beta=float(k > 0), c=out.T,
                        overwrite_c=True)
-            if not onp.shares_memory(got, acc):  # BLAS worked on a copy: keep its result
-                acc[...] = got.T
-        return full.reshape(n, Hp, Wp, Co)
-    tmp = xp.empty((e - s, Co), dtype=P.dtype)
-    for k in range(9):
-        off = (k // 3 - 1) * Wp + (k % 3 - 1)
-        xp.matmul(Pf[s + off:e + off], K[k * C:(k + 1) * C], out=acc if k == 0 else tmp)
+            if not onp.shares_memory(got, out):  # BLAS worked on a copy: keep its result
+                out[...] = got.T
+        return out
+    tmp = xp.empty((hi - lo, Co), dtype=Pf.dtype)
+    for k, off in enumerate(offs):
+        xp.matmul(Pf[lo + off:hi + off], K[k * C:(k + 1) * C], out=out if k == 0 else tmp)
         if k:
-            acc += tmp
-    return full.reshape(n, Hp, Wp, Co)
+            out += tmp
+    return out
 
 
 def _accumulating_gemm(P, K, Co):
@@ -156,7 +161,7 @@ class _Saved:
         if self.D is None:
             n, Hp, Wp, C = self.P.shape
             if stride == 1:
-                full = _shifted_products(Gp, _mirrored(K, C), xp)
+                full = input_grad_grid(Gp, K, C, xp)
             else:
                 full = xp.zeros(self.P.shape, dtype=g.dtype)
                 for k in range(9):
@@ -190,20 +195,46 @@ def _mirrored(K, C):
     return xp.concatenate([K[(8 - k) * C:(9 - k) * C].T for k in range(9)], axis=0)
 
 
+def input_grad_grid(Gp, K, C, xp):
+    r"""The gradient of a stride-1 correlation's padded input from the zero-bordered padded output
+    gradient ``Gp`` (n, H+2, W+2, C_out): :math:`\bar h = \bar y \star \tilde K` (module
+    docstring), on the padded grid (n, H+2, W+2, C); its interior is the input's gradient."""
+    return _shifted_products(Gp, _mirrored(K, C), xp)
+
+
+def kernel_grad(P, Gp, xp):
+    r""":math:`\bar K_{ab} = P[\,\cdot + o_{ab}]^\top \bar Y_{pad}` stacked like ``K`` (9C, C_out): the
+    kernel gradient of a stride-1 correlation from its padded input ``P`` and the zero-bordered
+    padded output gradient ``Gp`` (whose zero border makes the wrapped rows contribute nothing)."""
+    n, Hp, Wp, C = P.shape
+    rows, Co = n * Hp * Wp, Gp.shape[-1]
+    Pf, Gf = P.reshape(rows, C), Gp.reshape(rows, Co)
+    s, e = Wp + 1, rows - Wp - 1
+    dK = xp.empty((9 * C, Co), dtype=Gp.dtype)
+    for k in range(9):
+        off = (k // 3 - 1) * Wp + (k % 3 - 1)
+        xp.matmul(Pf[s + off:e + off].T, Gf[s:e], out=dK[k * C:(k + 1) * C])
+    return dK
+
+
+def assembly_adjoint(D, Ch, up):
+    r"""The adjoint of assembling :math:`[\,\mathrm{up}(h),\ \mathrm{skip}\,]`: from the gradient
+    ``D`` (n, H, W, C) of the assembled map, the pair (:math:`\bar h`, :math:`\bar{skip}` or None);
+    nearest up-sampling's adjoint sums the four copies of each cell."""
+    skip = D[..., Ch:].copy() if D.shape[3] > Ch else None
+    D = D[..., :Ch]
+    if not up:
+        return D.copy(), skip
+    out = D[:, 0::2, 0::2] + D[:, 0::2, 1::2]
+    out += D[:, 1::2, 0::2]
+    out += D[:, 1::2, 1::2]
+    return out, skip
+
+
 def _vjp_h(ans, h, K, b, skip, stride, up, saved):
     xp = backends.of(h, K).xp
     Ch = h.shape[3]
-
-    def vjp(g):
-        D = saved.input_grad(g, K, stride, xp)[..., :Ch]
-        if not up:
-            return D.copy()
-        out = D[:, 0::2, 0::2] + D[:, 0::2, 1::2]  # the adjoint of nearest up-sampling: the sum of
-        out += D[:, 1::2, 0::2]  # the four copies
-        out += D[:, 1::2, 1::2]
-        return out
-
-    return vjp
+    return lambda g: assembly_adjoint(saved.input_grad(g, K, stride, xp)[..., :Ch], Ch, up)[0]
 
 
 def _vjp_skip(ans, h, K, b, skip, stride, up, saved):
@@ -217,16 +248,9 @@ def _vjp_K(ans, h, K, b, skip, stride, up, saved):
     C, Co = P.shape[3], K.shape[1]
 
     def vjp(g):
-        dK = xp.empty(K.shape, dtype=K.dtype)
         if stride == 1:
-            n, Hp, Wp, _ = P.shape
-            rows = n * Hp * Wp
-            Pf, Gf = P.reshape(rows, C), saved.padded_grad(g, xp).reshape(rows, Co)
-            s, e = Wp + 1, rows - Wp - 1
-            for k in range(9):
-                off = (k // 3 - 1) * Wp + (k % 3 - 1)
-                xp.matmul(Pf[s + off:e + off].T, Gf[s:e], out=dK[k * C:(k + 1) * C])
-            return dK
+            return kernel_grad(P, saved.padded_grad(g, xp), xp)
+        dK = xp.empty(K.shape, dtype=K.dtype)
         g2 = g.reshape(-1, Co)
         for k in range(9):
             tap = _tap(P, k, g.shape[1], g.shape[2], stride).copy().reshape(-1, C)

@@ -41,6 +41,7 @@ from .._validation import check_choice, check_finite, check_points, check_positi
 from ..diffusion.edm import edm_denoiser, score_loss_weight
 from ..diffusion.parametrisation import per_example, score_from_denoiser
 from . import conv
+from .conv_block import conv_film_silu
 from .activations import ACTIVATIONS
 from .nn import Saveable, check_activation, read_tree
 
@@ -214,8 +215,11 @@ class ConvScoreNet(Saveable):
         def block(name, h, skip=None):  # with skip: the input is [upsample(h), skip]
             q = params[name]
             col = lambda W: anp.reshape(e @ W, (-1, 1, 1, W.shape[1]))  # (n or 1, 1, 1, C_out)
+            gamma = 1.0 + col(q["S"]) if self.film else None
+            if self.activation in ("swish", "silu"):  # one primitive, in cache-sized pieces (conv_block)
+                return conv_film_silu(h, q["K"], q["b"], gamma, col(q["E"]), skip=skip, upsample=skip is not None)
             out = conv3x3(h, q["K"], q["b"], skip)
-            return act((out * (1.0 + col(q["S"])) if self.film else out) + col(q["E"]))
+            return act((out * gamma if self.film else out) + col(q["E"]))
 
         h1 = block("e1b", block("e1a", anp.reshape(u, (n, S, S, 1))))  # (n, S, S, C)
         h2 = block("e2b", block("e2a", downsample(h1)))  # (n, S/2, S/2, 2C)
