@@ -53,22 +53,50 @@ def test_conv_matches_im2col_and_its_gradient_checks(n, H, W, C, Co, stride):
         np.testing.assert_allclose(x, y, rtol=1e-11, atol=1e-11)
 
 
-def test_the_in_place_gemm_path_and_its_copy_fallback_give_the_correlation():
-    """With >= GEMM_MIN_OUT output channels the host accumulates the taps with BLAS gemm (beta = 1) in
-    place; where BLAS hands back a copy instead, its result is kept: the same values both ways."""
-    from refscore.models import conv
+def test_every_accumulating_gemm_path_gives_the_correlation():
+    """With >= GEMM_MIN_OUT output channels the host accumulates the taps in place (beta = 1): through
+    NumPy's own OpenBLAS by ctypes (the GIL released) where found, else SciPy's gemm, keeping its
+    result where BLAS hands back a copy, else matmul and an add. The same values every way."""
+    from refscore.models import _gemm, conv
 
     rng = np.random.default_rng(3)
     for dtype in ("float64", "float32"):
         h, K, b = (rng.normal(size=s).astype(dtype) for s in ((2, 7, 6, 5), (45, 8), (8,)))
         ref = im2col_conv(h.astype(float), K.astype(float), b.astype(float), upsample=False)
         tol = 1e-12 if dtype == "float64" else 1e-5
-        assert conv._accumulating_gemm(h, K, 8) is not None
-        np.testing.assert_allclose(conv3x3(h, K, b), ref, rtol=tol, atol=tol)
-        real = conv._accumulating_gemm(h, K, 8)
-        copying = lambda *a, c, **kw: real(*a, c=np.array(c, order="F"), **kw)  # noqa: E731  a copy, as BLAS may
-        with mock.patch.object(conv, "_accumulating_gemm", lambda *a: copying):
-            np.testing.assert_allclose(conv3x3(h, K, b), ref, rtol=tol, atol=tol)
+        scipy_gemm = _gemm._scipy_gemm(dtype)
+
+        def copying(A, B, C, beta):  # BLAS may work on a copy of C: the wrapper must keep the result
+            with mock.patch("numpy.shares_memory", return_value=False):
+                return scipy_gemm(A, B, C, beta)
+
+        paths = {"ctypes": _gemm.cblas_gemm(dtype), "scipy": scipy_gemm, "scipy, a copy": copying, "matmul": None}
+        for name, path in paths.items():
+            if name == "ctypes" and path is None:
+                continue  # a NumPy without its bundled OpenBLAS (e.g. conda's): SciPy's gemm is used
+            with mock.patch.object(conv, "accumulating_gemm", lambda dt, p=path: p):
+                np.testing.assert_allclose(conv3x3(h, K, b), ref, rtol=tol, atol=tol, err_msg=name)
+                assert (conv._accumulating_gemm(h.reshape(-1, 5), K, np.empty((4, 8), dtype)) is None) == (path is None)
+
+
+def test_numpy_wheel_openblas_is_found_for_the_ctypes_gemm():
+    """NumPy's PyPI wheels bundle OpenBLAS (as libscipy_openblas64_); the ctypes path finds it, so the
+    convolution's products release the GIL and sharded steps use both cores."""
+    import glob
+    import os
+
+    from refscore.models import _gemm
+
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "libscipy_openblas64_*"))
+    if not libs:
+        pytest.skip("this NumPy has no bundled OpenBLAS (not a PyPI wheel): SciPy's gemm is the fallback")
+    for dtype in ("float32", "float64"):
+        gemm = _gemm.cblas_gemm(dtype)
+        assert gemm is not None
+        A, B, C = (np.arange(s[0] * s[1], dtype=dtype).reshape(s) / 7 for s in ((5, 3), (3, 4), (5, 4)))
+        want = A @ B + C
+        assert gemm(A, B, C, 1.0) is C
+        np.testing.assert_allclose(C, want, rtol=1e-6)
 
 
 @pytest.mark.parametrize("stride", [1, 2])

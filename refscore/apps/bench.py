@@ -124,10 +124,14 @@ def run_bench(backend=None, seed=0, out="bench-output", quick=False, torch=False
     dtype, print the table and write ``bench.json``. ``sizes`` overrides :class:`Context`'s sizes
     (``n_ssm``, ``n_gmm``, ``n_chains``, ``ula_steps``, ``n_unet``, ``n_unet_fwd``). Returns 0 (the CLI's exit status)."""
     from .. import backends
+    from ..host_memory import keep_freed_memory
     from .report import Table
 
     dtypes, repeats = _check_bench_args(dtypes, repeats, only, sizes)
     bk = backends.get(backend)
+    # freed memory kept, for refscore and the references alike: otherwise each one's page faults
+    # depend on what the other allocated before it in this process (refscore.host_memory)
+    keep_freed_memory()
     tmod = _torch_or_none(torch)
     rows = []
     for dt in dtypes:

@@ -324,12 +324,14 @@ def run_images(args):
               + \sqrt{\sigma_i^2-\sigma_{i+1}^2}\,z
     """
     from .. import backends
+    from ..host_memory import keep_freed_memory
     from .images_state import check_arguments
 
     s = args if isinstance(args, ImagesSettings) else ImagesSettings.from_args(args)
     check_arguments(s)  # bad numbers and a missing scikit-learn: before any work
     bk = backends.get(s.backend)
     os.makedirs(s.out, exist_ok=True)
+    keep_freed_memory()  # each step's feature maps reuse the last step's pages (refscore.host_memory)
     with one_blas_thread():  # small matrices: one BLAS thread is faster than two spinning for work
         return _run(s, bk)
 

@@ -27,6 +27,7 @@ from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
 from .. import backends
+from ._gemm import accumulating_gemm
 
 __all__ = ["conv3x3", "pad1", "padded_input", "conv_output_side", "accumulate_taps", "input_grad_grid", "kernel_grad",
            "assembly_adjoint", "FEW_CHANNELS"]
@@ -82,14 +83,10 @@ def accumulate_taps(Pf, K, Wp, lo, hi, out, xp):
             cols[:, k * C:(k + 1) * C] = Pf[lo + off:hi + off]
         xp.matmul(cols, K, out=out)
         return out
-    gemm = _accumulating_gemm(Pf, K, Co)
+    gemm = _accumulating_gemm(Pf, K, out)
     if gemm is not None:  # C ← A B + C in place (BLAS β = 1): no scratch product, no pass to add it
         for k, off in enumerate(offs):
-            # the transposed product on the transposed (Fortran-ordered) views: Cᵀ ← Bᵀ Aᵀ + Cᵀ
-            got = gemm(1.0, K[k * C:(k + 1) * C].T, Pf[lo + off:hi + off].T, beta=float(k > 0), c=out.T,
-                       overwrite_c=True)
-            if not onp.shares_memory(got, out):  # BLAS worked on a copy: keep its result
-                out[...] = got.T
+            gemm(Pf[lo + off:hi + off], K[k * C:(k + 1) * C], out, float(k > 0))
         return out
     tmp = xp.empty((hi - lo, Co), dtype=Pf.dtype)
     for k, off in enumerate(offs):
@@ -99,15 +96,16 @@ def accumulate_taps(Pf, K, Wp, lo, hi, out, xp):
     return out
 
 
-def _accumulating_gemm(P, K, Co):
-    r"""SciPy's BLAS ``?gemm`` (:math:`C \leftarrow \alpha AB + \beta C`) for host arrays of one
-    float dtype with at least :data:`GEMM_MIN_OUT` output channels, else None (a device array, or a
-    product too narrow for ``gemm`` to beat ``matmul``)."""
-    if not backends.of(P).host_memory or Co < GEMM_MIN_OUT or P.dtype != K.dtype:
+def _accumulating_gemm(Pf, K, out):
+    r"""An in-place ``f(A, B, C, beta)``: :math:`C \leftarrow AB + \beta C`
+    (:func:`refscore.models._gemm.accumulating_gemm`: NumPy's OpenBLAS with the GIL released, else
+    SciPy's ``?gemm``) for C-contiguous host arrays of one float dtype with at least
+    :data:`GEMM_MIN_OUT` output channels, else None (a device array, or a product too narrow for
+    ``gemm`` to beat ``matmul``)."""
+    if (not backends.of(Pf).host_memory or K.shape[1] < GEMM_MIN_OUT or not Pf.dtype == K.dtype == out.dtype
+            or not (Pf.flags.c_contiguous and K.flags.c_contiguous and out.flags.c_contiguous)):
         return None
-    from scipy.linalg import blas
-
-    return {onp.dtype("float32"): blas.sgemm, onp.dtype("float64"): blas.dgemm}.get(onp.dtype(P.dtype))
+    return accumulating_gemm(Pf.dtype)
 
 
 def _tap(P, k, Ho, Wo, stride):
