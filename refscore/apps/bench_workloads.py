@@ -213,5 +213,21 @@ def unet_step_run(state):
 
 
 def unet_step_references(ctx, state):
-    """The same gradient of the whole batch in one call on one thread (``shards=1``)."""
+    """The same gradient of the whole batch in one call on one thread (``shards=1``); with torch on
+    the host, also the same network's step in PyTorch eager on as many threads as the shards use
+    (:func:`refscore.apps.bench_unet.torch_twin`, parity checked first)."""
     yield "whole batch, one thread", lambda: state["whole"](state["net"].params, state["x"], state["rng"])[0], ctx.sync
+    if ctx.torch is not None and not ctx.gpu:
+        from .bench_unet import unet_setup
+
+        torch, twin, threads = ctx.torch, unet_setup(ctx)["twin"], state["sharded"].threads
+
+        def on_threads():
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                return twin.step()
+            finally:
+                torch.set_num_threads(before)
+
+        yield f"PyTorch eager, {threads} threads", on_threads, ctx.torch_sync

@@ -8,11 +8,11 @@ with :math:`x = [\,\mathrm{up}(h),\ \mathrm{skip}\,]` (:func:`refscore.models.co
 :math:`\gamma, \beta` per example and channel (FiLM, Perez et al. 2018; :math:`\gamma = 1` without
 it) and SiLU as in Elfwing et al. (2018, eq. 3). Written as separate operations, each of the
 bias, the scale, the shift, the logistic and the product is a fresh feature map and a pass over it
-(12.8 MB each at batch 256 on a 28×28×16 map), and the backward pass keeps the pre-activation and
-its logistic. Here the nine shifted products of :mod:`refscore.models.conv` are accumulated for a
-piece of whole examples (:data:`CHUNK_BYTES`) and every elementwise step runs on that piece in
-place, with one piece-sized scratch array; the forward pass keeps only the padded input and the
-convolution (the pre-activation is made again, piece by piece), and the backward pass uses
+(12.8 MB each at batch 256 on a 28×28×16 map). Here the nine shifted products of
+:mod:`refscore.models.conv` are accumulated for a piece of whole examples (:data:`CHUNK_BYTES`)
+and every elementwise step runs on that piece in place; without a trace (sampling) the only
+arrays made are the padded input, the convolution, the output and one piece of scratch. The
+backward pass uses
 
 .. math:: \bar z = \bar y\,\sigma(z)\big(1 + z\,\sigma(-z)\big),\qquad
           \bar\beta = \textstyle\sum_{ij}\bar z,\quad \bar\gamma = \sum_{ij}\bar z\,(k\star x + b),\quad
@@ -38,8 +38,8 @@ from .conv import accumulate_taps, assembly_adjoint, input_grad_grid, kernel_gra
 __all__ = ["conv_film_silu", "CHUNK_BYTES"]
 
 #: on the host, each piece of a feature map is about this many bytes (whole examples). Measured on the
-#: MNIST U-Net (batch 64 step, batch 256 forward, one thread): 64 KiB 169 / 242 ms, 256 KiB 155 / 207,
-#: 2-8 MiB 148 / 195-198, one piece 152 / 202; small pieces cost more calls than the cache saves
+#: MNIST U-Net (batch 64 step / batch 256 forward, one thread, freed memory kept): 256 KiB 151 / 206 ms,
+#: 1-4 MiB 148 / 193-195, 16 MiB 146 / 202, one piece 146 / 200
 CHUNK_BYTES = 1 << 22
 
 
@@ -64,12 +64,12 @@ def _logistic(z, out, xp, sign=1):
 
 
 class _Saved:
-    """What the forward pass keeps for the VJP: the padded input and the convolution on the
-    padded grid (the pre-activation and its logistic are made again, piece by piece, in the
-    backward pass: two fewer feature maps to allocate and keep per block)."""
+    """What a traced forward pass keeps for the VJP: the padded input, and on the padded grid the
+    convolution, the pre-activation and its logistic (made again in the backward pass instead, the
+    step measured 3% slower with freed memory kept by :mod:`refscore.host_memory`)."""
 
     def __init__(self, keep):
-        self.keep, self.P, self.raw, self.shift = keep, None, None, None
+        self.keep, self.P, self.raw, self.pre, self.sig = keep, None, None, None, None
 
 
 def _pre(raw, gam, shift, e0, e1, out, xp):
@@ -90,7 +90,9 @@ def _block(h, K, b, gamma, beta, skip, up, saved):
     Co, R, rows = K.shape[1], Hp * Wp, n * Hp * Wp
     raw, Y = xp.empty((n, R, Co), dtype=P.dtype), xp.empty((n, R, Co), dtype=P.dtype)
     pieces = _pieces(n, R * Co * P.dtype.itemsize, bk.host_memory)
-    tmp = xp.empty((pieces[0][1], R, Co), dtype=P.dtype)  # one piece's logistic
+    pre = xp.empty((n, R, Co), dtype=P.dtype) if saved.keep else None
+    # σ(z) for the whole map when a VJP will need it, else one piece's scratch
+    sig = xp.empty((n, R, Co), dtype=P.dtype) if saved.keep else xp.empty((pieces[0][1], R, Co), dtype=P.dtype)
     gam = None if gamma is None else gamma.reshape(gamma.shape[0], 1, Co)
     shift = (b if gam is None else b * gam) + beta.reshape(beta.shape[0], 1, Co)
     Pf, flat = P.reshape(rows, C), raw.reshape(rows, Co)
@@ -100,10 +102,14 @@ def _block(h, K, b, gamma, beta, skip, up, saved):
         lo, hi = max(e0 * R, Wp + 1), min(e1 * R, rows - Wp - 1)
         if lo < hi:
             accumulate_taps(Pf, K, Wp, lo, hi, flat[lo:hi], xp)
-        z = _pre(raw, gam, shift, e0, e1, Y[e0:e1], xp)  # z made in the output, then y = z σ(z) in place
-        z *= _logistic(z, tmp[:e1 - e0], xp)
+        if saved.keep:
+            z = _pre(raw, gam, shift, e0, e1, pre[e0:e1], xp)
+            xp.multiply(z, _logistic(z, sig[e0:e1], xp), out=Y[e0:e1])
+        else:
+            z = _pre(raw, gam, shift, e0, e1, Y[e0:e1], xp)  # z made in the output, then y = z σ(z) in place
+            z *= _logistic(z, sig[:e1 - e0], xp)
     if saved.keep:
-        saved.P, saved.raw, saved.shift = P, raw, shift
+        saved.P, saved.raw, saved.pre, saved.sig = P, raw, pre, sig
     return Y.reshape(n, Hp, Wp, Co)[:, 1:Hp - 1, 1:Wp - 1]
 
 
@@ -123,16 +129,14 @@ def _grid_grads(g, gam, saved, xp, host):
     zsum = xp.empty((n, Co), dtype=g.dtype)
     zdot = None if gam is None else xp.empty((n, Co), dtype=g.dtype)
     pieces = _pieces(n, R * Co * g.dtype.itemsize, host)
-    z_, s_, t_ = (xp.empty((pieces[0][1], R, Co), dtype=g.dtype) for _ in range(3))
+    scratch = xp.empty((pieces[0][1], R, Co), dtype=g.dtype)
     ones = xp.ones((R,), dtype=g.dtype)
     for e0, e1 in pieces:
-        m, Gc = e1 - e0, G[e0:e1]
-        z = _pre(raw, gam, saved.shift, e0, e1, z_[:m], xp)
-        s = _logistic(z, s_[:m], xp)  # σ(z)
-        t = _logistic(z, t_[:m], xp, sign=-1)  # σ(-z)
+        Gc, z = G[e0:e1], saved.pre[e0:e1]
+        t = _logistic(z, scratch[:e1 - e0], xp, sign=-1)  # σ(-z)
         t *= z
         t += 1.0
-        t *= s  # SiLU'(z) = σ(z)(1 + z σ(-z))
+        t *= saved.sig[e0:e1]  # SiLU'(z) = σ(z)(1 + z σ(-z))
         Gc *= t  # z̄
         # sums over the grid as products with a vector of ones: BLAS, ~15x numpy's middle-axis sum
         xp.matmul(ones, Gc, out=zsum[e0:e1])
