@@ -263,3 +263,13 @@ def test_paired_difference_is_taken_on_the_digits_both_measured():
     assert r == {"n": 2, "mean": 0.0, "se": pytest.approx(np.std([0.5, -0.5], ddof=1) / np.sqrt(2))}
     assert paired_difference([3.0], [2.0]) == {"n": 1, "mean": 1.0, "se": None}
     assert paired_difference([3.0], []) is None
+
+
+def test_downsample_is_the_mean_of_each_2x2_cell_with_its_gradient():
+    """The four-view 2x2 mean pooling against NumPy's mean of the 6-d view, its VJP by finite
+    differences, and float32 in, float32 out."""
+    h = np.random.default_rng(3).normal(size=(3, 6, 4, 5))
+    want = h.reshape(3, 3, 2, 2, 2, 5).mean(axis=(2, 4))
+    np.testing.assert_allclose(downsample(h), want, rtol=1e-14)
+    check_grads(downsample, modes=["rev"], order=1)(h)
+    assert downsample(h.astype("float32")).dtype == np.float32

@@ -29,7 +29,7 @@ from autograd.tracer import getval
 from .. import backends
 from ._gemm import accumulating_gemm
 
-__all__ = ["conv3x3", "pad1", "padded_input", "conv_output_side", "accumulate_taps", "input_grad_grid", "kernel_grad",
+__all__ = ["conv3x3", "pad1", "padded_input", "conv_output_side", "accumulate_taps", "tap_offsets", "input_grad_grid", "kernel_grad",
            "assembly_adjoint", "FEW_CHANNELS"]
 
 #: below this many input channels the taps are gathered side by side (9C columns, a small copy)
@@ -70,15 +70,21 @@ def _shifted_products(P, K, xp):
     return full.reshape(n, Hp, Wp, K.shape[1])
 
 
-def accumulate_taps(Pf, K, Wp, lo, hi, out, xp):
-    r"""Rows :math:`r\in[lo, hi)` of :math:`\sum_{ab} P_f[r + o_{ab}]\,K_{ab}`,
-    :math:`o_{ab} = (a-1)W_p + (b-1)`, written into ``out`` (hi - lo, C_out): the nine products of
-    contiguous row slices of the flattened padded map ``Pf`` (rows, C) (module docstring). Needs
-    :math:`W_p + 1 \le lo` and :math:`hi + W_p + 1 \le` rows, so every slice stays inside ``Pf``."""
+def tap_offsets(Wp):
+    r"""The row offsets :math:`o_{ab} = (a-1)W_p + (b-1)` of the nine taps on a padded grid of width ``Wp``."""
+    return [(k // 3 - 1) * Wp + (k % 3 - 1) for k in range(9)]
+
+
+def accumulate_taps(Pf, K, Wp, lo, hi, out, xp, offs=None, add=False):
+    r"""Rows :math:`r\in[lo, hi)` of :math:`\sum_{k} P_f[r + o_k]\,K_k` written into ``out``
+    (hi - lo, C_out), or added to it (``add``): the products of contiguous row slices of the
+    flattened padded map ``Pf`` (rows, C) (module docstring). The offsets ``offs`` default to the
+    nine taps' :math:`o_{ab} = (a-1)W_p + (b-1)`, and ``K`` stacks one (C, C_out) block per offset.
+    Every slice :math:`[lo + o_k, hi + o_k)` must lie inside ``Pf``."""
     C, Co = Pf.shape[1], K.shape[1]
-    offs = [(k // 3 - 1) * Wp + (k % 3 - 1) for k in range(9)]
-    if C < FEW_CHANNELS:  # a product over C < 4 channels is slow: gather the taps, one product
-        cols = xp.empty((hi - lo, 9 * C), dtype=Pf.dtype)
+    offs = tap_offsets(Wp) if offs is None else offs
+    if C < FEW_CHANNELS and not add:  # a product over C < 4 channels is slow: gather the taps, one product
+        cols = xp.empty((hi - lo, len(offs) * C), dtype=Pf.dtype)
         for k, off in enumerate(offs):
             cols[:, k * C:(k + 1) * C] = Pf[lo + off:hi + off]
         xp.matmul(cols, K, out=out)
@@ -86,12 +92,13 @@ def accumulate_taps(Pf, K, Wp, lo, hi, out, xp):
     gemm = _accumulating_gemm(Pf, K, out)
     if gemm is not None:  # C ← A B + C in place (BLAS β = 1): no scratch product, no pass to add it
         for k, off in enumerate(offs):
-            gemm(Pf[lo + off:hi + off], K[k * C:(k + 1) * C], out, float(k > 0))
+            gemm(Pf[lo + off:hi + off], K[k * C:(k + 1) * C], out, float(k > 0 or add))
         return out
     tmp = xp.empty((hi - lo, Co), dtype=Pf.dtype)
     for k, off in enumerate(offs):
-        xp.matmul(Pf[lo + off:hi + off], K[k * C:(k + 1) * C], out=out if k == 0 else tmp)
-        if k:
+        first = k == 0 and not add
+        xp.matmul(Pf[lo + off:hi + off], K[k * C:(k + 1) * C], out=out if first else tmp)
+        if not first:
             out += tmp
     return out
 
@@ -200,17 +207,18 @@ def input_grad_grid(Gp, K, C, xp):
     return _shifted_products(Gp, _mirrored(K, C), xp)
 
 
-def kernel_grad(P, Gp, xp):
-    r""":math:`\bar K_{ab} = P[\,\cdot + o_{ab}]^\top \bar Y_{pad}` stacked like ``K`` (9C, C_out): the
+def kernel_grad(P, Gp, xp, offs=None):
+    r""":math:`\bar K_k = P[\,\cdot + o_k]^\top \bar Y_{pad}` stacked like ``K`` (len(offs) C, C_out): the
     kernel gradient of a stride-1 correlation from its padded input ``P`` and the zero-bordered
-    padded output gradient ``Gp`` (whose zero border makes the wrapped rows contribute nothing)."""
+    padded output gradient ``Gp`` (whose zero border makes the wrapped rows contribute nothing);
+    ``offs`` as in :func:`accumulate_taps` (default: the nine taps)."""
     n, Hp, Wp, C = P.shape
     rows, Co = n * Hp * Wp, Gp.shape[-1]
     Pf, Gf = P.reshape(rows, C), Gp.reshape(rows, Co)
     s, e = Wp + 1, rows - Wp - 1
-    dK = xp.empty((9 * C, Co), dtype=Gp.dtype)
-    for k in range(9):
-        off = (k // 3 - 1) * Wp + (k % 3 - 1)
+    offs = tap_offsets(Wp) if offs is None else offs
+    dK = xp.empty((len(offs) * C, Co), dtype=Gp.dtype)
+    for k, off in enumerate(offs):
         xp.matmul(Pf[s + off:e + off].T, Gf[s:e], out=dK[k * C:(k + 1) * C])
     return dK
 

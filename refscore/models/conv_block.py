@@ -34,6 +34,7 @@ from autograd.tracer import getval
 
 from .. import backends
 from .conv import accumulate_taps, assembly_adjoint, input_grad_grid, kernel_grad, pad1, padded_input
+from .upconv import upsampled_correlation, upsampled_correlation_grads
 
 __all__ = ["conv_film_silu", "CHUNK_BYTES"]
 
@@ -70,6 +71,7 @@ class _Saved:
 
     def __init__(self, keep):
         self.keep, self.P, self.raw, self.pre, self.sig = keep, None, None, None, None
+        self.Ph, self.Kc = None, None  # an up-sampled input's padded small map; the skip's taps
 
 
 def _pre(raw, gam, shift, e0, e1, out, xp):
@@ -81,27 +83,47 @@ def _pre(raw, gam, shift, e0, e1, out, xp):
     return out
 
 
+def _taps_into(raw, h, K, skip, up, xp, saved):
+    r"""Prepares the convolution on the padded grid ``raw`` (n, R, C_out): for an up-sampled ``h``
+    (:mod:`refscore.models.upconv`) writes :math:`k_h\star\mathrm{up}(h)` with a zero border now, and
+    returns the padded skip map, its taps and True (the piece loop adds them); else the padded
+    input, ``K`` and False (the piece loop writes them, the first and last padding rows zeroed)."""
+    n, Co = h.shape[0], K.shape[1]
+    if not up:
+        P = padded_input(h, skip, False, xp)
+        Wp = P.shape[2]
+        raw[0, :Wp + 1] = 0  # no tap reaches the first and last padding rows
+        raw[n - 1, raw.shape[1] - Wp - 1:] = 0
+        return P, K, False
+    Ch, Hp, Wp = h.shape[3], 2 * h.shape[1] + 2, 2 * h.shape[2] + 2
+    K9, grid = K.reshape(9, K.shape[0] // 9, Co), raw.reshape(n, Hp, Wp, Co)
+    grid[:, 0], grid[:, Hp - 1], grid[:, :, 0], grid[:, :, Wp - 1] = 0, 0, 0, 0
+    saved.Ph = upsampled_correlation(h, K9[:, :Ch], grid, xp)
+    if skip is None:
+        return None, None, True
+    return pad1(skip, xp), K9[:, Ch:].reshape(-1, Co), True  # the skip's taps: a contiguous copy
+
+
 @primitive
 def _block(h, K, b, gamma, beta, skip, up, saved):
     bk = backends.of(h, K)
     xp = bk.xp
-    P = padded_input(h, skip, up, xp)
-    n, Hp, Wp, C = P.shape
-    Co, R, rows = K.shape[1], Hp * Wp, n * Hp * Wp
-    raw, Y = xp.empty((n, R, Co), dtype=P.dtype), xp.empty((n, R, Co), dtype=P.dtype)
-    pieces = _pieces(n, R * Co * P.dtype.itemsize, bk.host_memory)
-    pre = xp.empty((n, R, Co), dtype=P.dtype) if saved.keep else None
+    n, Co = h.shape[0], K.shape[1]
+    Hp, Wp = (2 * h.shape[1] + 2, 2 * h.shape[2] + 2) if up else (h.shape[1] + 2, h.shape[2] + 2)
+    R, rows = Hp * Wp, n * Hp * Wp
+    raw, Y = xp.empty((n, R, Co), dtype=h.dtype), xp.empty((n, R, Co), dtype=h.dtype)
+    pieces = _pieces(n, R * Co * h.dtype.itemsize, bk.host_memory)
+    pre = xp.empty((n, R, Co), dtype=h.dtype) if saved.keep else None
     # σ(z) for the whole map when a VJP will need it, else one piece's scratch
-    sig = xp.empty((n, R, Co), dtype=P.dtype) if saved.keep else xp.empty((pieces[0][1], R, Co), dtype=P.dtype)
+    sig = xp.empty((n, R, Co), dtype=h.dtype) if saved.keep else xp.empty((pieces[0][1], R, Co), dtype=h.dtype)
     gam = None if gamma is None else gamma.reshape(gamma.shape[0], 1, Co)
     shift = (b if gam is None else b * gam) + beta.reshape(beta.shape[0], 1, Co)
-    Pf, flat = P.reshape(rows, C), raw.reshape(rows, Co)
-    raw[0, :Wp + 1] = 0  # the first and last padding rows: no tap reaches them
-    raw[n - 1, R - Wp - 1:] = 0
+    P, Kc, add = _taps_into(raw, h, K, skip, up, xp, saved)
+    flat = raw.reshape(rows, Co)
     for e0, e1 in pieces:
         lo, hi = max(e0 * R, Wp + 1), min(e1 * R, rows - Wp - 1)
-        if lo < hi:
-            accumulate_taps(Pf, K, Wp, lo, hi, flat[lo:hi], xp)
+        if P is not None and lo < hi:
+            accumulate_taps(P.reshape(rows, P.shape[3]), Kc, Wp, lo, hi, flat[lo:hi], xp, add=add)
         if saved.keep:
             z = _pre(raw, gam, shift, e0, e1, pre[e0:e1], xp)
             xp.multiply(z, _logistic(z, sig[e0:e1], xp), out=Y[e0:e1])
@@ -109,7 +131,7 @@ def _block(h, K, b, gamma, beta, skip, up, saved):
             z = _pre(raw, gam, shift, e0, e1, Y[e0:e1], xp)  # z made in the output, then y = z σ(z) in place
             z *= _logistic(z, sig[:e1 - e0], xp)
     if saved.keep:
-        saved.P, saved.raw, saved.pre, saved.sig = P, raw, pre, sig
+        saved.P, saved.Kc, saved.raw, saved.pre, saved.sig = P, Kc, raw, pre, sig
     return Y.reshape(n, Hp, Wp, Co)[:, 1:Hp - 1, 1:Wp - 1]
 
 
@@ -147,23 +169,43 @@ def _grid_grads(g, gam, saved, xp, host):
     return Gp, zsum, zdot
 
 
+def _conv_grads(Gp, h, K, skip, up, saved, argnums, xp):
+    r"""The gradients of the convolution's inputs from its zero-bordered padded gradient ``Gp``:
+    ``{0: h̄, 5: skip̄, 1: K̄}`` for the wanted argument numbers."""
+    Ch, Co, out = h.shape[3], K.shape[1], {}
+    if not up:
+        if 0 in argnums or 5 in argnums:
+            D = input_grad_grid(Gp, K, saved.P.shape[3], xp)
+            out[0], out[5] = assembly_adjoint(D[:, 1:-1, 1:-1], Ch, False)
+        if 1 in argnums:
+            out[1] = kernel_grad(saved.P, Gp, xp)
+        return out
+    K9 = K.reshape(9, K.shape[0] // 9, Co)
+    out[0], dKh = upsampled_correlation_grads(Gp, saved.Ph, K9[:, :Ch], 0 in argnums, 1 in argnums, xp)
+    if 5 in argnums:
+        out[5] = input_grad_grid(Gp, saved.Kc, skip.shape[3], xp)[:, 1:-1, 1:-1]
+    if 1 in argnums:
+        dK = xp.empty(K9.shape, dtype=K.dtype)
+        dK[:, :Ch] = dKh
+        if skip is not None:
+            dK[:, Ch:] = kernel_grad(saved.P, Gp, xp).reshape(9, skip.shape[3], Co)
+        out[1] = dK.reshape(K.shape)
+    return out
+
+
 def _block_vjp(argnums, ans, args, kwargs):
     h, K, b, gamma, beta, skip, up, saved = args
     bk = backends.of(h, K)
-    xp, Ch, Co = bk.xp, h.shape[3], K.shape[1]
+    xp, Co = bk.xp, K.shape[1]
     gam = None if gamma is None else gamma.reshape(gamma.shape[0], 1, Co)
 
     def vjp(g):
         Gp, zsum, zdot = _grid_grads(g, gam, saved, xp, bk.host_memory)
-        out, inputs = [], None
+        conv = _conv_grads(Gp, h, K, skip, up, saved, argnums, xp)
+        out = []
         for k in argnums:
-            if k in (0, 5):
-                if inputs is None:
-                    D = input_grad_grid(Gp, K, saved.P.shape[3], xp)
-                    inputs = assembly_adjoint(D[:, 1:-1, 1:-1], Ch, up)
-                out.append(inputs[0 if k == 0 else 1])
-            elif k == 1:
-                out.append(kernel_grad(saved.P, Gp, xp))
+            if k in (0, 1, 5):
+                out.append(conv[k])
             elif k == 2:
                 out.append((zsum if gam is None else zsum * gam.reshape(-1, Co)).sum(axis=0))
             elif k == 3:

@@ -99,10 +99,34 @@ def conv3x3(h, K, b, skip=None):
     return conv.conv3x3(h, K, b, skip=skip, upsample=True)
 
 
+@primitive
 def downsample(h):
-    r"""2×2 mean pooling: :math:`\mathrm{out}[i,j] = \tfrac14\sum_{a,b\in\{0,1\}} h[2i+a, 2j+b]`."""
-    n, H, W, C = getval(h).shape
-    return anp.mean(anp.reshape(h, (n, H // 2, 2, W // 2, 2, C)), axis=(2, 4))
+    r"""2×2 mean pooling: :math:`\mathrm{out}[i,j] = \tfrac14\sum_{a,b\in\{0,1\}} h[2i+a, 2j+b]`,
+    ``h`` (n, H, W, C) with H and W even. The sum of four strided views (NumPy's ``mean`` over
+    the two inner axes of a 6-d view took 3.5× as long); its VJP spreads
+    :math:`\tfrac14\bar{\mathrm{out}}` to the four cells (:func:`_downsample_vjp`)."""
+    out = h[:, 0::2, 0::2] + h[:, 0::2, 1::2]
+    out += h[:, 1::2, 0::2]
+    out += h[:, 1::2, 1::2]
+    out *= 0.25
+    return out
+
+
+def _downsample_vjp(ans, h):
+    xp = backends.of(h).xp
+
+    def vjp(g):
+        out = xp.empty(h.shape, dtype=g.dtype)
+        q = g * 0.25
+        for a in (0, 1):
+            for b in (0, 1):
+                out[:, a::2, b::2] = q
+        return out
+
+    return vjp
+
+
+defvjp(downsample, _downsample_vjp)
 
 
 def upsample(h):
