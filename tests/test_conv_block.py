@@ -134,6 +134,22 @@ def test_bad_arguments_are_named():
         conv_film_silu(h, K, b, gamma, np.ones((3, 1, 1, 5)))
     with pytest.raises(ValueError, match="skip must have shape"):
         conv_film_silu(h, np.ones((9 * 5, 5)), b, gamma, beta, skip=np.ones((2, 5, 5, 2)), upsample=True)
+    with pytest.raises(ValueError, match=r"h and skip must be maps \(n, H, W, C\), got h \(6, 6, 3\)"):
+        conv_film_silu(h[0], K, b, gamma, beta)
+    with pytest.raises(TypeError, match="K has dtype float32 but h float64"):
+        conv_film_silu(h, K.astype("float32"), b, gamma, beta)
+    with pytest.raises(TypeError, match="h must be an array of the backend .* got list"):
+        conv_film_silu(h.tolist(), K, b, gamma, beta)
+    with pytest.raises(TypeError, match="h must be float32 or float64, got int64"):
+        conv_film_silu(h.astype("int64"), K, b, gamma, beta)
+    with pytest.raises(TypeError, match="b must be an array, got None"):
+        conv_film_silu(h, K, None, gamma, beta)
+
+
+def test_beta_none_is_zero():
+    args, up = _args(CASES[1], np.random.default_rng(8))
+    h, K, b, gamma, _, _ = args
+    np.testing.assert_array_equal(conv_film_silu(h, K, b, gamma, None), conv_film_silu(h, K, b, gamma, 0 * args[4]))
 
 
 def test_block_on_the_strict_stand_in_has_no_sync():
@@ -150,3 +166,13 @@ def test_block_on_the_strict_stand_in_has_no_sync():
     for a, b in zip(g, ref):
         if b is not None:
             np.testing.assert_allclose(bk.to_numpy(a), b, rtol=2e-5, atol=2e-5)
+
+
+def test_upsampled_correlation_refuses_mismatched_shapes():
+    from refscore.models.upconv import upsampled_correlation
+
+    h = np.ones((2, 3, 3, 4))
+    with pytest.raises(ValueError, match=r"K9 must be \(9, 4, C_out\)"):
+        upsampled_correlation(h, np.ones((9, 3, 5)), np.empty((2, 8, 8, 5)), np)
+    with pytest.raises(ValueError, match=r"out \(n, 2H\+2, 2W\+2, C_out\) = \(2, 8, 8, C_out\)"):
+        upsampled_correlation(h, np.ones((9, 4, 5)), np.empty((2, 7, 8, 5)), np)

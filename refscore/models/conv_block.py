@@ -220,28 +220,52 @@ def _block_vjp(argnums, ans, args, kwargs):
 defvjp_argnums(_block, _block_vjp)
 
 
+def _check_arguments(h, K, b, gamma, beta, skip, upsample):
+    """Every bad argument named before any work: arrays of the backend, 4-d maps, one float dtype,
+    shapes that fit together."""
+    vals = {"h": getval(h), "K": getval(K), "b": getval(b), "gamma": getval(gamma), "beta": getval(beta),
+            "skip": getval(skip)}
+    for name, v in vals.items():
+        if v is None and name in ("h", "K", "b"):
+            raise TypeError(f"{name} must be an array, got None")
+        if v is not None and not (hasattr(v, "shape") and hasattr(v, "dtype")):
+            raise TypeError(f"{name} must be an array of the backend (numpy.asarray or backend.asarray it), "
+                            f"got {type(v).__name__}")
+    hv, sv, dt = vals["h"], vals["skip"], vals["h"].dtype
+    if str(dt) not in ("float32", "float64"):
+        raise TypeError(f"h must be float32 or float64, got {dt}")
+    for name, v in vals.items():
+        if v is not None and v.dtype != dt:
+            raise TypeError(f"{name} has dtype {v.dtype} but h {dt}: give every argument h's dtype")
+    if hv.ndim != 4 or (sv is not None and sv.ndim != 4):
+        raise ValueError(f"h and skip must be maps (n, H, W, C), got h {tuple(hv.shape)}"
+                         + ("" if sv is None else f" and skip {tuple(sv.shape)}"))
+    side = (2 * hv.shape[1], 2 * hv.shape[2]) if upsample else tuple(hv.shape[1:3])
+    C, Co = hv.shape[3] + (0 if sv is None else sv.shape[3]), vals["K"].shape[-1]
+    if sv is not None and tuple(sv.shape[:3]) != (hv.shape[0], *side):
+        raise ValueError(f"skip must have shape ({hv.shape[0]}, {side[0]}, {side[1]}, C_s), got {tuple(sv.shape)}")
+    if tuple(vals["K"].shape) != (9 * C, Co) or tuple(vals["b"].shape) != (Co,):
+        raise ValueError(f"K must be (9C, C_out) = ({9 * C}, {Co}) and b ({Co},), got {tuple(vals['K'].shape)} "
+                         f"and {tuple(vals['b'].shape)}")
+    for name in ("gamma", "beta"):
+        v = vals[name]
+        if v is not None and (v.ndim != 4 or tuple(v.shape[1:]) != (1, 1, Co) or v.shape[0] not in (1, hv.shape[0])):
+            raise ValueError(f"{name} must have shape (n, 1, 1, {Co}) or (1, 1, 1, {Co}), got {tuple(v.shape)}")
+
+
 def conv_film_silu(h, K, b, gamma, beta, skip=None, upsample=False):
     r""":math:`\mathrm{SiLU}\big(\gamma\odot(k\star x + b) + \beta\big)`, :math:`x = [\,\mathrm{up}(h),\
     \mathrm{skip}\,]` (the module docstring): the values of
     ``silu((conv3x3(h, K, b, skip=skip, upsample=upsample)) * gamma + beta)`` in one primitive.
 
     ``h`` (n, H, W, C_h), ``K`` (9C, C_out) and ``b`` (C_out,) as in
-    :func:`refscore.models.conv.conv3x3` (stride 1); ``gamma`` (None for 1) and ``beta`` of shape
-    (n, 1, 1, C_out) or (1, 1, 1, C_out). Returns (n, H', W', C_out); differentiable (reverse mode,
-    first order) in every array argument."""
+    :func:`refscore.models.conv.conv3x3` (stride 1); ``gamma`` (None for 1) and ``beta`` (None for 0)
+    of shape (n, 1, 1, C_out) or (1, 1, 1, C_out); every array of h's float dtype. Returns
+    (n, H', W', C_out); differentiable (reverse mode, first order) in every array argument."""
     from autograd.tracer import isbox
 
-    hv = getval(h)
-    side = (2 * hv.shape[1], 2 * hv.shape[2]) if upsample else tuple(hv.shape[1:3])
-    C, Co = hv.shape[3] + (0 if skip is None else getval(skip).shape[3]), getval(K).shape[1]
-    if skip is not None and tuple(getval(skip).shape[:3]) != (hv.shape[0], *side):
-        raise ValueError(f"skip must have shape ({hv.shape[0]}, {side[0]}, {side[1]}, C_s), got {tuple(getval(skip).shape)}")
-    if tuple(getval(K).shape) != (9 * C, Co) or tuple(getval(b).shape) != (Co,):
-        raise ValueError(f"K must be (9C, C_out) = ({9 * C}, {Co}) and b ({Co},), got {tuple(getval(K).shape)} "
-                         f"and {tuple(getval(b).shape)}")
-    for name, v in (("gamma", gamma), ("beta", beta)):
-        if v is not None and (getval(v).ndim != 4 or tuple(getval(v).shape[1:]) != (1, 1, Co)
-                              or getval(v).shape[0] not in (1, hv.shape[0])):
-            raise ValueError(f"{name} must have shape (n, 1, 1, {Co}) or (1, 1, 1, {Co}), got {tuple(getval(v).shape)}")
+    _check_arguments(h, K, b, gamma, beta, skip, upsample)
+    if beta is None:
+        beta = backends.of(getval(h)).xp.zeros((1, 1, 1, getval(K).shape[1]), dtype=getval(h).dtype)
     keep = any(isbox(a) for a in (h, K, b, gamma, beta, skip))
     return _block(h, K, b, gamma, beta, skip, bool(upsample), _Saved(keep))

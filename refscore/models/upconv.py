@@ -55,6 +55,10 @@ def upsampled_correlation(h, K9, out, xp):
     r"""Writes :math:`k\star\mathrm{up}(h)` into the interior of ``out`` (n, 2H+2, 2W+2, C_out), a padded
     grid (its border untouched), for ``h`` (n, H, W, C) and taps ``K9`` (9, C, C_out); returns the
     padded small map (kept for the gradients)."""
+    n, H, W, C = h.shape
+    if tuple(K9.shape[:2]) != (9, C) or K9.ndim != 3 or tuple(out.shape) != (n, 2 * H + 2, 2 * W + 2, K9.shape[-1]):
+        raise ValueError(f"for h {tuple(h.shape)}: K9 must be (9, {C}, C_out) and out (n, 2H+2, 2W+2, C_out) = "
+                         f"({n}, {2 * H + 2}, {2 * W + 2}, C_out), got {tuple(K9.shape)} and {tuple(out.shape)}")
     Ph = pad1(h, xp)
     n, Hp, Wp, C = Ph.shape
     rows, Co, H, W = n * Hp * Wp, K9.shape[2], Hp - 2, Wp - 2
