@@ -7,7 +7,7 @@ beside real test digits), ``results.json`` (metrics, verdicts, timings, settings
 ``mnist_model.npz`` (the EMA network), ``mnist_run.json`` (the settings that made it: another
 run's settings on the same ``--out`` are refused, a larger ``--steps`` extends the run; see
 :mod:`refscore.apps.images_state`) and ``checkpoint/`` (training resumes from it). With
-``--bpd N`` (default 32) the test digits' bits/dim by the probability-flow ODE go into
+``--bpd N`` (default 256) the test digits' bits/dim by the probability-flow ODE go into
 ``results.json`` (:mod:`refscore.apps.bits_per_dim`). ``--sde vp`` samples and measures the same
 trained net through the VP SDE (:meth:`refscore.sde.VPSDE.for_levels`) instead of the VE ladder.
 """
@@ -29,7 +29,7 @@ N_SAMPLES, SIDE = 256, 28
 #: chunk from the same generator, so the first 256 of a larger ``--samples`` are the default's
 SAMPLE_CHUNK = 256
 #: test digits whose bits/dim ``--bpd`` measures by default (Hutchinson's trace)
-BPD_DIGITS = 32
+BPD_DIGITS = 256
 DEFAULTS = {"channels": 16, "steps": 7000, "batch": 64, "lr": 2e-3, "levels": 100, "steps_each": 3,
             "step_boost": 1.0, "global_width": 128, "p_median": 2.0, "p_std": 1.2,
             "shards": 4, "threads": 2, "film": True}
@@ -111,9 +111,9 @@ def add_parser(sub, common):
     p.add_argument("--levels", type=int, default=DEFAULTS["levels"], help=f"sampler noise levels (default {DEFAULTS['levels']})")
     p.add_argument("--steps-each", type=int, default=DEFAULTS["steps_each"], help="Langevin steps per level (annealed)")
     p.add_argument("--bpd", type=int, default=BPD_DIGITS, help="bits/dim of this many test digits by the PF-ODE, "
-                   "Hutchinson's trace, one probe, each digit its own ODE (default 32: about 6 s on 2 cores; 0: skip)")
+                   "Hutchinson's trace, one probe, each digit its own ODE (default 256: about 25 s on 2 cores; 0: skip)")
     p.add_argument("--bpd-exact", type=int, default=0, help="bits/dim of this many test digits with the exact "
-                   "trace (784 passes per ODE step: about 15 minutes a digit on 2 cores; default 0)")
+                   "trace (784 passes per ODE evaluation: about 100 s a digit on 2 cores; default 0)")
     p.add_argument("--samples", type=int, default=N_SAMPLES, help=f"digits to draw and judge (default {N_SAMPLES}; "
                    f"drawn {SAMPLE_CHUNK} at a time, the first {SAMPLE_CHUNK} those of the default run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
