@@ -110,14 +110,15 @@ def _block(h, K, b, gamma, beta, skip, up, saved):
     xp = bk.xp
     n, Co = h.shape[0], K.shape[1]
     Hp, Wp = (2 * h.shape[1] + 2, 2 * h.shape[2] + 2) if up else (h.shape[1] + 2, h.shape[2] + 2)
-    R, rows = Hp * Wp, n * Hp * Wp
-    raw, Y = xp.empty((n, R, Co), dtype=h.dtype), xp.empty((n, R, Co), dtype=h.dtype)
-    pieces = _pieces(n, R * Co * h.dtype.itemsize, bk.host_memory)
-    pre = xp.empty((n, R, Co), dtype=h.dtype) if saved.keep else None
+    R, rows, dt = Hp * Wp, n * Hp * Wp, onp.result_type(h.dtype, K.dtype)  # the composed operations' dtype
+    raw, Y = xp.empty((n, R, Co), dtype=dt), xp.empty((n, R, Co), dtype=dt)
+    pieces = _pieces(n, R * Co * dt.itemsize, bk.host_memory)
+    pre = xp.empty((n, R, Co), dtype=dt) if saved.keep else None
     # σ(z) for the whole map when a VJP will need it, else one piece's scratch
-    sig = xp.empty((n, R, Co), dtype=h.dtype) if saved.keep else xp.empty((pieces[0][1], R, Co), dtype=h.dtype)
-    gam = None if gamma is None else gamma.reshape(gamma.shape[0], 1, Co)
-    shift = (b if gam is None else b * gam) + beta.reshape(beta.shape[0], 1, Co)
+    sig = xp.empty((n, R, Co), dtype=dt) if saved.keep else xp.empty((pieces[0][1], R, Co), dtype=dt)
+    wide = lambda a: a if a.dtype == dt else a.astype(dt)  # noqa: E731  small arrays, in the output's precision
+    gam = None if gamma is None else wide(gamma).reshape(gamma.shape[0], 1, Co)
+    shift = (wide(b) if gam is None else wide(b) * gam) + wide(beta).reshape(beta.shape[0], 1, Co)
     P, Kc, add = _taps_into(raw, h, K, skip, up, xp, saved)
     flat = raw.reshape(rows, Co)
     for e0, e1 in pieces:
@@ -231,12 +232,10 @@ def _check_arguments(h, K, b, gamma, beta, skip, upsample):
         if v is not None and not (hasattr(v, "shape") and hasattr(v, "dtype")):
             raise TypeError(f"{name} must be an array of the backend (numpy.asarray or backend.asarray it), "
                             f"got {type(v).__name__}")
-    hv, sv, dt = vals["h"], vals["skip"], vals["h"].dtype
-    if str(dt) not in ("float32", "float64"):
-        raise TypeError(f"h must be float32 or float64, got {dt}")
-    for name, v in vals.items():
-        if v is not None and v.dtype != dt:
-            raise TypeError(f"{name} has dtype {v.dtype} but h {dt}: give every argument h's dtype")
+    hv, sv = vals["h"], vals["skip"]
+    for name, v in vals.items():  # mixed float dtypes compute in the wider one, as the operations composed
+        if v is not None and str(v.dtype) not in ("float32", "float64"):
+            raise TypeError(f"{name} must be float32 or float64, got {v.dtype}")
     if hv.ndim != 4 or (sv is not None and sv.ndim != 4):
         raise ValueError(f"h and skip must be maps (n, H, W, C), got h {tuple(hv.shape)}"
                          + ("" if sv is None else f" and skip {tuple(sv.shape)}"))
@@ -260,7 +259,7 @@ def conv_film_silu(h, K, b, gamma, beta, skip=None, upsample=False):
 
     ``h`` (n, H, W, C_h), ``K`` (9C, C_out) and ``b`` (C_out,) as in
     :func:`refscore.models.conv.conv3x3` (stride 1); ``gamma`` (None for 1) and ``beta`` (None for 0)
-    of shape (n, 1, 1, C_out) or (1, 1, 1, C_out); every array of h's float dtype. Returns
+    of shape (n, 1, 1, C_out) or (1, 1, 1, C_out); float32 or float64 (mixed: the wider). Returns
     (n, H', W', C_out); differentiable (reverse mode, first order) in every array argument."""
     from autograd.tracer import isbox
 

@@ -62,7 +62,8 @@ def upsampled_correlation(h, K9, out, xp):
     Ph = pad1(h, xp)
     n, Hp, Wp, C = Ph.shape
     rows, Co, H, W = n * Hp * Wp, K9.shape[2], Hp - 2, Wp - 2
-    res = xp.empty((rows, Co), dtype=h.dtype)
+    K9 = K9 if K9.dtype == out.dtype else K9.astype(out.dtype)  # taps summed in the output's precision
+    res = xp.empty((rows, Co), dtype=out.dtype)
     s, e = Wp + 1, rows - Wp - 1
     for r, t in PARITIES:
         accumulate_taps(Ph.reshape(rows, C), parity_kernel(K9, r, t), Wp, s, e, res[s:e], xp,
@@ -91,7 +92,7 @@ def upsampled_correlation_grads(Gp, Ph, K9, want_h, want_K, xp):
                 for tap in taps:
                     dK9[tap] += dKp[k * C:(k + 1) * C]
         if want_h:
-            Kp = parity_kernel(K9, r, t)
+            Kp = parity_kernel(K9 if K9.dtype == Gp.dtype else K9.astype(Gp.dtype), r, t)
             adj = xp.concatenate([Kp[k * C:(k + 1) * C].T for k in range(4)], axis=0)  # (4 C_out, C)
             accumulate_taps(G.reshape(rows, Co), adj, Wp, s, e, D[s:e], xp, offs=[-o for o in offs], add=i > 0)
     gh = D.reshape(n, Hp, Wp, C)[:, 1:H + 1, 1:W + 1] if want_h else None
