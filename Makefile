@@ -24,7 +24,7 @@ data/mnist.npz: | $(STAMP)
 	$(PY) -c "import refscore.datasets as d; print(d.fetch_mnist('$@'))"
 
 mnist: $(STAMP) data/mnist.npz
-	$(PY) -m refscore images mnist --out mnist-output
+	$(PY) -m refscore images mnist --out mnist-output --samples 2048
 
 # The book vendors MathJax from npm and is tested in headless Chromium: install both where missing
 # (as root, from Debian); without root the browser test skips and says why.

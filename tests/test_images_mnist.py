@@ -145,6 +145,12 @@ def test_judge_passes_real_and_rejects_means_noise_copies(judge):
     copies = J.measure(x[rng.choice(1300, 200, replace=False)])
     assert copies["confidence_mean"] > 0.9 and not copies["verdicts"]["copies <= 2%"]
     assert not (means["passed"] or noise["passed"] or copies["passed"])
+    # the stricter near-copy rule: every training digit is one (distance 0); real test digits are
+    # counted by their own distances to the training digits, against half of the median of them all
+    assert copies["near_copy_rate"] == 1.0 and not copies["stretch"]["near-copies <= 1%"]
+    assert J.near_copy_threshold == pytest.approx(0.5 * np.median(J.nn_test))
+    assert real["near_copy_rate"] == pytest.approx(np.mean(J.nn_test[:200] < J.near_copy_threshold))
+    assert set(real["stretch"]) == {"classifier >= 0.9 sure of >= 88%", "near-copies <= 1%", "NN ratio <= 1.15"}
 
 
 def test_kid_is_unbiased_and_positive_between_laws():

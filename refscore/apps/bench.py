@@ -45,7 +45,7 @@ WORKLOADS = [
              lambda ctx: ctx.n_unet),
     Workload("U-Net forward b256, MNIST 28x28", U.forward_setup, U.forward_run, U.forward_references,
              lambda ctx: ctx.n_unet_fwd),
-    Workload("U-Net train step, MNIST 28x28, 4 shards on 2 threads", W.unet_step_setup, W.unet_step_run,
+    Workload("U-Net train step, MNIST 28x28, 2 shards on 2 threads", W.unet_step_setup, W.unet_step_run,
              W.unet_step_references, lambda ctx: ctx.n_unet),
 ]
 

@@ -9,7 +9,7 @@ r"""The workloads of ``refscore bench`` (registered in :mod:`refscore.apps.bench
 3. ULA on :math:`\mathcal N(0, I)` in 2-D, 100 000 chains × 100 steps (the TorchEBM-sized
    sampler loop: per-step overhead dominates); reference PyTorch eager with the same update
    :math:`x \leftarrow x + h(-x) + \sqrt{2h}z`.
-4. One training step of the MNIST U-Net (batch 64) cut into 4 shards on 2 threads
+4. One training step of the MNIST U-Net (batch 64) cut into 2 shards on 2 threads
    (:mod:`refscore.training.shards`); reference: the whole batch in one call on one thread.
 """
 from __future__ import annotations
@@ -186,7 +186,8 @@ def gauss_ula_references(ctx, state):
 def unet_step_setup(ctx):
     r"""Inputs of the U-Net step: the MNIST command's :class:`~refscore.models.ConvScoreNet`
     (C = 16, dense bottleneck 128, FiLM) and its NCSN loss with log-normal levels on a batch of
-    ``ctx.n_unet`` random 28×28 rows; the sharded gradient uses 4 shards on up to 2 threads."""
+    ``ctx.n_unet`` random 28×28 rows; the sharded gradient uses 2 shards on up to 2 threads
+    (``refscore images mnist``'s setting)."""
     from .. import losses
     from ..models import ConvScoreNet, lognormal_level_index
     from ..training.shards import ShardedValueAndGrad
@@ -203,7 +204,7 @@ def unet_step_setup(ctx):
 
     threads = 1 if ctx.gpu else min(2, os.cpu_count() or 1)
     return {"net": net, "x": x, "rng": rng, "whole": ShardedValueAndGrad(loss, bk),
-            "sharded": ShardedValueAndGrad(loss, bk, 1 if ctx.gpu else 4, threads)}
+            "sharded": ShardedValueAndGrad(loss, bk, 1 if ctx.gpu else 2, threads)}
 
 
 def unet_step_run(state):

@@ -77,7 +77,7 @@ def check_splits(xte, ytr, source):
 
 #: the constants of ``images_cli.DEFAULTS`` that shape the trained network (the others set the
 #: sampler, or the number of threads, which does not change the numbers)
-TRAINING_KEYS = ("channels", "batch", "lr", "global_width", "p_median", "p_std", "shards", "film")
+TRAINING_KEYS = ("channels", "batch", "lr", "global_width", "p_median", "p_std", "shards", "film", "sigma_min")
 
 
 def run_settings(settings, backend, defaults):

@@ -14,13 +14,16 @@ and every elementwise step runs on that piece in place; without a trace (samplin
 arrays made are the padded input, the convolution, the output and one piece of scratch. The
 backward pass uses
 
-.. math:: \bar z = \bar y\,\sigma(z)\big(1 + z\,\sigma(-z)\big),\qquad
+.. math:: \bar z = \bar y\,\sigma(z)\big(1 + z\,(1-\sigma(z))\big),\qquad
           \bar\beta = \textstyle\sum_{ij}\bar z,\quad \bar\gamma = \sum_{ij}\bar z\,(k\star x + b),\quad
           \overline{k\star x} = \gamma\,\bar z
 
-(SiLU's derivative :math:`\sigma + z\sigma(1-\sigma)` with :math:`1-\sigma(z)` taken as
-:math:`\sigma(-z)`, so it keeps full relative accuracy for large :math:`|z|`, as
-:func:`refscore.models.activations.silu` does), and the convolution's own adjoint
+(SiLU's derivative :math:`\sigma + z\sigma(1-\sigma)`, from the :math:`\sigma(z)` the forward pass
+kept: no exponential in the backward pass. Where :math:`1-\sigma(z)` loses its relative accuracy
+(large positive :math:`z`) its absolute error, half an ulp of :math:`\sigma\approx1`, times
+:math:`z` is a few ulps of the 1 it is added to (:math:`z(1-\sigma)\to0` beyond), so the
+derivative stays within a few ulps of float64's, tested from :math:`z=-80` to 80; the step
+measured 2 ms faster than with :math:`\sigma(-z)`), and the convolution's own adjoint
 (:func:`~refscore.models.conv.input_grad_grid`, :func:`~refscore.models.conv.kernel_grad`).
 Every value equals :func:`refscore.models.conv.conv3x3` followed by the FiLM and
 :func:`~refscore.models.activations.silu` to round-off (tests/test_conv_block.py). First order,
@@ -33,7 +36,7 @@ from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import getval
 
 from .. import backends
-from .conv import accumulate_taps, assembly_adjoint, input_grad_grid, kernel_grad, pad1, padded_input
+from .conv import accumulate_taps, assembly_adjoint, grid_grads, input_grad_grid, kernel_grad, pad1, padded_input
 from .upconv import upsampled_correlation, upsampled_correlation_grads
 
 __all__ = ["conv_film_silu", "CHUNK_BYTES"]
@@ -55,11 +58,11 @@ def _rows(m, e0, e1):
     return m[e0:e1] if m.shape[0] > 1 else m
 
 
-def _logistic(z, out, xp, sign=1):
-    r""":math:`\sigma(\pm z) = 1/(1+e^{\mp z})` (``sign`` ±1) into ``out``: full relative accuracy, 0 once
-    :math:`e^{\mp z}` overflows (below the smallest normal number)."""
+def _logistic(z, out, xp):
+    r""":math:`\sigma(z) = 1/(1+e^{-z})` into ``out``: full relative accuracy, 0 once :math:`e^{-z}`
+    overflows (below the smallest normal number)."""
     with onp.errstate(over="ignore"):
-        xp.exp(xp.negative(z, out=out) if sign == 1 else z, out=out)
+        xp.exp(xp.negative(z, out=out), out=out)
     out += 1.0
     return xp.reciprocal(out, out=out)
 
@@ -156,10 +159,11 @@ def _grid_grads(g, gam, saved, xp, host):
     ones = xp.ones((R,), dtype=g.dtype)
     for e0, e1 in pieces:
         Gc, z = G[e0:e1], saved.pre[e0:e1]
-        t = _logistic(z, scratch[:e1 - e0], xp, sign=-1)  # σ(-z)
+        sg = saved.sig[e0:e1]
+        t = xp.subtract(1.0, sg, out=scratch[:e1 - e0])  # 1 - σ(z): no exponential (module docstring)
         t *= z
         t += 1.0
-        t *= saved.sig[e0:e1]  # SiLU'(z) = σ(z)(1 + z σ(-z))
+        t *= sg  # SiLU'(z) = σ(z)(1 + z (1 - σ(z)))
         Gc *= t  # z̄
         # sums over the grid as products with a vector of ones: BLAS, ~15x numpy's middle-axis sum
         xp.matmul(ones, Gc, out=zsum[e0:e1])
@@ -175,23 +179,33 @@ def _conv_grads(Gp, h, K, skip, up, saved, argnums, xp):
     ``{0: h̄, 5: skip̄, 1: K̄}`` for the wanted argument numbers."""
     Ch, Co, out = h.shape[3], K.shape[1], {}
     if not up:
-        if 0 in argnums or 5 in argnums:
-            D = input_grad_grid(Gp, K, saved.P.shape[3], xp)
+        D, out[1] = _input_and_kernel_grads(saved.P, Gp, K, 0 in argnums or 5 in argnums, 1 in argnums, xp)
+        if D is not None:
             out[0], out[5] = assembly_adjoint(D[:, 1:-1, 1:-1], Ch, False)
-        if 1 in argnums:
-            out[1] = kernel_grad(saved.P, Gp, xp)
         return out
     K9 = K.reshape(9, K.shape[0] // 9, Co)
     out[0], dKh = upsampled_correlation_grads(Gp, saved.Ph, K9[:, :Ch], 0 in argnums, 1 in argnums, xp)
-    if 5 in argnums:
-        out[5] = input_grad_grid(Gp, saved.Kc, skip.shape[3], xp)[:, 1:-1, 1:-1]
+    D, dKs = (None, None) if skip is None else _input_and_kernel_grads(saved.P, Gp, saved.Kc, 5 in argnums,
+                                                                       1 in argnums, xp)
+    if D is not None:
+        out[5] = D[:, 1:-1, 1:-1]
     if 1 in argnums:
         dK = xp.empty(K9.shape, dtype=K.dtype)
         dK[:, :Ch] = dKh
         if skip is not None:
-            dK[:, Ch:] = kernel_grad(saved.P, Gp, xp).reshape(9, skip.shape[3], Co)
+            dK[:, Ch:] = dKs.reshape(9, skip.shape[3], Co)
         out[1] = dK.reshape(K.shape)
     return out
+
+
+def _input_and_kernel_grads(P, Gp, K, want_input, want_kernel, xp):
+    r"""The padded input's gradient (or None) and K̄ (or None) of the correlation of ``P`` by ``K``:
+    both by kernel rows (:func:`refscore.models.conv.grid_grads`, one copy shared by six products
+    instead of eighteen), one alone by its nine taps."""
+    if want_input and want_kernel:
+        return grid_grads(P, Gp, K, xp)
+    D = input_grad_grid(Gp, K, P.shape[3], xp) if want_input else None
+    return D, (kernel_grad(P, Gp, xp) if want_kernel else None)
 
 
 def _block_vjp(argnums, ans, args, kwargs):

@@ -237,8 +237,9 @@ def fit(loss_fn, params, data, rng, optimizer=None, n_steps=1000, batch_size=256
     threads compute and :class:`~refscore.training.shards.ShardedValueAndGrad` averages with their
     shares of the batch — the whole batch's gradient when ``loss_fn`` is a mean over its rows, as
     every loss here is. Each shard draws its noise from a generator seeded from ``rng``, so runs
-    still resume bit for bit. On 2 cores, 4 shards on 2 threads take the MNIST U-Net's step 1.8–2.0×
-    faster than the whole batch on one thread (``refscore bench``, docs/benchmarks.md).
+    still resume bit for bit. On 2 cores, 2 shards on 2 threads take the MNIST U-Net's step about
+    1.5× faster than the whole batch on one thread, and 1.25× faster than 4 shards, whose batches of
+    16 make smaller products (``refscore bench``, docs/benchmarks.md).
 
     Returns
     -------
