@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 from autograd import grad, value_and_grad
 from autograd.test_util import check_grads
-from hypothesis import given
-from hypothesis import strategies as st
 
 from refscore import backends, losses
 from refscore.models import ConvScoreNet, unet
@@ -191,22 +189,3 @@ def test_torch_twin_parity_and_a_planted_difference():
         state["twin"].p["d2/S"][0, 0] += 1e-3
     with pytest.raises(ValueError, match="torch twin differs"):
         bench_unet.check_parity(ctx, state)
-
-
-@given(n=st.integers(1, 3), H=st.integers(1, 6), W=st.integers(1, 6), C=st.integers(1, 5), Co=st.integers(1, 6),
-       seed=st.integers(0, 2**31 - 1))
-def test_grads_by_kernel_rows_are_the_nine_tap_grads(n, H, W, C, Co, seed):
-    """grid_grads regroups the backward pass's sums by kernel rows (one tripled copy of the output
-    gradient, three products each): the same input gradient on the padded grid's interior and the
-    same kernel gradient as the nine taps' input_grad_grid and kernel_grad, float64, any shape
-    (batch 1, one row or column, fewer output channels than BLAS's gemm path takes)."""
-    from refscore.models.conv import grid_grads, input_grad_grid, kernel_grad, pad1
-
-    rng = np.random.default_rng(seed)
-    P = pad1(rng.normal(size=(n, H, W, C)), np)
-    Gp = pad1(rng.normal(size=(n, H, W, Co)), np)  # the zero border both regroupings rely on
-    K = rng.normal(size=(9 * C, Co))
-    D, dK = grid_grads(P, Gp, K, np)
-    np.testing.assert_allclose(D[:, 1:-1, 1:-1], input_grad_grid(Gp, K, C, np)[:, 1:-1, 1:-1], rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(dK, kernel_grad(P, Gp, np), rtol=1e-12, atol=1e-12)
-    assert grid_grads(P, Gp, K, np, want_input=False)[0] is None and grid_grads(P, Gp, K, np, want_kernel=False)[1] is None

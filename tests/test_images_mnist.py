@@ -150,6 +150,7 @@ def test_judge_passes_real_and_rejects_means_noise_copies(judge):
     assert copies["near_copy_rate"] == 1.0 and not copies["stretch"]["near-copies <= 1%"]
     assert J.near_copy_threshold == pytest.approx(0.5 * np.median(J.nn_test))
     assert real["near_copy_rate"] == pytest.approx(np.mean(J.nn_test[:200] < J.near_copy_threshold))
+    assert real["near_copy_rate_real"] == pytest.approx(np.mean(J.nn_test < J.near_copy_threshold))
     assert set(real["stretch"]) == {"classifier >= 0.9 sure of >= 88%", "near-copies <= 1%", "NN ratio <= 1.15"}
 
 

@@ -86,6 +86,7 @@ class Judge:
         self.nn_test = nn_distance(x_test, x_train)
         self.copy_threshold = float(onp.quantile(self.nn_test, 0.01))
         self.near_copy_threshold = 0.5 * float(onp.median(self.nn_test))
+        self.near_copy_real = float((self.nn_test < self.near_copy_threshold).mean())  # what real digits score
         self.mid_gray_test = self.mid_gray(x_test)
         rng = onp.random.default_rng(seed)
         n_ref = min(n_ref, len(x_test) // 2)  # real vs real needs test rows on both sides
@@ -124,7 +125,8 @@ class Judge:
              "kid_real_vs_real": self.kid_real, "kid_class_means": self.kid_means,
              "nn_ratio": float(nn.mean() / self.nn_test.mean()), "copy_rate": float((nn < self.copy_threshold).mean()),
              "copy_threshold": self.copy_threshold, "near_copy_rate": float((nn < self.near_copy_threshold).mean()),
-             "near_copy_threshold": self.near_copy_threshold, "mid_gray_share": self.mid_gray(x),
+             "near_copy_threshold": self.near_copy_threshold, "near_copy_rate_real": self.near_copy_real,
+             "mid_gray_share": self.mid_gray(x),
              "mid_gray_share_real": self.mid_gray_test}
         m["verdicts"] = {
             "every class present, none above 25%": m["classes_present"] == 10 and m["max_class_share"] <= TARGETS["max_class_share"],

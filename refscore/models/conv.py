@@ -30,7 +30,7 @@ from .. import backends
 from ._gemm import accumulating_gemm
 
 __all__ = ["conv3x3", "pad1", "padded_input", "conv_output_side", "accumulate_taps", "tap_offsets", "input_grad_grid", "kernel_grad",
-           "tripled_rows", "grid_grads", "assembly_adjoint", "FEW_CHANNELS"]
+           "assembly_adjoint", "FEW_CHANNELS"]
 
 #: below this many input channels the taps are gathered side by side (9C columns, a small copy)
 #: and multiplied once: nine products with an inner dimension of 1-3 run far below BLAS speed
@@ -221,48 +221,6 @@ def kernel_grad(P, Gp, xp, offs=None):
     for k, off in enumerate(offs):
         xp.matmul(Pf[s + off:e + off].T, Gf[s:e], out=dK[k * C:(k + 1) * C])
     return dK
-
-
-def tripled_rows(Gp, xp):
-    r"""The padded output gradient ``Gp`` (n, H+2, W+2, C_out) with each row beside its two
-    neighbours in the flattened order, (rows, 3 C_out):
-    :math:`G_3[r] = [\,G[r+1],\ G[r],\ G[r-1]\,]` (rows 0 and rows - 1, which no product reads,
-    left unset). One copy of three times the gradient, after which the three taps of each kernel
-    row are one product with three times the inner (or outer) dimension."""
-    rows, Co = Gp.shape[0] * Gp.shape[1] * Gp.shape[2], Gp.shape[3]
-    G, G3 = Gp.reshape(rows, Co), xp.empty((rows, 3 * Co), dtype=Gp.dtype)
-    G3[1:-1, :Co] = G[2:]
-    G3[1:-1, Co:2 * Co] = G[1:-1]
-    G3[1:-1, 2 * Co:] = G[:-2]
-    return G3
-
-
-def grid_grads(P, Gp, K, xp, want_input=True, want_kernel=True):
-    r"""Both gradients of a stride-1 correlation from its padded input ``P`` (n, H+2, W+2, C) and
-    the zero-bordered padded output gradient ``Gp``, by kernel rows: with
-    :math:`G_3` of :func:`tripled_rows` and :math:`o_a = (a-1)(W+2)`,
-
-    .. math:: \bar P[q] = \sum_{a} G_3[q - o_a]\,[\,K_{a0}^\top; K_{a1}^\top; K_{a2}^\top\,],\qquad
-              [\,\bar K_{a0}\ \bar K_{a1}\ \bar K_{a2}\,] = P[\,\cdot + o_a]^\top G_3,
-
-    three products each instead of nine (the same sums as :func:`input_grad_grid` and
-    :func:`kernel_grad`, regrouped: the zero border makes the rows that differ contribute nothing).
-    Measured on the MNIST U-Net's maps, one thread: 0.87–0.93 of the nine products' time, the copy
-    included. Returns (the input's gradient on the padded grid (n, H+2, W+2, C) or None, K̄ (9C, C_out)
-    or None)."""
-    n, Hp, Wp, C = P.shape
-    Co, rows = Gp.shape[3], n * Hp * Wp
-    G3 = tripled_rows(Gp, xp)
-    D = dK = None
-    if want_input:
-        Kt = K.reshape(3, 3, C, Co).transpose(0, 1, 3, 2).reshape(9 * Co, C)  # a (C-ordered) copy: (3 C_out, C) a row
-        full = xp.empty((rows, C), dtype=Gp.dtype)
-        accumulate_taps(G3, Kt, Wp, Wp + 1, rows - Wp - 1, full[Wp + 1:rows - Wp - 1], xp, offs=[Wp, 0, -Wp])
-        D = full.reshape(n, Hp, Wp, C)
-    if want_kernel:
-        d3 = kernel_grad(P, G3.reshape(n, Hp, Wp, 3 * Co), xp, offs=[-Wp, 0, Wp])  # (3C, 3 C_out)
-        dK = d3.reshape(3, C, 3, Co).transpose(0, 2, 1, 3).reshape(9 * C, Co)
-    return D, dK
 
 
 def assembly_adjoint(D, Ch, up):

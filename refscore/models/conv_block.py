@@ -36,7 +36,7 @@ from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import getval
 
 from .. import backends
-from .conv import accumulate_taps, assembly_adjoint, grid_grads, input_grad_grid, kernel_grad, pad1, padded_input
+from .conv import accumulate_taps, assembly_adjoint, input_grad_grid, kernel_grad, pad1, padded_input
 from .upconv import upsampled_correlation, upsampled_correlation_grads
 
 __all__ = ["conv_film_silu", "CHUNK_BYTES"]
@@ -179,33 +179,23 @@ def _conv_grads(Gp, h, K, skip, up, saved, argnums, xp):
     ``{0: h̄, 5: skip̄, 1: K̄}`` for the wanted argument numbers."""
     Ch, Co, out = h.shape[3], K.shape[1], {}
     if not up:
-        D, out[1] = _input_and_kernel_grads(saved.P, Gp, K, 0 in argnums or 5 in argnums, 1 in argnums, xp)
-        if D is not None:
+        if 0 in argnums or 5 in argnums:
+            D = input_grad_grid(Gp, K, saved.P.shape[3], xp)
             out[0], out[5] = assembly_adjoint(D[:, 1:-1, 1:-1], Ch, False)
+        if 1 in argnums:
+            out[1] = kernel_grad(saved.P, Gp, xp)
         return out
     K9 = K.reshape(9, K.shape[0] // 9, Co)
     out[0], dKh = upsampled_correlation_grads(Gp, saved.Ph, K9[:, :Ch], 0 in argnums, 1 in argnums, xp)
-    D, dKs = (None, None) if skip is None else _input_and_kernel_grads(saved.P, Gp, saved.Kc, 5 in argnums,
-                                                                       1 in argnums, xp)
-    if D is not None:
-        out[5] = D[:, 1:-1, 1:-1]
+    if 5 in argnums:
+        out[5] = input_grad_grid(Gp, saved.Kc, skip.shape[3], xp)[:, 1:-1, 1:-1]
     if 1 in argnums:
         dK = xp.empty(K9.shape, dtype=K.dtype)
         dK[:, :Ch] = dKh
         if skip is not None:
-            dK[:, Ch:] = dKs.reshape(9, skip.shape[3], Co)
+            dK[:, Ch:] = kernel_grad(saved.P, Gp, xp).reshape(9, skip.shape[3], Co)
         out[1] = dK.reshape(K.shape)
     return out
-
-
-def _input_and_kernel_grads(P, Gp, K, want_input, want_kernel, xp):
-    r"""The padded input's gradient (or None) and K̄ (or None) of the correlation of ``P`` by ``K``:
-    both by kernel rows (:func:`refscore.models.conv.grid_grads`, one copy shared by six products
-    instead of eighteen), one alone by its nine taps."""
-    if want_input and want_kernel:
-        return grid_grads(P, Gp, K, xp)
-    D = input_grad_grid(Gp, K, P.shape[3], xp) if want_input else None
-    return D, (kernel_grad(P, Gp, xp) if want_kernel else None)
 
 
 def _block_vjp(argnums, ans, args, kwargs):
