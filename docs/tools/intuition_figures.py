@@ -101,11 +101,12 @@ def fig_digits_samples(path):
 
 
 def fig_lognormal_levels(path):
-    """The MNIST run's 95 NCSNv2 levels and the share of training draws each gets."""
+    """The MNIST run's 104 NCSNv2 levels and the share of training draws each gets."""
+    from refscore.apps.images_cli import DEFAULTS
     from refscore.models import lognormal_level_index, ncsnv2_schedule
 
     corner = np.zeros((2, 784))
-    sigmas = ncsnv2_schedule(corner, sigma_min=0.01, sigma_max=16.004).sigmas  # sigma_1 of MNIST
+    sigmas = ncsnv2_schedule(corner, sigma_min=DEFAULTS["sigma_min"], sigma_max=16.004).sigmas  # sigma_1 of MNIST
     sigma_data = 0.3  # about MNIST's per-pixel spread
     idx = lognormal_level_index(sigmas, 200_000, np.random.default_rng(0), np.log(2 * sigma_data), 1.2)
     share = np.bincount(idx, minlength=len(sigmas)) / idx.size
@@ -122,7 +123,7 @@ def fig_lognormal_levels(path):
     ax.set_title(f"training levels of the MNIST run (sigma_data ~ 0.3): {above:.0%} of the "
                  f"log-normal draws\nland above sigma = 2, against {np.mean(sigmas > 2):.0%} of "
                  f"uniform draws", fontsize=10)
-    ax.set_xlabel("noise level sigma of the NCSNv2 ladder (16 down to 0.01)")
+    ax.set_xlabel(f"noise level sigma of the NCSNv2 ladder (16 down to {sigmas[-1]:g})")
     ax.set_ylabel("share of training draws")
     ax.set_ylim(0, share.max() * 1.12)
     ax.legend(fontsize=8, loc="upper left")

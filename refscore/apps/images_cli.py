@@ -160,7 +160,7 @@ def _train(s, bk, xtr, log, state):
     loss = lambda p, b, r: ncsn(net.score_fn(p), b, schedule.sigmas, r, levels="sample", weighting=net.loss_weight,
                                 level_index=lognormal_level_index(schedule.sigmas, len(b), r, p_mean, DEFAULTS["p_std"]))
     log(f"training: {s.steps} steps, batch {DEFAULTS['batch']}, {len(schedule.sigmas)} levels "
-        f"from sigma_1 = {schedule.sigmas[0]:.2f} to {schedule.sigmas[-1]:.2f}")
+        f"from sigma_1 = {schedule.sigmas[0]:.2f} to {schedule.sigmas[-1]:.3g}")
     t0 = time.time()
     lr = DEFAULTS["lr"]
     threads = host_threads(bk)
