@@ -173,9 +173,9 @@ def test_upsampled_correlation_refuses_mismatched_shapes():
 
     h = np.ones((2, 3, 3, 4))
     with pytest.raises(ValueError, match=r"K9 must be \(9, 4, C_out\)"):
-        upsampled_correlation(h, np.ones((9, 3, 5)), np.empty((2, 8, 8, 5)), np)
-    with pytest.raises(ValueError, match=r"out \(n, 2H\+2, 2W\+2, C_out\) = \(2, 8, 8, C_out\)"):
-        upsampled_correlation(h, np.ones((9, 4, 5)), np.empty((2, 7, 8, 5)), np)
+        upsampled_correlation(h, np.ones((9, 3, 5)), np.empty((2, 6, 6, 5)), np)
+    with pytest.raises(ValueError, match=r"out \(n, 2H, 2W, C_out\) = \(2, 6, 6, C_out\)"):
+        upsampled_correlation(h, np.ones((9, 4, 5)), np.empty((2, 7, 6, 5)), np)
 
 
 @pytest.mark.parametrize("up", [False, True])

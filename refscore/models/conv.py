@@ -30,7 +30,7 @@ from .. import backends
 from ._gemm import accumulating_gemm
 
 __all__ = ["conv3x3", "pad1", "padded_input", "conv_output_side", "accumulate_taps", "tap_offsets", "input_grad_grid", "kernel_grad",
-           "assembly_adjoint", "FEW_CHANNELS"]
+           "assembly_adjoint", "FEW_CHANNELS", "row_kernel_grad", "mirrored_taps"]
 
 #: below this many input channels the taps are gathered side by side (9C columns, a small copy)
 #: and multiplied once: nine products with an inner dimension of 1-3 run far below BLAS speed
@@ -194,8 +194,9 @@ def _conv(h, K, b, skip, stride, up, saved):
     return out if b is None else xp.add(out, b, out=out)
 
 
-def _mirrored(K, C):
-    r""":math:`\tilde K_{ab} = K_{2-a,2-b}^\top`, stacked like ``K``: (9 C_out, C)."""
+def mirrored_taps(K, C):
+    r""":math:`\tilde K_{ab} = K_{2-a,2-b}^\top`, stacked like ``K``: (9 C_out, C), the taps of the
+    adjoint correlation (module docstring)."""
     xp = backends.of(K).xp
     return xp.concatenate([K[(8 - k) * C:(9 - k) * C].T for k in range(9)], axis=0)
 
@@ -204,7 +205,7 @@ def input_grad_grid(Gp, K, C, xp):
     r"""The gradient of a stride-1 correlation's padded input from the zero-bordered padded output
     gradient ``Gp`` (n, H+2, W+2, C_out): :math:`\bar h = \bar y \star \tilde K` (module
     docstring), on the padded grid (n, H+2, W+2, C); its interior is the input's gradient."""
-    return _shifted_products(Gp, _mirrored(K, C), xp)
+    return _shifted_products(Gp, mirrored_taps(K, C), xp)
 
 
 def kernel_grad(P, Gp, xp, offs=None):
@@ -213,13 +214,20 @@ def kernel_grad(P, Gp, xp, offs=None):
     padded output gradient ``Gp`` (whose zero border makes the wrapped rows contribute nothing);
     ``offs`` as in :func:`accumulate_taps` (default: the nine taps)."""
     n, Hp, Wp, C = P.shape
-    rows, Co = n * Hp * Wp, Gp.shape[-1]
-    Pf, Gf = P.reshape(rows, C), Gp.reshape(rows, Co)
-    s, e = Wp + 1, rows - Wp - 1
+    rows = n * Hp * Wp
+    return row_kernel_grad(P.reshape(rows, C), Gp.reshape(rows, Gp.shape[-1]), Wp, Wp + 1, rows - Wp - 1, xp, offs)
+
+
+def row_kernel_grad(Pf, Gf, Wp, lo, hi, xp, offs=None):
+    r""":math:`\bar K_k = \sum_{r=lo}^{hi-1} P_f[r + o_k]^\top G_f[r]` stacked like ``K``
+    (len(offs) C, C_out), for flattened grids of row width ``Wp`` (input ``Pf`` (rows, C), output
+    gradient ``Gf`` (rows, C_out), zero wherever ``r`` is not an output pixel): the kernel gradient
+    of the taps of :func:`accumulate_taps` on any zero-bordered layout."""
+    C, Co = Pf.shape[1], Gf.shape[1]
     offs = tap_offsets(Wp) if offs is None else offs
-    dK = xp.empty((len(offs) * C, Co), dtype=Gp.dtype)
+    dK = xp.empty((len(offs) * C, Co), dtype=Gf.dtype)
     for k, off in enumerate(offs):
-        xp.matmul(Pf[s + off:e + off].T, Gf[s:e], out=dK[k * C:(k + 1) * C])
+        xp.matmul(Pf[lo + off:hi + off].T, Gf[lo:hi], out=dK[k * C:(k + 1) * C])
     return dK
 
 

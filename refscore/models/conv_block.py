@@ -36,7 +36,8 @@ from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import getval
 
 from .. import backends
-from .conv import accumulate_taps, assembly_adjoint, input_grad_grid, kernel_grad, pad1, padded_input
+from .conv import assembly_adjoint
+from .grid import Grid
 from .upconv import upsampled_correlation, upsampled_correlation_grads
 
 __all__ = ["conv_film_silu", "CHUNK_BYTES"]
@@ -73,8 +74,8 @@ class _Saved:
     step measured 3% slower with freed memory kept by :mod:`refscore.host_memory`)."""
 
     def __init__(self, keep):
-        self.keep, self.P, self.raw, self.pre, self.sig = keep, None, None, None, None
-        self.Ph, self.Kc = None, None  # an up-sampled input's padded small map; the skip's taps
+        self.keep, self.grid, self.P, self.raw, self.pre, self.sig = keep, None, None, None, None, None
+        self.Ph, self.Kc = None, None  # an up-sampled input's small map on its grid; the skip's taps
 
 
 def _pre(raw, gam, shift, e0, e1, out, xp):
@@ -86,25 +87,20 @@ def _pre(raw, gam, shift, e0, e1, out, xp):
     return out
 
 
-def _taps_into(raw, h, K, skip, up, xp, saved):
-    r"""Prepares the convolution on the padded grid ``raw`` (n, R, C_out): for an up-sampled ``h``
-    (:mod:`refscore.models.upconv`) writes :math:`k_h\star\mathrm{up}(h)` with a zero border now, and
-    returns the padded skip map, its taps and True (the piece loop adds them); else the padded
-    input, ``K`` and False (the piece loop writes them, the first and last padding rows zeroed)."""
-    n, Co = h.shape[0], K.shape[1]
+def _taps_into(raw, grid, h, K, skip, up, xp, saved):
+    r"""Prepares the convolution on the flat grid ``raw`` (rows, C_out) (:class:`~refscore.models.grid.Grid`):
+    for an up-sampled ``h`` (:mod:`refscore.models.upconv`) writes :math:`k_h\star\mathrm{up}(h)` with a
+    zero border now, and returns the skip's grid, its taps and True (the piece loop adds them); else
+    the input's grid, ``K`` and False (the piece loop writes them; the rows no tap writes zeroed)."""
+    Co = K.shape[1]
     if not up:
-        P = padded_input(h, skip, False, xp)
-        Wp = P.shape[2]
-        raw[0, :Wp + 1] = 0  # no tap reaches the first and last padding rows
-        raw[n - 1, raw.shape[1] - Wp - 1:] = 0
-        return P, K, False
-    Ch, Hp, Wp = h.shape[3], 2 * h.shape[1] + 2, 2 * h.shape[2] + 2
-    K9, grid = K.reshape(9, K.shape[0] // 9, Co), raw.reshape(n, Hp, Wp, Co)
-    grid[:, 0], grid[:, Hp - 1], grid[:, :, 0], grid[:, :, Wp - 1] = 0, 0, 0, 0
-    saved.Ph = upsampled_correlation(h, K9[:, :Ch], grid, xp)
+        grid.zero_outside(raw)
+        return grid.pad(h, xp, skip), K, False
+    Ch, K9 = h.shape[3], K.reshape(9, K.shape[0] // 9, Co)
+    saved.Ph = upsampled_correlation(h, K9[:, :Ch], grid.interior(grid.zero_border(raw)), xp)
     if skip is None:
         return None, None, True
-    return pad1(skip, xp), K9[:, Ch:].reshape(-1, Co), True  # the skip's taps: a contiguous copy
+    return grid.pad(skip, xp), K9[:, Ch:].reshape(-1, Co), True  # the skip's taps: a contiguous copy
 
 
 @primitive
@@ -112,31 +108,31 @@ def _block(h, K, b, gamma, beta, skip, up, saved):
     bk = backends.of(h, K)
     xp = bk.xp
     n, Co = h.shape[0], K.shape[1]
-    Hp, Wp = (2 * h.shape[1] + 2, 2 * h.shape[2] + 2) if up else (h.shape[1] + 2, h.shape[2] + 2)
-    R, rows, dt = Hp * Wp, n * Hp * Wp, onp.result_type(h.dtype, K.dtype)  # the composed operations' dtype
-    raw, Y = xp.empty((n, R, Co), dtype=dt), xp.empty((n, R, Co), dtype=dt)
+    grid = Grid(n, *((2 * h.shape[1], 2 * h.shape[2]) if up else h.shape[1:3]))
+    R, dt = grid.R, onp.result_type(h.dtype, K.dtype)  # the composed operations' dtype
+    raw, Y = grid.empty(Co, dt, xp), grid.empty(Co, dt, xp)
     pieces = _pieces(n, R * Co * dt.itemsize, bk.host_memory)
-    pre = xp.empty((n, R, Co), dtype=dt) if saved.keep else None
+    pre = grid.empty(Co, dt, xp) if saved.keep else None
     # σ(z) for the whole map when a VJP will need it, else one piece's scratch
-    sig = xp.empty((n, R, Co), dtype=dt) if saved.keep else xp.empty((pieces[0][1], R, Co), dtype=dt)
+    sig = grid.examples(grid.empty(Co, dt, xp)) if saved.keep else xp.empty((pieces[0][1], R, Co), dtype=dt)
     wide = lambda a: a if a.dtype == dt else a.astype(dt)  # noqa: E731  small arrays, in the output's precision
     gam = None if gamma is None else wide(gamma).reshape(gamma.shape[0], 1, Co)
     shift = (wide(b) if gam is None else wide(b) * gam) + wide(beta).reshape(beta.shape[0], 1, Co)
-    P, Kc, add = _taps_into(raw, h, K, skip, up, xp, saved)
-    flat = raw.reshape(rows, Co)
+    P, Kc, add = _taps_into(raw, grid, h, K, skip, up, xp, saved)
+    raw3, Y3 = grid.examples(raw), grid.examples(Y)
+    pre3 = grid.examples(pre) if saved.keep else None
     for e0, e1 in pieces:
-        lo, hi = max(e0 * R, Wp + 1), min(e1 * R, rows - Wp - 1)
-        if P is not None and lo < hi:
-            accumulate_taps(P.reshape(rows, P.shape[3]), Kc, Wp, lo, hi, flat[lo:hi], xp, add=add)
+        if P is not None:
+            grid.taps(P, Kc, raw, xp, add=add, e0=e0, e1=e1)
         if saved.keep:
-            z = _pre(raw, gam, shift, e0, e1, pre[e0:e1], xp)
-            xp.multiply(z, _logistic(z, sig[e0:e1], xp), out=Y[e0:e1])
+            z = _pre(raw3, gam, shift, e0, e1, pre3[e0:e1], xp)
+            xp.multiply(z, _logistic(z, sig[e0:e1], xp), out=Y3[e0:e1])
         else:
-            z = _pre(raw, gam, shift, e0, e1, Y[e0:e1], xp)  # z made in the output, then y = z σ(z) in place
+            z = _pre(raw3, gam, shift, e0, e1, Y3[e0:e1], xp)  # z made in the output, then y = z σ(z) in place
             z *= _logistic(z, sig[:e1 - e0], xp)
     if saved.keep:
-        saved.P, saved.Kc, saved.raw, saved.pre, saved.sig = P, Kc, raw, pre, sig
-    return Y.reshape(n, Hp, Wp, Co)[:, 1:Hp - 1, 1:Wp - 1]
+        saved.grid, saved.P, saved.Kc, saved.raw, saved.pre, saved.sig = grid, P, Kc, raw3, pre3, sig
+    return grid.interior(Y)
 
 
 def _sum_to(a, shape):
@@ -146,12 +142,12 @@ def _sum_to(a, shape):
 
 def _grid_grads(g, gam, saved, xp, host):
     r"""From the output gradient ``g`` (n, H, W, C_out): the zero-bordered gradient of the
-    convolution on the padded grid (:math:`\gamma\bar z`, made in place), :math:`\sum_{ij}\bar z` and
+    convolution on the flat grid (:math:`\gamma\bar z`, made in place), :math:`\sum_{ij}\bar z` and
     :math:`\sum_{ij}\bar z\,(k\star x)` per example, (n, C_out) each (the second None without FiLM)."""
-    raw = saved.raw
+    raw, grid = saved.raw, saved.grid
     n, R, Co = raw.shape
-    Gp = pad1(g, xp)
-    G = Gp.reshape(n, R, Co)
+    Gp = grid.pad(g, xp)
+    G = grid.examples(Gp)
     zsum = xp.empty((n, Co), dtype=g.dtype)
     zdot = None if gam is None else xp.empty((n, Co), dtype=g.dtype)
     pieces = _pieces(n, R * Co * g.dtype.itemsize, host)
@@ -175,25 +171,26 @@ def _grid_grads(g, gam, saved, xp, host):
 
 
 def _conv_grads(Gp, h, K, skip, up, saved, argnums, xp):
-    r"""The gradients of the convolution's inputs from its zero-bordered padded gradient ``Gp``:
-    ``{0: h̄, 5: skip̄, 1: K̄}`` for the wanted argument numbers."""
-    Ch, Co, out = h.shape[3], K.shape[1], {}
+    r"""The gradients of the convolution's inputs from its zero-bordered gradient ``Gp`` on the flat
+    grid: ``{0: h̄, 5: skip̄, 1: K̄}`` for the wanted argument numbers."""
+    Ch, Co, grid, out = h.shape[3], K.shape[1], saved.grid, {}
     if not up:
         if 0 in argnums or 5 in argnums:
-            D = input_grad_grid(Gp, K, saved.P.shape[3], xp)
-            out[0], out[5] = assembly_adjoint(D[:, 1:-1, 1:-1], Ch, False)
+            D = grid.input_grad(Gp, K, saved.P.shape[1], xp)
+            out[0], out[5] = assembly_adjoint(grid.interior(D), Ch, False)
         if 1 in argnums:
-            out[1] = kernel_grad(saved.P, Gp, xp)
+            out[1] = grid.kernel_grad(saved.P, Gp, xp)
         return out
     K9 = K.reshape(9, K.shape[0] // 9, Co)
-    out[0], dKh = upsampled_correlation_grads(Gp, saved.Ph, K9[:, :Ch], 0 in argnums, 1 in argnums, xp)
+    out[0], dKh = upsampled_correlation_grads(grid.interior(Gp), saved.Ph, K9[:, :Ch], 0 in argnums, 1 in argnums,
+                                              xp)
     if 5 in argnums:
-        out[5] = input_grad_grid(Gp, saved.Kc, skip.shape[3], xp)[:, 1:-1, 1:-1]
+        out[5] = grid.interior(grid.input_grad(Gp, saved.Kc, skip.shape[3], xp))
     if 1 in argnums:
         dK = xp.empty(K9.shape, dtype=K.dtype)
         dK[:, :Ch] = dKh
         if skip is not None:
-            dK[:, Ch:] = kernel_grad(saved.P, Gp, xp).reshape(9, skip.shape[3], Co)
+            dK[:, Ch:] = grid.kernel_grad(saved.P, Gp, xp).reshape(9, skip.shape[3], Co)
         out[1] = dK.reshape(K.shape)
     return out
 

@@ -11,7 +11,8 @@ read row p; for r = 1, a = 0, 1 read row p and a = 2 reads row p + 1 (columns al
 
 :math:`U_0 = \{-1, 0\}`, :math:`U_1 = \{0, 1\}`, :math:`A_0(-1) = \{0\}`, :math:`A_0(0) = \{1, 2\}`,
 :math:`A_1(0) = \{0, 1\}`, :math:`A_1(1) = \{2\}`: four taps on the small map per parity instead of
-nine taps at four times the pixels, 16/36 of the products (the equivalence of resize-convolution
+nine taps at four times the pixels, 16/36 of the products, on the small map's shared-border grid
+(:mod:`refscore.models.grid`) (the equivalence of resize-convolution
 and sub-pixel convolution: Shi et al. 2016, §2.2; Odena, Dumoulin & Olah 2016). Each parity is the
 nine-product form of :mod:`refscore.models.conv` with four row offsets; the backward pass is the
 same with the offsets negated and the taps transposed (input), and the kernel gradient of each
@@ -20,7 +21,7 @@ parity summed back onto the taps :math:`K_{ab}` it combines.
 from __future__ import annotations
 
 from .. import backends
-from .conv import accumulate_taps, kernel_grad, pad1
+from .grid import Grid
 
 __all__ = ["PARITIES", "parity_offsets", "parity_kernel", "upsampled_correlation", "upsampled_correlation_grads"]
 
@@ -52,48 +53,42 @@ def parity_kernel(K9, r, t):
 
 
 def upsampled_correlation(h, K9, out, xp):
-    r"""Writes :math:`k\star\mathrm{up}(h)` into the interior of ``out`` (n, 2H+2, 2W+2, C_out), a padded
-    grid (its border untouched), for ``h`` (n, H, W, C) and taps ``K9`` (9, C, C_out); returns the
-    padded small map (kept for the gradients)."""
+    r"""Writes :math:`k\star\mathrm{up}(h)` into ``out`` (n, 2H, 2W, C_out) (a view of the caller's
+    grid, say), for ``h`` (n, H, W, C) and taps ``K9`` (9, C, C_out); returns the small map on its
+    shared-border grid (:class:`refscore.models.grid.Grid`, kept for the gradients)."""
     n, H, W, C = h.shape
-    if tuple(K9.shape[:2]) != (9, C) or K9.ndim != 3 or tuple(out.shape) != (n, 2 * H + 2, 2 * W + 2, K9.shape[-1]):
-        raise ValueError(f"for h {tuple(h.shape)}: K9 must be (9, {C}, C_out) and out (n, 2H+2, 2W+2, C_out) = "
-                         f"({n}, {2 * H + 2}, {2 * W + 2}, C_out), got {tuple(K9.shape)} and {tuple(out.shape)}")
-    Ph = pad1(h, xp)
-    n, Hp, Wp, C = Ph.shape
-    rows, Co, H, W = n * Hp * Wp, K9.shape[2], Hp - 2, Wp - 2
+    if tuple(K9.shape[:2]) != (9, C) or K9.ndim != 3 or tuple(out.shape) != (n, 2 * H, 2 * W, K9.shape[-1]):
+        raise ValueError(f"for h {tuple(h.shape)}: K9 must be (9, {C}, C_out) and out (n, 2H, 2W, C_out) = "
+                         f"({n}, {2 * H}, {2 * W}, C_out), got {tuple(K9.shape)} and {tuple(out.shape)}")
+    grid = Grid(n, H, W)
+    Ph = grid.pad(h, xp)
     K9 = K9 if K9.dtype == out.dtype else K9.astype(out.dtype)  # taps summed in the output's precision
-    res = xp.empty((rows, Co), dtype=out.dtype)
-    s, e = Wp + 1, rows - Wp - 1
+    res = grid.empty(K9.shape[2], out.dtype, xp)
     for r, t in PARITIES:
-        accumulate_taps(Ph.reshape(rows, C), parity_kernel(K9, r, t), Wp, s, e, res[s:e], xp,
-                        offs=parity_offsets(r, t, Wp))
-        out[:, 1 + r:2 * H + 1:2, 1 + t:2 * W + 1:2] = res.reshape(n, Hp, Wp, Co)[:, 1:H + 1, 1:W + 1]
+        grid.taps(Ph, parity_kernel(K9, r, t), res, xp, offs=parity_offsets(r, t, grid.Wp))
+        out[:, r::2, t::2] = grid.interior(res)
     return Ph
 
 
-def upsampled_correlation_grads(Gp, Ph, K9, want_h, want_K, xp):
-    r"""From the zero-bordered padded gradient ``Gp`` (n, 2H+2, 2W+2, C_out) of
-    :math:`k\star\mathrm{up}(h)`: the gradient of ``h`` (n, H, W, C) and of the taps (9, C, C_out)
-    (each None unless wanted). Per parity, :math:`\bar h_{pad}[s] = \sum_k \bar Y^{rt}[s - o_k]
-    (K^{rt}_k)^\top` and :math:`\bar K^{rt}_k = \sum_s h_{pad}[s + o_k]^\top \bar Y^{rt}[s]`, the latter
-    added onto every tap :math:`K_{ab}` that :math:`K^{rt}_k` sums."""
-    n, Hp, Wp, C = Ph.shape
-    rows, Co, H, W = n * Hp * Wp, Gp.shape[3], Hp - 2, Wp - 2
-    s, e = Wp + 1, rows - Wp - 1
-    D = xp.empty((rows, C), dtype=Gp.dtype) if want_h else None
-    dK9 = xp.zeros((9, C, Co), dtype=Gp.dtype) if want_K else None
+def upsampled_correlation_grads(G, Ph, K9, want_h, want_K, xp):
+    r"""From the gradient ``G`` (n, 2H, 2W, C_out) of :math:`k\star\mathrm{up}(h)` and the small map's
+    grid ``Ph`` (from :func:`upsampled_correlation`): the gradient of ``h`` (n, H, W, C) and of the
+    taps (9, C, C_out) (each None unless wanted). Per parity, :math:`\bar h_{pad}[s] = \sum_k
+    \bar Y^{rt}[s - o_k] (K^{rt}_k)^\top` and :math:`\bar K^{rt}_k = \sum_s h_{pad}[s + o_k]^\top
+    \bar Y^{rt}[s]`, the latter added onto every tap :math:`K_{ab}` that :math:`K^{rt}_k` sums."""
+    n, C, Co = G.shape[0], Ph.shape[1], G.shape[3]
+    grid = Grid(n, G.shape[1] // 2, G.shape[2] // 2)
+    D = grid.empty(C, G.dtype, xp) if want_h else None
+    dK9 = xp.zeros((9, C, Co), dtype=G.dtype) if want_K else None
     for i, (r, t) in enumerate(PARITIES):
-        G = pad1(Gp[:, 1 + r:2 * H + 1:2, 1 + t:2 * W + 1:2], xp)  # this parity's gradient, (n, Hp, Wp, C_out)
-        offs = parity_offsets(r, t, Wp)
+        Gr = grid.pad(G[:, r::2, t::2], xp)  # this parity's gradient on the small map's grid
+        offs = parity_offsets(r, t, grid.Wp)
         if want_K:
-            dKp = kernel_grad(Ph, G, xp, offs)
+            dKp = grid.kernel_grad(Ph, Gr, xp, offs)
             for k, taps in enumerate(_combined(r, t)):
                 for tap in taps:
                     dK9[tap] += dKp[k * C:(k + 1) * C]
         if want_h:
-            Kp = parity_kernel(K9 if K9.dtype == Gp.dtype else K9.astype(Gp.dtype), r, t)
-            adj = xp.concatenate([Kp[k * C:(k + 1) * C].T for k in range(4)], axis=0)  # (4 C_out, C)
-            accumulate_taps(G.reshape(rows, Co), adj, Wp, s, e, D[s:e], xp, offs=[-o for o in offs], add=i > 0)
-    gh = D.reshape(n, Hp, Wp, C)[:, 1:H + 1, 1:W + 1] if want_h else None
-    return gh, dK9
+            Kp = parity_kernel(K9 if K9.dtype == G.dtype else K9.astype(G.dtype), r, t)
+            grid.input_grad(Gr, Kp, C, xp, offs=offs, out=D, add=i > 0)
+    return (grid.interior(D) if want_h else None), dK9
