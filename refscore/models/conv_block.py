@@ -112,26 +112,26 @@ def _block(h, K, b, gamma, beta, skip, up, saved):
     R, dt = grid.R, onp.result_type(h.dtype, K.dtype)  # the composed operations' dtype
     raw, Y = grid.empty(Co, dt, xp), grid.empty(Co, dt, xp)
     pieces = _pieces(n, R * Co * dt.itemsize, bk.host_memory)
-    pre = grid.empty(Co, dt, xp) if saved.keep else None
+    pre = grid.lines(grid.empty(Co, dt, xp)) if saved.keep else None
     # σ(z) for the whole map when a VJP will need it, else one piece's scratch
-    sig = grid.examples(grid.empty(Co, dt, xp)) if saved.keep else xp.empty((pieces[0][1], R, Co), dtype=dt)
+    sig = grid.lines(grid.empty(Co, dt, xp)) if saved.keep else xp.empty((pieces[0][1], grid.H + 1, grid.Wp * Co), dtype=dt)
     wide = lambda a: a if a.dtype == dt else a.astype(dt)  # noqa: E731  small arrays, in the output's precision
     gam = None if gamma is None else wide(gamma).reshape(gamma.shape[0], 1, Co)
     shift = (wide(b) if gam is None else wide(b) * gam) + wide(beta).reshape(beta.shape[0], 1, Co)
+    gam_l, shift_l = (None if gam is None else grid.per_line(gam, xp)), grid.per_line(shift, xp)
     P, Kc, add = _taps_into(raw, grid, h, K, skip, up, xp, saved)
-    raw3, Y3 = grid.examples(raw), grid.examples(Y)
-    pre3 = grid.examples(pre) if saved.keep else None
+    raw_l, Y_l = grid.lines(raw), grid.lines(Y)
     for e0, e1 in pieces:
         if P is not None:
             grid.taps(P, Kc, raw, xp, add=add, e0=e0, e1=e1)
         if saved.keep:
-            z = _pre(raw3, gam, shift, e0, e1, pre3[e0:e1], xp)
-            xp.multiply(z, _logistic(z, sig[e0:e1], xp), out=Y3[e0:e1])
+            z = _pre(raw_l, gam_l, shift_l, e0, e1, pre[e0:e1], xp)
+            xp.multiply(z, _logistic(z, sig[e0:e1], xp), out=Y_l[e0:e1])
         else:
-            z = _pre(raw3, gam, shift, e0, e1, Y3[e0:e1], xp)  # z made in the output, then y = z σ(z) in place
+            z = _pre(raw_l, gam_l, shift_l, e0, e1, Y_l[e0:e1], xp)  # z made in the output, then y = z σ(z) in place
             z *= _logistic(z, sig[:e1 - e0], xp)
     if saved.keep:
-        saved.grid, saved.P, saved.Kc, saved.raw, saved.pre, saved.sig = grid, P, Kc, raw3, pre3, sig
+        saved.grid, saved.P, saved.Kc, saved.raw, saved.pre, saved.sig = grid, P, Kc, raw_l, pre, sig
     return grid.interior(Y)
 
 
@@ -144,14 +144,15 @@ def _grid_grads(g, gam, saved, xp, host):
     r"""From the output gradient ``g`` (n, H, W, C_out): the zero-bordered gradient of the
     convolution on the flat grid (:math:`\gamma\bar z`, made in place), :math:`\sum_{ij}\bar z` and
     :math:`\sum_{ij}\bar z\,(k\star x)` per example, (n, C_out) each (the second None without FiLM)."""
-    raw, grid = saved.raw, saved.grid
-    n, R, Co = raw.shape
+    raw, grid = saved.raw, saved.grid  # raw, pre and sig as lines (n, H+1, W_p C_out): Grid.lines
+    n, R, Co = g.shape[0], grid.R, g.shape[3]
     Gp = grid.pad(g, xp)
-    G = grid.examples(Gp)
+    G = grid.lines(Gp)
     zsum = xp.empty((n, Co), dtype=g.dtype)
     zdot = None if gam is None else xp.empty((n, Co), dtype=g.dtype)
+    gam_l = None if gam is None else grid.per_line(gam, xp)
     pieces = _pieces(n, R * Co * g.dtype.itemsize, host)
-    scratch = xp.empty((pieces[0][1], R, Co), dtype=g.dtype)
+    scratch = xp.empty((pieces[0][1],) + raw.shape[1:], dtype=g.dtype)
     ones = xp.ones((R,), dtype=g.dtype)
     for e0, e1 in pieces:
         Gc, z = G[e0:e1], saved.pre[e0:e1]
@@ -162,11 +163,11 @@ def _grid_grads(g, gam, saved, xp, host):
         t *= sg  # SiLU'(z) = σ(z)(1 + z (1 - σ(z)))
         Gc *= t  # z̄
         # sums over the grid as products with a vector of ones: BLAS, ~15x numpy's middle-axis sum
-        xp.matmul(ones, Gc, out=zsum[e0:e1])
+        xp.matmul(ones, Gc.reshape(e1 - e0, R, Co), out=zsum[e0:e1])
         if gam is not None:
             xp.multiply(Gc, raw[e0:e1], out=t)
-            xp.matmul(ones, t, out=zdot[e0:e1])
-            Gc *= _rows(gam, e0, e1)
+            xp.matmul(ones, t.reshape(e1 - e0, R, Co), out=zdot[e0:e1])
+            Gc *= _rows(gam_l, e0, e1)
     return Gp, zsum, zdot
 
 

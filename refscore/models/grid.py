@@ -48,6 +48,16 @@ class Grid:
         r"""The examples of the flat grid ``F`` as (n, R, C) (a view)."""
         return F[:self.hi].reshape(self.n, self.R, F.shape[-1])
 
+    def lines(self, F):
+        r"""The flat grid ``F`` as (n, H+1, W_p C) (a view): each image row with the zero column before
+        it as one line, so that a per-example, per-channel factor tiled along it (:meth:`per_line`)
+        multiplies with a long inner loop (NumPy's broadcast over a C-long inner loop measured 2× slower)."""
+        return F[:self.hi].reshape(self.n, self.H + 1, self.Wp * F.shape[-1])
+
+    def per_line(self, a, xp):
+        r"""A per-example, per-channel factor ``a`` (m, 1, C) tiled to (m, 1, W_p C), to broadcast over :meth:`lines`."""
+        return xp.tile(a, (1, 1, self.Wp))
+
     def interior(self, F):
         r"""The pixels of the flat grid ``F``, (n, H, W, C) (a view)."""
         return F[:self.hi].reshape(self.n, self.H + 1, self.Wp, F.shape[-1])[:, 1:, 1:]
