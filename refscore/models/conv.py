@@ -198,7 +198,8 @@ def mirrored_taps(K, C):
     r""":math:`\tilde K_{ab} = K_{2-a,2-b}^\top`, stacked like ``K``: (9 C_out, C), the taps of the
     adjoint correlation (module docstring)."""
     xp = backends.of(K).xp
-    return xp.concatenate([K[(8 - k) * C:(9 - k) * C].T for k in range(9)], axis=0)
+    # C-ordered: NumPy concatenates transposed blocks in Fortran order (accumulate_taps needs C order for BLAS)
+    return xp.concatenate([K[(8 - k) * C:(9 - k) * C].T for k in range(9)], axis=0).copy()
 
 
 def input_grad_grid(Gp, K, C, xp):
