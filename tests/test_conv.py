@@ -54,7 +54,8 @@ def test_conv_matches_im2col_and_its_gradient_checks(n, H, W, C, Co, stride):
 
 
 def test_every_accumulating_gemm_path_gives_the_correlation():
-    """With >= GEMM_MIN_OUT output channels the host accumulates the taps in place (beta = 1): through
+    """With >= GEMM_MIN_OUT output channels the host accumulates the taps in place (beta = 1), and makes
+    the kernel gradient's transposed products (trans_a): through
     NumPy's own OpenBLAS by ctypes (the GIL released) where found, else SciPy's gemm, keeping its
     result where BLAS hands back a copy, else matmul and an add. The same values every way."""
     from refscore.models import _gemm, conv
@@ -66,9 +67,13 @@ def test_every_accumulating_gemm_path_gives_the_correlation():
         tol = 1e-12 if dtype == "float64" else 1e-5
         scipy_gemm = _gemm._scipy_gemm(dtype)
 
-        def copying(A, B, C, beta):  # BLAS may work on a copy of C: the wrapper must keep the result
+        def copying(A, B, C, beta, trans_a=False):  # BLAS may work on a copy of C: the wrapper must keep the result
             with mock.patch("numpy.shares_memory", return_value=False):
-                return scipy_gemm(A, B, C, beta)
+                return scipy_gemm(A, B, C, beta, trans_a=trans_a)
+
+        G = rng.normal(size=(2, 7, 6, 8)).astype(dtype)
+        ref_dK = grad(lambda k: anp.sum(im2col_conv(h.astype(float), k, b.astype(float), upsample=False) * G))(
+            K.astype(float))  # the kernel gradient: the transposed products (trans_a)
 
         paths = {"ctypes": _gemm.cblas_gemm(dtype), "scipy": scipy_gemm, "scipy, a copy": copying, "matmul": None}
         for name, path in paths.items():
@@ -76,6 +81,8 @@ def test_every_accumulating_gemm_path_gives_the_correlation():
                 continue  # a NumPy without its bundled OpenBLAS (e.g. conda's): SciPy's gemm is used
             with mock.patch.object(conv, "accumulating_gemm", lambda dt, p=path: p):
                 np.testing.assert_allclose(conv3x3(h, K, b), ref, rtol=tol, atol=tol, err_msg=name)
+                dK = grad(lambda k: anp.sum(conv3x3(h, k, b) * G))(K)
+                np.testing.assert_allclose(dK, ref_dK, rtol=tol, atol=10 * tol * np.max(np.abs(ref_dK)), err_msg=name)
                 assert (conv._accumulating_gemm(h.reshape(-1, 5), K, np.empty((4, 8), dtype)) is None) == (path is None)
 
 
@@ -96,6 +103,10 @@ def test_numpy_wheel_openblas_is_found_for_the_ctypes_gemm():
         A, B, C = (np.arange(s[0] * s[1], dtype=dtype).reshape(s) / 7 for s in ((5, 3), (3, 4), (5, 4)))
         want = A @ B + C
         assert gemm(A, B, C, 1.0) is C
+        np.testing.assert_allclose(C, want, rtol=1e-6)
+        At = np.ascontiguousarray(A.T)  # (3, 5): C <- Atᵀ B + 0.5 C
+        want = At.T @ B + 0.5 * C
+        assert gemm(At, B, C, 0.5, trans_a=True) is C
         np.testing.assert_allclose(C, want, rtol=1e-6)
 
 

@@ -227,8 +227,12 @@ def row_kernel_grad(Pf, Gf, Wp, lo, hi, xp, offs=None):
     C, Co = Pf.shape[1], Gf.shape[1]
     offs = tap_offsets(Wp) if offs is None else offs
     dK = xp.empty((len(offs) * C, Co), dtype=Gf.dtype)
+    gemm = _accumulating_gemm(Pf, Gf, dK)  # on the host through BLAS with the GIL released: matmul(A.T, B) holds it
     for k, off in enumerate(offs):
-        xp.matmul(Pf[lo + off:hi + off].T, Gf[lo:hi], out=dK[k * C:(k + 1) * C])
+        if gemm is not None:
+            gemm(Pf[lo + off:hi + off], Gf[lo:hi], dK[k * C:(k + 1) * C], 0.0, trans_a=True)
+        else:
+            xp.matmul(Pf[lo + off:hi + off].T, Gf[lo:hi], out=dK[k * C:(k + 1) * C])
     return dK
 
 
