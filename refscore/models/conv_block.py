@@ -4,15 +4,16 @@ in pieces of whole examples.
 .. math:: y = \mathrm{SiLU}\big(\gamma \odot (k \star x + b) + \beta\big),\qquad
           \mathrm{SiLU}(z) = z\,\sigma(z),\quad \sigma(z) = \frac{1}{1+e^{-z}}
 
-with :math:`x = [\,\mathrm{up}(h),\ \mathrm{skip}\,]` (:func:`refscore.models.conv.padded_input`),
+with :math:`x = [\,\mathrm{up}(h),\ \mathrm{skip}\,]` (:meth:`refscore.models.grid.Grid.pad`),
 :math:`\gamma, \beta` per example and channel (FiLM, Perez et al. 2018; :math:`\gamma = 1` without
 it) and SiLU as in Elfwing et al. (2018, eq. 3). Written as separate operations, each of the
 bias, the scale, the shift, the logistic and the product is a fresh feature map and a pass over it
 (12.8 MB each at batch 256 on a 28×28×16 map). Here the nine shifted products of
-:mod:`refscore.models.conv` are accumulated for a piece of whole examples (:data:`CHUNK_BYTES`)
-and every elementwise step runs on that piece in place; without a trace (sampling) the only
-arrays made are the padded input, the convolution, the output and one piece of scratch. The
-backward pass uses
+:mod:`refscore.models.conv` are accumulated on the shared-border grid of
+:mod:`refscore.models.grid` for a piece of whole examples (:data:`CHUNK_BYTES`), and every
+elementwise step runs on that piece in place, a line (image row) at a time
+(:meth:`~refscore.models.grid.Grid.lines`); without a trace (sampling) the only arrays made are the
+input's grid, the convolution, the output and one piece of scratch. The backward pass uses
 
 .. math:: \bar z = \bar y\,\sigma(z)\big(1 + z\,(1-\sigma(z))\big),\qquad
           \bar\beta = \textstyle\sum_{ij}\bar z,\quad \bar\gamma = \sum_{ij}\bar z\,(k\star x + b),\quad
@@ -69,7 +70,7 @@ def _logistic(z, out, xp):
 
 
 class _Saved:
-    """What a traced forward pass keeps for the VJP: the padded input, and on the padded grid the
+    """What a traced forward pass keeps for the VJP: the grid and the input on it, and on it as lines the
     convolution, the pre-activation and its logistic (made again in the backward pass instead, the
     step measured 3% slower with freed memory kept by :mod:`refscore.host_memory`)."""
 
