@@ -87,7 +87,8 @@ def _scipy_gemm(dtype):
         return None
 
     def gemm(A, B, C, beta, trans_a=False):
-        # the transposed product on the transposed (Fortran-ordered) views: Cᵀ ← Bᵀ Aᵀ + β Cᵀ (A ↦ Aᵀ first when trans_a)
+        # the transposed product on the transposed (Fortran-ordered) views: Cᵀ ← Bᵀ Aᵀ + β Cᵀ
+        # (with trans_a, A stands for Aᵀ: Cᵀ ← Bᵀ A + β Cᵀ)
         got = raw(1.0, B.T, A if trans_a else A.T, beta=beta, c=C.T, overwrite_c=True)
         if not onp.shares_memory(got, C):  # BLAS worked on a copy: keep its result
             C[...] = got.T

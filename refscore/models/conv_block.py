@@ -115,7 +115,8 @@ def _block(h, K, b, gamma, beta, skip, up, saved):
     pieces = _pieces(n, R * Co * dt.itemsize, bk.host_memory)
     pre = grid.lines(grid.empty(Co, dt, xp)) if saved.keep else None
     # σ(z) for the whole map when a VJP will need it, else one piece's scratch
-    sig = grid.lines(grid.empty(Co, dt, xp)) if saved.keep else xp.empty((pieces[0][1], grid.H + 1, grid.Wp * Co), dtype=dt)
+    scratch = (pieces[0][1], grid.H + 1, grid.Wp * Co)  # one piece, as lines
+    sig = grid.lines(grid.empty(Co, dt, xp)) if saved.keep else xp.empty(scratch, dtype=dt)
     wide = lambda a: a if a.dtype == dt else a.astype(dt)  # noqa: E731  small arrays, in the output's precision
     gam = None if gamma is None else wide(gamma).reshape(gamma.shape[0], 1, Co)
     shift = (wide(b) if gam is None else wide(b) * gam) + wide(beta).reshape(beta.shape[0], 1, Co)

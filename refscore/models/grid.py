@@ -55,7 +55,8 @@ class Grid:
         return F[:self.hi].reshape(self.n, self.H + 1, self.Wp * F.shape[-1])
 
     def per_line(self, a, xp):
-        r"""A per-example, per-channel factor ``a`` (m, 1, C) tiled to (m, 1, W_p C), to broadcast over :meth:`lines`."""
+        r"""A per-example, per-channel factor ``a`` (m, 1, C) tiled to (m, 1, W_p C), to broadcast over
+        :meth:`lines`."""
         return xp.tile(a, (1, 1, self.Wp))
 
     def interior(self, F):
