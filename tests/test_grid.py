@@ -89,3 +89,23 @@ def test_every_product_of_a_host_step_runs_through_the_in_place_gemm():
     with mock.patch.object(conv, "_accumulating_gemm", spy):
         value_and_grad(loss)(net.params)
     assert len(seen) > 20 and not missed, missed
+
+
+def test_bad_inputs_are_named():
+    """Sizes that are not positive integers, maps of another shape and arrays that are not this
+    grid's flat layout are refused with the expected shape, before any work."""
+    for bad in ((0, 3, 3), (2, -1, 3), (2, 3, 2.5), (True, 3, 3)):
+        with pytest.raises(ValueError, match=r"must be an integer >= 1"):
+            Grid(*bad)
+    g = Grid(2, 3, 4)
+    with pytest.raises(ValueError, match=r"h must be \(2, 3, 4, C\) to go on this grid, got \(2, 4, 3, 1\)"):
+        g.pad(np.zeros((2, 4, 3, 1)), np)
+    with pytest.raises(ValueError, match=r"skip must be \(2, 3, 4, C\)"):
+        g.pad(np.zeros((2, 3, 4, 1)), np, skip=np.zeros((1, 3, 4, 1)))
+    P, K = g.pad(np.ones((2, 3, 4, 2)), np), np.ones((18, 4))
+    with pytest.raises(ValueError, match=r"out must be a flat grid \(46, C\) of 2 maps 3×4"):
+        g.taps(P, K, np.zeros((36, 4)), np)
+    with pytest.raises(ValueError, match=r"P must be a flat grid \(46, C\)"):
+        g.taps(P.reshape(-1), K, g.empty(4, P.dtype, np), np)
+    with pytest.raises(ValueError, match=r"G must be a flat grid"):
+        g.kernel_grad(P, np.zeros((40, 4)), np)

@@ -20,6 +20,7 @@ passes of :mod:`refscore.models.conv_block` shrink alike.
 """
 from __future__ import annotations
 
+from .._validation import check_positive_int
 from .conv import accumulate_taps, row_kernel_grad, tap_offsets
 
 __all__ = ["Grid"]
@@ -34,7 +35,7 @@ class Grid:
     """
 
     def __init__(self, n, H, W):
-        self.n, self.H, self.W = int(n), int(H), int(W)
+        self.n, self.H, self.W = (check_positive_int(v, name) for v, name in ((n, "n"), (H, "H"), (W, "W")))
         self.Wp = self.W + 1
         self.R = (self.H + 1) * self.Wp
         self.lo, self.hi = self.Wp + 1, self.n * self.R
@@ -81,6 +82,9 @@ class Grid:
         r"""A fresh zero-bordered grid whose pixels hold ``h`` (n, H, W, C_h), with ``skip`` (n, H, W, C_s)
         beside it along channels when given: :math:`[\,h,\ \mathrm{skip}\,]` (a U-Net decoder's input,
         its concatenation done by this copy)."""
+        for name, a in (("h", h), ("skip", skip)):
+            if a is not None and (a.ndim != 4 or tuple(a.shape[:3]) != (self.n, self.H, self.W)):
+                raise ValueError(f"{name} must be ({self.n}, {self.H}, {self.W}, C) to go on this grid, got {tuple(a.shape)}")
         C = h.shape[3] + (0 if skip is None else skip.shape[3])
         F = self.zero_border(self.empty(C, h.dtype, xp))
         pixels = self.interior(F)
@@ -98,6 +102,7 @@ class Grid:
         flat grid ``out`` (rows, C_out), or added to it (``add``):
         :func:`refscore.models.conv.accumulate_taps` on this layout (``offs`` its offsets, default the
         nine taps'). Returns ``out``."""
+        self._check_rows(P=P, out=out)
         lo, hi = self.piece(e0, self.n if e1 is None else e1)
         if lo < hi:
             accumulate_taps(P, K, self.Wp, lo, hi, out[lo:hi], xp, offs=offs, add=add)
@@ -118,4 +123,11 @@ class Grid:
     def kernel_grad(self, P, G, xp, offs=None):
         r""":math:`\bar K_k = \sum_{r\in[lo, hi)} P[r + o_k]^\top G[r]` stacked like ``K``
         (:func:`refscore.models.conv.row_kernel_grad`), ``G`` the zero-bordered output gradient."""
+        self._check_rows(P=P, G=G)
         return row_kernel_grad(P, G, self.Wp, self.lo, self.hi, xp, offs)
+
+    def _check_rows(self, **flat):
+        for name, F in flat.items():
+            if F.ndim != 2 or F.shape[0] != self.rows:
+                raise ValueError(f"{name} must be a flat grid ({self.rows}, C) of {self.n} maps {self.H}×{self.W} "
+                                 f"(Grid.pad or Grid.empty), got {tuple(F.shape)}")
